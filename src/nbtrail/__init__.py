@@ -1,0 +1,91 @@
+"""nbtrail: a notebook-native MLOps workbench.
+
+``import nbtrail as nt`` is cheap: heavy libraries (duckdb, polars, scikit-learn) load
+only when a function needs them.
+
+Example:
+    >>> import nbtrail as nt
+    >>> with nt.run(name="baseline") as run:                  # doctest: +SKIP
+    ...     run.log_params({"C": 1.0})
+    ...     run.log_metric("loss", 0.31, step=3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._config import config
+from .errors import NbtrailError
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it; resolved on first access (PEP 562).
+_LAZY = {
+    "run": "nbtrail.tracking._fluent",
+    "active_run": "nbtrail.tracking._fluent",
+    "log_metric": "nbtrail.tracking._fluent",
+    "log_metrics": "nbtrail.tracking._fluent",
+    "log_param": "nbtrail.tracking._fluent",
+    "log_params": "nbtrail.tracking._fluent",
+    "set_tag": "nbtrail.tracking._fluent",
+    "set_tags": "nbtrail.tracking._fluent",
+    "log_dataset": "nbtrail.tracking._fluent",
+    "log_model": "nbtrail.tracking._fluent",
+    "log_artifact": "nbtrail.tracking._fluent",
+    "runs": "nbtrail.tracking._fluent",
+    "get_run": "nbtrail.tracking._fluent",
+    "metric_history": "nbtrail.tracking._fluent",
+    "sql": "nbtrail.tracking._fluent",
+    "lineage": "nbtrail.tracking._fluent",
+    "sync": "nbtrail.tracking._fluent",
+    "autolog": "nbtrail.tracking._autolog",
+    "load_model": "nbtrail.tracking._loading",
+    "Tracker": "nbtrail.tracking._tracker",
+    "ActiveRun": "nbtrail.tracking._run",
+    "Run": "nbtrail.store._records",
+    "Lineage": "nbtrail.store._records",
+    "DuckDBStore": "nbtrail.store._duckdb",
+}
+
+__all__ = ["NbtrailError", "__version__", "config", *sorted(_LAZY)]
+
+if TYPE_CHECKING:
+    from .store._duckdb import DuckDBStore
+    from .store._records import Lineage, Run
+    from .tracking._autolog import autolog
+    from .tracking._fluent import (
+        active_run,
+        get_run,
+        lineage,
+        log_artifact,
+        log_dataset,
+        log_metric,
+        log_metrics,
+        log_model,
+        log_param,
+        log_params,
+        metric_history,
+        run,
+        runs,
+        set_tag,
+        set_tags,
+        sql,
+        sync,
+    )
+    from .tracking._loading import load_model
+    from .tracking._run import ActiveRun
+    from .tracking._tracker import Tracker
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtrail' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

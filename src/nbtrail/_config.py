@@ -1,0 +1,114 @@
+"""Settings: where the store lives and how the journal is flushed.
+
+The environment is read here and nowhere else. ``nt.config`` is a scoped settings
+object: assign to it, or use it as a context manager to override for a block::
+
+    with nt.config(home="/tmp/scratch-store"):
+        ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+STORE_DIRNAME = ".nbtrail"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One snapshot of nbtrail's settings.
+
+    Attributes:
+        home: The store folder; ``None`` means: ``$NBTRAIL_HOME``, else ``.nbtrail`` at the
+            git root of the current folder, else ``.nbtrail`` in the current folder.
+        flush_interval: Seconds between background journal flushes. A process killed
+            with SIGKILL loses at most this much of what it logged.
+        fold_interval: Seconds between attempts of a writer to fold its journal into the
+            database while it keeps logging.
+        capture_git: Record git state and snapshot the working tree at run start.
+        capture_environment: Record Python, platform and installed packages at run start.
+    """
+
+    home: str | os.PathLike[str] | None = None
+    flush_interval: float = 0.2
+    fold_interval: float = 2.0
+    capture_git: bool = True
+    capture_environment: bool = True
+
+    def resolve_home(self, cwd: Path | None = None) -> Path:
+        """Return the absolute store folder these settings point at."""
+        if self.home is not None:
+            return Path(self.home).expanduser().resolve()
+        env = os.environ.get("NBTRAIL_HOME")
+        if env:
+            return Path(env).expanduser().resolve()
+        start = (cwd or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            # A `.git` file (not folder) marks a linked worktree; either way this is the root.
+            if (folder / ".git").exists():
+                return folder / STORE_DIRNAME
+        return start / STORE_DIRNAME
+
+
+_overrides: ContextVar[Settings | None] = ContextVar("nbtrail_settings", default=None)
+
+
+class Config:
+    """Process-wide settings with scoped overrides (``nt.config``).
+
+    Read a setting with ``nt.config.home``; change it for the process with
+    ``nt.config.set(home=...)``; change it for a block with ``with nt.config(home=...):``.
+    """
+
+    def __init__(self) -> None:
+        self._base = Settings()
+
+    @property
+    def current(self) -> Settings:
+        """The settings in force in this context."""
+        return _overrides.get() or self._base
+
+    def set(self, **changes: object) -> None:
+        """Change settings for the whole process, e.g. ``nt.config.set(home="store")``."""
+        self._base = replace(self._base, **_checked(changes))
+
+    def reset(self) -> None:
+        """Restore the defaults."""
+        self._base = Settings()
+
+    @contextlib.contextmanager
+    def __call__(self, **changes: object) -> Iterator[Settings]:
+        """Override settings inside a ``with`` block (also usable as a decorator)."""
+        token = _overrides.set(replace(self.current, **_checked(changes)))
+        try:
+            yield _overrides.get()  # type: ignore[misc]
+        finally:
+            _overrides.reset(token)
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.current, name)
+
+    def __repr__(self) -> str:
+        return f"nbtrail.config({self.current})"
+
+
+def _checked(changes: dict[str, object]) -> dict[str, object]:
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        from .errors import InvalidInputError
+
+        raise InvalidInputError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+        )
+    return changes
+
+
+config = Config()

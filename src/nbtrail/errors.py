@@ -1,0 +1,41 @@
+"""The errors nbtrail raises on purpose.
+
+Every class derives from :class:`NbtrailError`; the CLI and the server extension print
+its message as it is, without a traceback, because these are expected mistakes.
+"""
+
+
+class NbtrailError(Exception):
+    """Base class of every error nbtrail raises on purpose; the CLI prints its message without a traceback."""
+
+
+class InvalidInputError(NbtrailError, ValueError):
+    """A value passed to nbtrail is not acceptable; the message names it and the fix."""
+
+
+class FilterError(InvalidInputError):
+    """A run filter or ordering expression could not be parsed."""
+
+
+class StoreNotFoundError(NbtrailError):
+    """No store exists at the location asked for."""
+
+
+class StoreLockedError(NbtrailError):
+    """Another program holds the store's database file open for writing."""
+
+
+class NotFoundError(NbtrailError, LookupError):
+    """A run, data set, model or artifact id is not in the store."""
+
+
+class RunFinishedError(NbtrailError):
+    """Something was logged to a run that has already ended."""
+
+
+class GitError(NbtrailError):
+    """A git command needed for capture or snapshots failed."""
+
+
+class UntrustedModelError(NbtrailError):
+    """Loading a model would need trusting types or code that are not trusted."""

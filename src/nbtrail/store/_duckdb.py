@@ -1,0 +1,387 @@
+"""The embedded store: a folder with a DuckDB file, journals and content-addressed blobs.
+
+Layout of a store folder::
+
+    nbtrail.duckdb      the folded lineage database (plain tables, docs/store.md)
+    journal/*.jsonl     one append-only journal per writing process
+    artifacts/sha256/   content-addressed blobs (models, artifacts)
+    lock                flock: shared for reads, exclusive for folds and migrations
+
+DuckDB admits one read-write process per file, so only a process holding the exclusive
+lock opens it read-write, briefly, to fold. Writers never wait: they only append to
+their journals. Folders never wait either: they try the lock and move on if it is busy.
+Readers take the shared lock, which waits at most for one fold in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError, NotFoundError, StoreLockedError, StoreNotFoundError
+from . import _schema
+from ._base import Direction, Store
+from ._fold import FoldResult, fold
+from ._journal import JournalWriter, journal_files, open_journal
+from ._records import Lineage, Run
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+DB_NAME = "nbtrail.duckdb"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# Node id prefixes; anything else is a run id.
+NODE_KINDS = {
+    "ds_": "dataset", "mdl_": "model", "art_": "artifact", "code_": "code", "env_": "environment",
+}
+
+
+def node_kind(node_id: str) -> str:
+    """The kind of a lineage node from its id prefix."""
+    for prefix, kind in NODE_KINDS.items():
+        if node_id.startswith(prefix):
+            return kind
+    return "run"
+
+
+class DuckDBStore(Store):
+    """The default, embedded store (see the module docstring for the layout)."""
+
+    def __init__(self, home: str | os.PathLike[str], *, flush_interval: float = 0.2,
+                 fold_interval: float = 2.0) -> None:
+        self.home = Path(home)
+        self.db_path = self.home / DB_NAME
+        self.journal_dir = self.home / "journal"
+        self.blob_dir = self.home / "artifacts" / "sha256"
+        self.flush_interval = flush_interval
+        self.fold_interval = fold_interval
+        self._writer: JournalWriter | None = None
+        self._writer_lock = threading.Lock()
+        self._last_fold = 0.0
+        self._schema_ok = False
+
+    @property
+    def location(self) -> str:
+        """The store folder."""
+        return str(self.home)
+
+    def exists(self) -> bool:
+        """Whether anything was ever written here."""
+        return self.db_path.exists() or bool(journal_files(self.journal_dir))
+
+    # -- writing ----------------------------------------------------------------------
+
+    def writer(self) -> JournalWriter:
+        """This process's journal writer (created on first use)."""
+        with self._writer_lock:
+            if self._writer is None:
+                self.home.mkdir(parents=True, exist_ok=True)
+                self._writer = JournalWriter(
+                    self.journal_dir, flush_interval=self.flush_interval,
+                    after_flush=self._fold_if_due,
+                )
+            return self._writer
+
+    def close(self) -> None:
+        """Flush and close this process's journal, then fold if the lock is free."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            self.try_fold()
+
+    def forget_after_fork(self) -> None:
+        """Drop the parent's writer in a forked child; the child opens its own journal."""
+        if self._writer is not None:
+            self._writer.abandon()
+        self._writer = None
+        self._writer_lock = threading.Lock()
+
+    def sync(self) -> None:
+        """Flush this process's journal and fold what can be folded now."""
+        if self._writer is not None:
+            self._writer.flush()
+        self.try_fold()
+
+    def put_blob(self, source: Path | bytes) -> tuple[str, int]:
+        """Store bytes content-addressed; return ``(sha256, size)``."""
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.blob_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                if isinstance(source, bytes):
+                    digest.update(source)
+                    out.write(source)
+                    size = len(source)
+                else:
+                    with open(source, "rb") as src:
+                        while chunk := src.read(1 << 20):
+                            digest.update(chunk)
+                            out.write(chunk)
+                            size += len(chunk)
+            sha = digest.hexdigest()
+            target = self._blob_target(sha)
+            if target.exists():
+                tmp.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, target)  # atomic: readers see the whole blob or none
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return sha, size
+
+    def blob_path(self, sha256: str) -> Path:
+        """Path of a stored blob; refuses anything but a sha256 hex digest."""
+        if not _SHA256.fullmatch(sha256):
+            raise InvalidInputError(f"{sha256!r} is not a sha256 hex digest")
+        path = self._blob_target(sha256)
+        if not path.exists():
+            raise NotFoundError(f"no blob {sha256} in the store at {self.home}")
+        return path
+
+    def _blob_target(self, sha: str) -> Path:
+        return self.blob_dir / sha[:2] / sha
+
+    # -- locking, schema and folding --------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, mode: int) -> Iterator[bool]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, mode)
+                got = True
+            except BlockingIOError:
+                got = False
+            yield got
+        finally:
+            os.close(fd)
+
+    def _connect_rw(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        try:
+            return duckdb.connect(str(self.db_path))
+        except duckdb.IOException as exc:
+            raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+
+    def _ensure_schema(self) -> None:
+        """Create or migrate the database; race-free under the exclusive lock."""
+        if self._schema_ok:
+            return
+        if self.db_path.exists() and self._read_version() == _schema.SCHEMA_VERSION:
+            self._schema_ok = True
+            return
+        from .. import __version__
+
+        with self._lock(fcntl.LOCK_EX):
+            con = self._connect_rw()
+            try:
+                con.execute("BEGIN TRANSACTION")
+                _schema.migrate(con, __version__)
+                con.execute("COMMIT")
+            finally:
+                con.close()
+        self._schema_ok = True
+
+    def _read_version(self) -> int:
+        with self._lock(fcntl.LOCK_SH):
+            con = self._connect_ro()
+            try:
+                return _schema.current_version(con)
+            finally:
+                con.close()
+
+    def try_fold(self, *, wait: bool = False) -> FoldResult | None:
+        """Fold journals into the database if the lock is free (or once it is, with wait)."""
+        self._ensure_schema()
+        mode = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        with self._lock(mode) as got:
+            if not got:
+                return None
+            con = self._connect_rw()
+            try:
+                result = fold(con, self.journal_dir)
+            finally:
+                con.close()
+        self._last_fold = time.monotonic()
+        return result
+
+    def _fold_if_due(self) -> None:
+        if time.monotonic() - self._last_fold >= self.fold_interval:
+            self.try_fold()
+
+    def _needs_fold(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether any journal holds bytes not folded yet, or belongs to a dead process."""
+        paths = journal_files(self.journal_dir)
+        if not paths:
+            return False
+        offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
+        for path in paths:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if offsets.get(path.name, -1) < size:
+                return True
+            with open_journal(path, size) as chunk:
+                if chunk is not None and not chunk.alive:
+                    return True
+        return False
+
+    # -- reading ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.exists():
+            raise StoreNotFoundError(
+                f"no nbtrail store at {self.home}; log a run first (with nt.run(): ...), "
+                "or point NBTRAIL_HOME at an existing store"
+            )
+        self._ensure_schema()
+        for attempt in range(2):
+            with self._lock(fcntl.LOCK_SH):
+                con = self._connect_ro()
+                try:
+                    # A reader folds first when it can, so it sees what was just logged.
+                    if attempt == 0 and self._needs_fold(con):
+                        con.close()
+                        con = None
+                    else:
+                        # Reads must not reach files outside the store, whoever wrote the query.
+                        con.execute("SET enable_external_access = false")
+                        yield con
+                        return
+                finally:
+                    if con is not None:
+                        con.close()
+            self.try_fold()
+
+    def _connect_ro(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        try:
+            return duckdb.connect(str(self.db_path), read_only=True)
+        except duckdb.IOException as exc:
+            raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run read-only SQL over the store's tables (see docs/store.md)."""
+        import duckdb
+
+        with self._read_connection() as con:
+            try:
+                return con.sql(query, params=params).pl()
+            except (duckdb.ParserException, duckdb.BinderException,
+                    duckdb.CatalogException) as exc:
+                raise InvalidInputError(f"invalid SQL: {_first_line(exc)}") from None
+            except (duckdb.InvalidInputException, duckdb.PermissionException) as exc:
+                raise InvalidInputError(
+                    f"the store is read-only through nt.sql: {_first_line(exc)}"
+                ) from None
+
+    def runs(
+        self,
+        *,
+        where: str | None = None,
+        order_by: str | list[str] | None = None,
+        experiment: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pl.DataFrame:
+        """One row a run, with params, tags and latest metrics as columns."""
+        from ._query import runs_query
+
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        with self._read_connection() as con:
+            return runs_query(con, where=where, order_by=order_by, experiment=experiment,
+                              limit=limit, offset=offset)
+
+    def resolve_run_id(self, con: duckdb.DuckDBPyConnection, run_id: str) -> str:
+        """Full run id from an id or a unique prefix of at least 6 characters."""
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidInputError(f"a run id must be a non-empty string, got {run_id!r}")
+        if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall():
+            return run_id
+        if len(run_id) >= 6:
+            found = con.execute(
+                "SELECT run_id FROM runs WHERE starts_with(run_id, ?) LIMIT 2", [run_id]
+            ).fetchall()
+            if len(found) == 1:
+                return str(found[0][0])
+            if len(found) > 1:
+                raise InvalidInputError(f"run id prefix {run_id!r} is ambiguous; give more of it")
+        raise NotFoundError(
+            f"no run {run_id!r} in the store at {self.home}; list runs with `nbtrail runs ls`"
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with everything recorded about it."""
+        from ._query import read_run
+
+        with self._read_connection() as con:
+            return read_run(con, self.resolve_run_id(con, run_id))
+
+    def metric_history(self, run_id: str, key: str) -> pl.DataFrame:
+        """All points of one metric of a run, ordered by step then time."""
+        with self._read_connection() as con:
+            full = self.resolve_run_id(con, run_id)
+            frame = con.sql(
+                "SELECT step, value, timestamp FROM metrics WHERE run_id = ? AND key = ? "
+                "ORDER BY step, timestamp",
+                params=[full, key],
+            ).pl()
+            if frame.is_empty():
+                keys = [r[0] for r in con.execute(
+                    "SELECT DISTINCT key FROM latest_metrics WHERE run_id = ? ORDER BY key",
+                    [full]).fetchall()]
+                raise NotFoundError(
+                    f"run {full} has no metric {key!r}; its metrics: {', '.join(keys) or 'none'}"
+                )
+            return frame
+
+    def lineage(self, node_id: str, *, direction: Direction = "up", depth: int = 10) -> Lineage:
+        """The nodes and edges reachable from ``node_id``."""
+        from ._query import lineage_query
+
+        if direction not in ("up", "down", "both"):
+            raise InvalidInputError(
+                f"direction must be 'up', 'down' or 'both', got {direction!r}"
+            )
+        with self._read_connection() as con:
+            if node_kind(node_id) == "run":
+                node_id = self.resolve_run_id(con, node_id)
+            return lineage_query(con, node_id, direction=direction, depth=depth,
+                                 store_location=str(self.home))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _locked_message(path: Path, exc: BaseException) -> str:
+    return (
+        f"the store database {path} is held open for writing by another program "
+        f"({_first_line(exc)}); close it, or open it read-only (duckdb -readonly {path})"
+    )
+
+
+def json_loads(value: Any) -> Any:
+    """Decode a JSON column value (DuckDB returns JSON as text)."""
+    return None if value is None else json.loads(value)

@@ -1,0 +1,219 @@
+"""Per-process append-only journals: the write path of the store.
+
+A writer never touches the database. It appends JSON lines to its own journal file,
+which it holds an exclusive ``flock`` on for as long as it lives: a journal whose lock
+can be taken belongs to a dead process. The file is created under a temporary name and
+renamed into place only once locked, so no reader ever sees an unlocked live journal.
+
+Logging calls only append to an in-memory buffer (about a microsecond); a background
+thread writes the buffer out every ``flush_interval`` seconds with one ``write`` call.
+Metrics are buffered column-wise so a flush of many points is one compact line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+JOURNAL_SUFFIX = ".jsonl"
+
+
+class JournalWriter:
+    """Appends records for one process to one journal file."""
+
+    def __init__(
+        self,
+        journal_dir: Path,
+        *,
+        flush_interval: float,
+        after_flush: Callable[[], None] | None = None,
+    ) -> None:
+        self.journal_dir = journal_dir
+        self.flush_interval = flush_interval
+        self._after_flush = after_flush
+        self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
+        self.path = journal_dir / f"{self.writer_id}{JOURNAL_SUFFIX}"
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._records: list[dict[str, Any]] = []
+        self._metrics: tuple[list[str], list[str], list[float], list[int], list[float]] = (
+            [], [], [], [], []
+        )
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"nbtrail-journal-{self.writer_id}", daemon=True
+        )
+        self._thread.start()
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Buffer one record; ``record["t"]`` names its kind (see ``_fold``)."""
+        with self._lock:
+            self._records.append(record)
+
+    def add_metric(self, run_id: str, key: str, value: float, step: int, ts: float) -> None:
+        """Buffer one metric point (the hot path: no allocation beyond the list slots)."""
+        runs, keys, values, steps, stamps = self._metrics
+        with self._lock:
+            runs.append(run_id)
+            keys.append(key)
+            values.append(value)
+            steps.append(step)
+            stamps.append(ts)
+
+    def flush(self) -> None:
+        """Write everything buffered so far to the journal file."""
+        with self._lock:
+            records, self._records = self._records, []
+            metrics, self._metrics = self._metrics, ([], [], [], [], [])
+        if metrics[0]:
+            records.append(
+                {"t": "metrics", "run_id": metrics[0], "key": metrics[1], "value": metrics[2],
+                 "step": metrics[3], "ts": metrics[4]}
+            )
+        if not records:
+            return
+        # NaN and ±inf are legal metric values; Python's json round-trips them.
+        payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
+        data = payload.encode()
+        with self._io_lock:
+            fd = self._open()
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+
+    def close(self) -> None:
+        """Flush, stop the background thread and release the journal's lock."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.flush()
+        with self._io_lock:
+            if self._fd is not None:
+                os.close(self._fd)  # releases the flock: the journal now reads as finished
+                self._fd = None
+
+    def abandon(self) -> None:
+        """Forget the inherited file and thread after ``fork`` without touching either."""
+        self._closed = True
+        self._fd = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.journal_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.journal_dir / f".{self.writer_id}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(tmp, self.path)
+            self._fd = fd
+        return self._fd
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.flush_interval)
+            if self._closed:
+                return
+            try:
+                self.flush()
+                if self._after_flush is not None:
+                    self._after_flush()
+            except Exception as exc:  # keep logging alive; the next flush retries
+                warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
+
+
+@dataclass
+class JournalChunk:
+    """Complete records read from one journal, and where reading stopped."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    end_offset: int
+    alive: bool
+    last_write: float
+
+
+@contextlib.contextmanager
+def open_journal(path: Path, offset: int) -> Iterator[JournalChunk | None]:
+    """Read the complete lines of ``path`` after ``offset``.
+
+    Yields ``None`` when the file vanished. While the block runs, a dead journal's lock
+    is held, so its file can be removed safely inside the block.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            alive = False
+        except BlockingIOError:
+            alive = True
+        stat = os.fstat(fd)
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = _read_all(fd, stat.st_size - offset)
+        complete = data.rfind(b"\n") + 1
+        if not alive and complete < len(data):
+            # The writer died mid-line: skip the torn tail rather than wait for it forever.
+            warnings.warn(
+                f"nbtrail: skipped a torn last record ({len(data) - complete} bytes) "
+                f"in journal {path.name}",
+                stacklevel=3,
+            )
+            end = offset + len(data)
+        else:
+            end = offset + complete
+        records = list(_parse_lines(data[:complete], path))
+        yield JournalChunk(path, records, end, alive, stat.st_mtime)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts = []
+    while size > 0:
+        part = os.read(fd, min(size, 1 << 24))
+        if not part:
+            break
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            warnings.warn(
+                f"nbtrail: skipped an unreadable record (line {number} of this read) "
+                f"in journal {path.name}",
+                stacklevel=4,
+            )
+            continue
+        if isinstance(record, dict) and "t" in record:
+            yield record
+
+
+def journal_files(journal_dir: Path) -> list[Path]:
+    """The journals present now, oldest writer first."""
+    if not journal_dir.is_dir():
+        return []
+    return sorted(journal_dir.glob(f"*{JOURNAL_SUFFIX}"))

@@ -1,0 +1,248 @@
+"""Read queries over the folded database: the wide runs table, one run, lineage."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ._filter import Field, compile_filter, compile_order_by
+from ._records import Lineage, Run
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+# Attribute columns of the wide runs table; the filter language names the same ones.
+_BASE = """
+SELECT run_id, name, experiment, status, start_time, end_time,
+       epoch(coalesce(end_time, now()) - start_time) AS duration,
+       parent_id, git_branch AS branch, git_commit AS "commit", notebook, error
+FROM runs
+"""
+_NUMERIC_TYPES = {"int", "float"}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def runs_query(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    where: str | None,
+    order_by: str | list[str] | None,
+    experiment: str | None,
+    limit: int | None,
+    offset: int,
+) -> pl.DataFrame:
+    """The wide runs table: attributes, then ``params.*``, ``metrics.*``, ``tags.*`` columns."""
+    compiled = compile_filter(where)
+    order_sql, order_fields = compile_order_by(order_by)
+    scope = "WHERE experiment = ?" if experiment is not None else ""
+    scope_params: list[Any] = [experiment] if experiment is not None else []
+    in_scope = f"run_id IN (SELECT run_id FROM runs {scope})"
+
+    param_types = dict(con.execute(
+        f"SELECT key, list(DISTINCT value_type) FROM params WHERE {in_scope} "
+        "GROUP BY key ORDER BY key", scope_params).fetchall())
+    metric_keys = [r[0] for r in con.execute(
+        f"SELECT DISTINCT key FROM latest_metrics WHERE {in_scope} ORDER BY key",
+        scope_params).fetchall()]
+    tag_keys = [r[0] for r in con.execute(
+        f"SELECT DISTINCT key FROM tags WHERE {in_scope} ORDER BY key", scope_params).fetchall()]
+
+    ctes: list[str] = [f"base AS ({_BASE} {scope})"]
+    params: list[Any] = list(scope_params)
+    joins: list[str] = []
+    for kind, table, keys in (
+        ("params", "params", list(param_types)),
+        ("metrics", "latest_metrics", metric_keys),
+        ("tags", "tags", tag_keys),
+    ):
+        if not keys:
+            continue
+        columns = ", ".join(
+            f"any_value(value) FILTER (WHERE key = ?) AS {_quote(f'{kind}.{k}')}" for k in keys
+        )
+        ctes.append(
+            f"{kind}_wide AS (SELECT run_id, {columns} FROM {table} "
+            f"WHERE run_id IN (SELECT run_id FROM base) GROUP BY run_id)"
+        )
+        params.extend(keys)
+        joins.append(f"LEFT JOIN {kind}_wide USING (run_id)")
+
+    present = {f"params.{k}" for k in param_types} | {f"metrics.{k}" for k in metric_keys}
+    present |= {f"tags.{k}" for k in tag_keys}
+    # Filter or order fields no run has yet are NULL columns, so the query stays valid.
+    missing = sorted(
+        {f for f in compiled.fields | order_fields if f.kind != "attr" and f.column not in present},
+        key=lambda f: f.column,
+    )
+    extra = "".join(
+        f", CAST(NULL AS {'DOUBLE' if f.kind == 'metrics' else 'VARCHAR'}) AS {f.sql()}"
+        for f in missing
+    )
+    # Params are filtered as text (the filter casts for numeric comparisons) and typed after.
+    casts = []
+    for key, types in param_types.items():
+        kinds = set(types)
+        target = ("BIGINT" if kinds == {"int"} else "DOUBLE" if kinds <= _NUMERIC_TYPES
+                  else "BOOLEAN" if kinds == {"bool"} else None)
+        if target:
+            column = _quote(f"params.{key}")
+            casts.append(f"TRY_CAST({column} AS {target}) AS {column}")
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    drop = f" EXCLUDE ({', '.join(f.sql() for f in missing)})" if missing else ""
+    page = ""
+    if limit is not None:
+        page = f" LIMIT {int(limit)}"
+    if offset:
+        page += f" OFFSET {int(offset)}"
+    query = (
+        f"WITH {', '.join(ctes)} SELECT *{drop}{replace} FROM ("
+        f"SELECT *{extra} FROM base {' '.join(joins)}) AS wide "
+        f"WHERE {compiled.sql} {order_sql}{page}"
+    )
+    return con.sql(query, params=[*params, *compiled.params]).pl()
+
+
+def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
+    """Everything about one run."""
+    rows = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    assert rows, run_id
+    row = rows[0]
+    cols = [d[0] for d in con.description or ()]
+    r = dict(zip(cols, row, strict=True))
+
+    params = {k: _param_value(v, t) for k, v, t in con.execute(
+        "SELECT key, value, value_type FROM params WHERE run_id = ? ORDER BY key",
+        [run_id]).fetchall()}
+    metrics = dict(con.execute(
+        "SELECT key, value FROM latest_metrics WHERE run_id = ? ORDER BY key",
+        [run_id]).fetchall())
+    tags = dict(con.execute(
+        "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [run_id]).fetchall())
+    datasets = _dicts(con, """
+        SELECT rd.dataset_id, rd.name, rd.role, d.fingerprint, d.source_type, d.n_rows,
+               d.n_columns, d.schema, d.stats
+        FROM run_datasets rd JOIN datasets d USING (dataset_id)
+        WHERE rd.run_id = ? ORDER BY rd.logged_at""", [run_id], ("schema", "stats"))
+    models = _dicts(con, """
+        SELECT model_id, name, flavor, class_name, format, sha256, size_bytes, signature,
+               training_dataset_id, created_at
+        FROM models WHERE run_id = ? ORDER BY created_at""", [run_id], ("signature",))
+    artifacts = _dicts(con, """
+        SELECT name, artifact_id, sha256, size_bytes, media_type, logged_at
+        FROM artifacts WHERE run_id = ? ORDER BY name""", [run_id])
+    env = None
+    if r["env_id"]:
+        found = _dicts(con, "SELECT * FROM environments WHERE env_id = ?", [r["env_id"]],
+                       ("packages", "details"))
+        env = found[0] if found else None
+    code = None
+    if r["code_id"]:
+        found = _dicts(con, "SELECT * FROM code_snapshots WHERE code_id = ?", [r["code_id"]],
+                       ("cells",))
+        code = found[0] if found else None
+    git = None
+    if r["git_root"]:
+        git = {"root": r["git_root"], "commit": r["git_commit"], "branch": r["git_branch"],
+               "dirty": r["git_dirty"], "snapshot": r["git_snapshot"]}
+    children = [c[0] for c in con.execute(
+        "SELECT run_id FROM runs WHERE parent_id = ? ORDER BY run_id", [run_id]).fetchall()]
+    return Run(
+        run_id=r["run_id"], name=r["name"], experiment=r["experiment"], status=r["status"],
+        start_time=r["start_time"], end_time=r["end_time"], parent_id=r["parent_id"],
+        error=r["error"], notebook=r["notebook"], params=params, metrics=metrics, tags=tags,
+        datasets=datasets, models=models, artifacts=artifacts, git=git, env=env, code=code,
+        seeds=json.loads(r["seeds"]) if r["seeds"] else {}, children=children,
+    )
+
+
+def _param_value(value: str | None, value_type: str) -> Any:
+    if value is None:
+        return None
+    if value_type == "bool":
+        return value == "True"
+    if value_type in ("int", "float", "json"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _dicts(con: duckdb.DuckDBPyConnection, query: str, params: list[Any],
+           json_columns: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    rows = con.execute(query, params).fetchall()
+    cols = [d[0] for d in con.description or ()]
+    out = []
+    for row in rows:
+        item = dict(zip(cols, row, strict=True))
+        for c in json_columns:
+            if item.get(c) is not None:
+                item[c] = json.loads(item[c])
+        out.append(item)
+    return out
+
+
+def lineage_query(
+    con: duckdb.DuckDBPyConnection, node_id: str, *, direction: str, depth: int,
+    store_location: str,
+) -> Lineage:
+    """Walk ``edges`` from ``node_id`` up (towards inputs), down (towards outputs) or both."""
+    import polars as pl
+
+    from ..errors import NotFoundError
+    from ._duckdb import node_kind
+
+    known = con.execute(
+        "SELECT 1 FROM edges WHERE src_id = ? OR dst_id = ? LIMIT 1", [node_id, node_id]
+    ).fetchall() or con.execute("SELECT 1 FROM runs WHERE run_id = ?", [node_id]).fetchall()
+    if not known:
+        raise NotFoundError(f"no run, data set, model or artifact {node_id!r} in the store at "
+                            f"{store_location}")
+    steps = []
+    if direction in ("up", "both"):
+        steps.append(("dst_id", "src_id"))
+    if direction in ("down", "both"):
+        steps.append(("src_id", "dst_id"))
+    edge_rows: set[tuple[str, str, str]] = set()
+    for here, there in steps:
+        edge_rows |= set(con.execute(f"""
+            WITH RECURSIVE walk(node, depth) AS (
+                SELECT ?::VARCHAR, 0
+                UNION
+                SELECT e.{there}, w.depth + 1 FROM edges e JOIN walk w ON e.{here} = w.node
+                WHERE w.depth < ?
+            )
+            SELECT DISTINCT e.src_id, e.dst_id, e.relation FROM edges e
+            JOIN walk w ON e.{here} = w.node WHERE w.depth < ?
+        """, [node_id, depth, depth]).fetchall())
+    ids = sorted({node_id} | {s for s, _, _ in edge_rows} | {d for _, d, _ in edge_rows})
+    labels = _labels(con, ids)
+    nodes = pl.DataFrame(
+        {"id": ids, "kind": [node_kind(i) for i in ids], "label": [labels.get(i) for i in ids]},
+        schema={"id": pl.String, "kind": pl.String, "label": pl.String},
+    )
+    edges = pl.DataFrame(
+        sorted(edge_rows), schema={"src": pl.String, "dst": pl.String, "relation": pl.String},
+        orient="row",
+    )
+    return Lineage(root=node_id, direction=direction, nodes=nodes, edges=edges)
+
+
+def _labels(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
+    rows = con.execute("""
+        SELECT run_id, coalesce(name, run_id) FROM runs WHERE run_id IN (SELECT unnest($1))
+        UNION ALL SELECT dataset_id, any_value(name) FROM run_datasets
+            WHERE dataset_id IN (SELECT unnest($1)) GROUP BY dataset_id
+        UNION ALL SELECT model_id, name FROM models WHERE model_id IN (SELECT unnest($1))
+        UNION ALL SELECT artifact_id, any_value(name) FROM artifacts
+            WHERE artifact_id IN (SELECT unnest($1)) GROUP BY artifact_id
+        UNION ALL SELECT code_id, coalesce(ref, notebook, code_id) FROM code_snapshots
+            WHERE code_id IN (SELECT unnest($1))
+        UNION ALL SELECT env_id, 'python ' || python FROM environments
+            WHERE env_id IN (SELECT unnest($1))
+    """, [ids]).fetchall()
+    return {str(i): str(label) for i, label in rows}

@@ -1,0 +1,182 @@
+"""The lineage schema and its migrations.
+
+Tables are plain and documented in ``docs/store.md`` so the stock ``duckdb`` CLI can
+read a store. Each migration moves the schema one version up; ``migrate`` runs the
+missing ones inside the caller's transaction, under the store's exclusive lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+_V1 = """
+CREATE TABLE schema_info (
+    version INTEGER NOT NULL,
+    migrated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    nbtrail_version VARCHAR
+);
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    experiment VARCHAR NOT NULL,
+    parent_id VARCHAR,
+    status VARCHAR NOT NULL,
+    start_time TIMESTAMPTZ NOT NULL,
+    end_time TIMESTAMPTZ,
+    error VARCHAR,
+    git_root VARCHAR,
+    git_commit VARCHAR,
+    git_branch VARCHAR,
+    git_dirty BOOLEAN,
+    git_snapshot VARCHAR,
+    notebook VARCHAR,
+    env_id VARCHAR,
+    code_id VARCHAR,
+    seeds JSON,
+    hostname VARCHAR,
+    pid INTEGER,
+    writer_id VARCHAR
+);
+CREATE TABLE params (
+    run_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR,
+    value_type VARCHAR NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE tags (
+    run_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value VARCHAR,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE metrics (
+    run_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value DOUBLE,
+    step BIGINT NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE latest_metrics (
+    run_id VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    value DOUBLE,
+    step BIGINT NOT NULL,
+    timestamp TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (run_id, key)
+);
+CREATE TABLE datasets (
+    dataset_id VARCHAR PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL,
+    source_type VARCHAR,
+    n_rows BIGINT,
+    n_columns INTEGER,
+    schema JSON,
+    stats JSON,
+    first_seen TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE run_datasets (
+    run_id VARCHAR NOT NULL,
+    dataset_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    role VARCHAR NOT NULL,
+    logged_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (run_id, dataset_id, name, role)
+);
+CREATE TABLE models (
+    model_id VARCHAR PRIMARY KEY,
+    run_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    flavor VARCHAR,
+    class_name VARCHAR,
+    format VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    signature JSON,
+    training_dataset_id VARCHAR,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE artifacts (
+    run_id VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    artifact_id VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    media_type VARCHAR,
+    logged_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE environments (
+    env_id VARCHAR PRIMARY KEY,
+    python VARCHAR,
+    platform VARCHAR,
+    packages JSON,
+    details JSON
+);
+CREATE TABLE code_snapshots (
+    code_id VARCHAR PRIMARY KEY,
+    git_root VARCHAR,
+    base_commit VARCHAR,
+    snapshot_commit VARCHAR,
+    ref VARCHAR,
+    notebook VARCHAR,
+    cells JSON
+);
+CREATE TABLE edges (
+    src_id VARCHAR NOT NULL,
+    dst_id VARCHAR NOT NULL,
+    relation VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (src_id, dst_id, relation)
+);
+CREATE TABLE journal_offsets (
+    journal VARCHAR PRIMARY KEY,
+    "offset" BIGINT NOT NULL
+);
+CREATE INDEX metrics_run_key ON metrics (run_id, key);
+CREATE INDEX edges_dst ON edges (dst_id);
+"""
+
+
+def _v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V1)
+
+
+# Index i holds the migration from version i to i + 1. Append, never edit.
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Return the schema version of the open database (0 for an empty one)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_name = 'schema_info' AND table_schema = 'main'"
+    ).fetchall()
+    if not exists or not exists[0][0]:
+        return 0
+    (version,) = con.execute("SELECT max(version) FROM schema_info").fetchall()[0]
+    return int(version) if version is not None else 0
+
+
+def migrate(con: duckdb.DuckDBPyConnection, nbtrail_version: str) -> int:
+    """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
+    found = current_version(con)
+    if found > SCHEMA_VERSION:
+        from ..errors import NbtrailError
+
+        raise NbtrailError(
+            f"this store has schema version {found}, newer than this nbtrail supports "
+            f"({SCHEMA_VERSION}); upgrade nbtrail (pip install -U nbtrail)"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        MIGRATIONS[version](con)
+        con.execute(
+            "INSERT INTO schema_info (version, nbtrail_version) VALUES (?, ?)",
+            [version + 1, nbtrail_version],
+        )
+    return found

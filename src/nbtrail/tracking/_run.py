@@ -1,0 +1,264 @@
+"""The active run: what ``with nt.run() as run:`` gives you to log into."""
+
+from __future__ import annotations
+
+import mimetypes
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import InvalidInputError, RunFinishedError
+from ._keys import check_key, metric_value, param_value, tag_value
+
+if TYPE_CHECKING:
+    from ._datasets import DatasetProfile
+    from ._tracker import Tracker
+
+Status = Literal["running", "finished", "failed", "killed"]
+
+
+class ActiveRun:
+    """A run being recorded. Use it as a context manager; leaving the block ends it.
+
+    Example:
+        >>> with nt.run(name="baseline") as run:          # doctest: +SKIP
+        ...     run.log_params({"C": 1.0})
+        ...     run.log_metric("loss", 0.31, step=3)
+    """
+
+    def __init__(self, tracker: Tracker, run_id: str, *, name: str | None, experiment: str,
+                 parent_id: str | None) -> None:
+        self._tracker = tracker
+        self._writer = tracker.store.writer()
+        self.run_id = run_id
+        self.name = name
+        self.experiment = experiment
+        self.parent_id = parent_id
+        self._status: Status = "running"
+        self._lock = threading.Lock()
+        self._metric_keys: set[str] = set()
+        self._steps: dict[str, int] = {}
+        self._params: dict[str, tuple[str | None, str]] = {}
+        self._datasets: dict[str, tuple[str, DatasetProfile]] = {}
+        self._token: object | None = None
+
+    def __repr__(self) -> str:
+        return f"<nbtrail run {self.run_id} name={self.name!r} status={self._status}>"
+
+    @property
+    def status(self) -> Status:
+        """``running`` until the run ends, then ``finished`` or ``failed``."""
+        return self._status
+
+    # -- params, metrics, tags ----------------------------------------------------------
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one input parameter; a param keeps one value for the whole run."""
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record several parameters at once."""
+        self._check_open("params", next(iter(params), ""))
+        encoded = {check_key("param", k): param_value(k, v) for k, v in _mapping(params).items()}
+        for key, value in encoded.items():
+            known = self._params.get(key)
+            if known is not None and known != value:
+                raise InvalidInputError(
+                    f"param {key!r} was already logged as {known[0]!r} in run {self.run_id}; "
+                    "a param keeps one value per run — log changing values as a metric, "
+                    "or start a new run"
+                )
+        self._params.update(encoded)
+        for key, (text, kind) in encoded.items():
+            self._writer.append({"t": "params", "run_id": self.run_id, "key": key,
+                                 "value": text, "value_type": kind})
+
+    def log_metric(self, key: str, value: float, step: int | None = None,
+                   timestamp: float | None = None) -> None:
+        """Record one metric point; ``step`` defaults to the key's previous step + 1 (from 0).
+
+        NaN and ±inf are stored as they are.
+        """
+        if key not in self._metric_keys:
+            self._check_open("metric", key)
+            check_key("metric", key)
+            self._metric_keys.add(key)
+        elif self._status != "running":
+            self._check_open("metric", key)
+        number = value if type(value) is float else metric_value(key, value)
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        elif not isinstance(step, int) or isinstance(step, bool):
+            raise InvalidInputError(f"metric {key!r}: step must be an integer, got {step!r}")
+        self._steps[key] = step
+        self._writer.add_metric(self.run_id, key, number, step,
+                                time.time() if timestamp is None else timestamp)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
+                    timestamp: float | None = None) -> None:
+        """Record several metrics at the same step and time."""
+        stamp = time.time() if timestamp is None else timestamp
+        for key, value in _mapping(metrics).items():
+            self.log_metric(key, value, step=step, timestamp=stamp)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Attach a text label to the run (tags may change; the last value wins)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Attach several tags."""
+        self._check_open("tag", next(iter(tags), ""))
+        for key, value in _mapping(tags).items():
+            self._writer.append({"t": "tags", "run_id": self.run_id,
+                                 "key": check_key("tag", key), "value": tag_value(key, value)})
+
+    # -- data sets, models, artifacts ----------------------------------------------------
+
+    def log_dataset(self, data: object, name: str = "data", role: str = "input") -> str:
+        """Record a data set used by the run: fingerprint, schema and column statistics.
+
+        Accepts pandas, polars, numpy and pyarrow data. Returns the data set id, which
+        is the same for the same content in any process.
+        """
+        from ._datasets import profile_dataset
+
+        self._check_open("data set", name)
+        check_key("data set name", name)
+        check_key("data set role", role)
+        profile = profile_dataset(data)
+        dataset_id = "ds_" + profile.fingerprint.removeprefix("sha256:")[:32]
+        now = time.time()
+        if self._tracker.first_time(dataset_id):
+            row = profile.to_json()
+            self._writer.append({
+                "t": "datasets", "dataset_id": dataset_id, "fingerprint": profile.fingerprint,
+                "source_type": profile.source_type, "n_rows": profile.n_rows,
+                "n_columns": profile.n_columns, "schema": row["schema"], "stats": row["stats"],
+                "first_seen": now,
+            })
+        self._writer.append({"t": "run_datasets", "run_id": self.run_id,
+                             "dataset_id": dataset_id, "name": name, "role": role,
+                             "logged_at": now})
+        self._edge(dataset_id, self.run_id, role, now)
+        self._datasets[dataset_id] = (role, profile)
+        return dataset_id
+
+    def log_model(self, model: object, name: str = "model", *, input_example: object = None,
+                  pickle: bool = False) -> str:
+        """Store a trained model and its input signature; returns the model id.
+
+        scikit-learn models are stored in the safe skops format. Other objects need
+        ``pickle=True`` (a pickle runs code when loaded: only load your own).
+        The input signature comes from ``input_example``, else from the training data
+        set logged in this run (role ``train``, else the last one logged).
+        """
+        from ulid import ULID
+
+        from ._models import infer_signature, serialize_model
+
+        self._check_open("model", name)
+        check_key("model name", name)
+        serialized = serialize_model(model, pickle=pickle)
+        sha, size = self._tracker.store.put_blob(serialized.data)
+        training = self._training_dataset()
+        profile = training[1] if training else None
+        if input_example is not None:
+            signature = infer_signature(input_example, profile=profile)
+        elif profile is not None:
+            signature = infer_signature(None, profile=profile)
+        else:
+            signature = None
+        model_id = f"mdl_{ULID()}"
+        now = time.time()
+        self._writer.append({
+            "t": "models", "model_id": model_id, "run_id": self.run_id, "name": name,
+            "flavor": serialized.flavor, "class_name": serialized.class_name,
+            "format": serialized.format, "sha256": sha, "size_bytes": size,
+            "signature": signature, "training_dataset_id": training[0] if training else None,
+            "created_at": now,
+        })
+        self._edge(self.run_id, model_id, "produced", now)
+        return model_id
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> list[str]:
+        """Store a file, or every file under a folder; returns the artifact ids.
+
+        Content-addressed: the same bytes are stored once, however often they are logged.
+        """
+        source = Path(path)
+        self._check_open("artifact", str(path))
+        if not source.exists():
+            raise InvalidInputError(
+                f"artifact path {str(path)!r} does not exist (relative to {Path.cwd()}); "
+                "save the file first, then log it"
+            )
+        base = name or source.name
+        files = ([(base, source)] if source.is_file() else
+                 [(f"{base}/{p.relative_to(source).as_posix()}", p)
+                  for p in sorted(source.rglob("*")) if p.is_file()])
+        ids = []
+        for artifact_name, file in files:
+            sha, size = self._tracker.store.put_blob(file)
+            artifact_id = f"art_{sha[:32]}"
+            now = time.time()
+            self._writer.append({
+                "t": "artifacts", "run_id": self.run_id, "name": artifact_name,
+                "artifact_id": artifact_id, "sha256": sha, "size_bytes": size,
+                "media_type": mimetypes.guess_type(file.name)[0], "logged_at": now,
+            })
+            self._edge(self.run_id, artifact_id, "produced", now)
+            ids.append(artifact_id)
+        return ids
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def end(self, status: Status = "finished", error: str | None = None) -> None:
+        """End the run (idempotent); the ``with`` block calls it for you."""
+        with self._lock:
+            if self._status != "running":
+                return
+            self._status = status
+        self._writer.append({"t": "run_end", "run_id": self.run_id, "status": status,
+                             "end_time": time.time(), "error": error})
+        self._tracker.run_ended(self)
+        self._writer.flush()
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc is None:
+            self.end("finished")
+        else:
+            self.end("failed", f"{exc_type.__name__ if exc_type else 'Error'}: {exc}")
+
+    def _check_open(self, what: str, key: str) -> None:
+        if self._status != "running":
+            raise RunFinishedError(
+                f"cannot log {what} {key!r}: run {self.run_id} ({self.name or 'unnamed'}) is "
+                f"already {self._status}; log inside the `with nt.run(...)` block, "
+                "or start a new run"
+            )
+
+    def _edge(self, src: str, dst: str, relation: str, now: float) -> None:
+        self._writer.append({"t": "edges", "src_id": src, "dst_id": dst, "relation": relation,
+                             "created_at": now})
+
+    def _training_dataset(self) -> tuple[str, DatasetProfile] | None:
+        found = [(i, p) for i, (role, p) in self._datasets.items() if role == "train"]
+        if not found:
+            found = [(i, p) for i, (_, p) in self._datasets.items()]
+        return found[-1] if found else None
+
+
+def _mapping(values: object) -> Mapping[str, Any]:
+    if not isinstance(values, Mapping):
+        raise InvalidInputError(
+            f"expected a mapping of names to values, got {type(values).__name__}; "
+            "pass a dict, e.g. {'lr': 0.1}"
+        )
+    return values

@@ -1,0 +1,229 @@
+"""The tracker: starts runs in one store and knows which run is active.
+
+The fluent functions (``nt.run``, ``nt.log_metric``...) are thin wrappers over the
+tracker of the configured store, so tests and tools can build a ``Tracker`` directly.
+The active run lives in a context variable; because IPython runs each cell in a copy
+of the context and threads start with an empty one, a process-wide stack of unfinished
+runs is the fallback.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._config import Settings, config
+from ..store._duckdb import DuckDBStore
+from ._run import ActiveRun
+
+if TYPE_CHECKING:
+    from ._git import GitInfo
+
+_active: ContextVar[ActiveRun | None] = ContextVar("nbtrail_active_run", default=None)
+DEFAULT_EXPERIMENT = "default"
+
+
+class Tracker:
+    """Starts runs in one store; ``Tracker(DuckDBStore(path))`` for explicit use."""
+
+    def __init__(self, store: DuckDBStore, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or config.current
+        self._running: list[ActiveRun] = []
+        self._tokens: dict[str, Token[ActiveRun | None]] = {}
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def start_run(
+        self,
+        name: str | None = None,
+        experiment: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        parent: ActiveRun | str | None = None,
+        nested: bool = True,
+    ) -> ActiveRun:
+        """Start a run and make it the active one (see ``nt.run``)."""
+        from ulid import ULID
+
+        from ._environment import capture_environment, capture_notebook, seen_seeds
+        from ._keys import check_key
+
+        if name is not None:
+            check_key("run name", name)
+        if experiment is not None:
+            check_key("experiment", experiment)
+        if parent is None and nested:
+            parent = self.active_run()
+        parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
+        run_id = str(ULID())
+        now = time.time()
+        writer = self.store.writer()
+
+        git = self._capture_git(run_id)
+        if experiment is None:
+            if isinstance(parent, ActiveRun):
+                experiment = parent.experiment
+            elif git is not None:
+                experiment = git.branch or f"detached-{(git.commit or 'nocommit')[:7]}"
+            else:
+                experiment = DEFAULT_EXPERIMENT
+
+        env_id = None
+        if self.settings.capture_environment:
+            env = capture_environment()
+            blob = json.dumps(env, sort_keys=True)
+            env_id = "env_" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+            if self.first_time(env_id):
+                writer.append({"t": "environments", "env_id": env_id, "python": env["python"],
+                               "platform": env["platform"], "packages": env["packages"],
+                               "details": {k: v for k, v in env.items() if k != "packages"}})
+
+        notebook = capture_notebook()
+        code_id = None
+        if git is not None or notebook is not None:
+            cells = notebook.cells if notebook else []
+            ref = f"refs/nbtrail/runs/{run_id}" if git and git.snapshot else None
+            code_blob = json.dumps([git.snapshot if git else None, cells])
+            code_id = "code_" + hashlib.sha256(code_blob.encode()).hexdigest()[:32]
+            if self.first_time(code_id):
+                writer.append({
+                    "t": "code_snapshots", "code_id": code_id,
+                    "git_root": git.root if git else None,
+                    "base_commit": git.commit if git else None,
+                    "snapshot_commit": git.snapshot if git else None, "ref": ref,
+                    "notebook": notebook.path if notebook else None, "cells": cells,
+                })
+
+        writer.append({
+            "t": "runs", "run_id": run_id, "name": name, "experiment": experiment,
+            "parent_id": parent_id, "status": "running", "start_time": now,
+            "git_root": git.root if git else None, "git_commit": git.commit if git else None,
+            "git_branch": git.branch if git else None, "git_dirty": git.dirty if git else None,
+            "git_snapshot": git.snapshot if git else None,
+            "notebook": notebook.path if notebook else None, "env_id": env_id,
+            "code_id": code_id, "seeds": seen_seeds(), "hostname": socket.gethostname(),
+            "pid": os.getpid(), "writer_id": writer.writer_id,
+        })
+        run = ActiveRun(self, run_id, name=name, experiment=experiment, parent_id=parent_id)
+        if parent_id:
+            run._edge(parent_id, run_id, "parent", now)
+        if code_id:
+            run._edge(code_id, run_id, "code", now)
+        if env_id:
+            run._edge(env_id, run_id, "environment", now)
+        if tags:
+            run.set_tags(tags)
+        with self._lock:
+            self._running.append(run)
+            self._tokens[run_id] = _active.set(run)
+        return run
+
+    def active_run(self) -> ActiveRun | None:
+        """The run logging calls go to: this context's, else the newest unfinished one."""
+        run = _active.get()
+        if run is not None and run.status == "running":
+            return run
+        with self._lock:
+            return self._running[-1] if self._running else None
+
+    def run_ended(self, run: ActiveRun) -> None:
+        """Called by ``ActiveRun.end``: forget the run and restore the previous active one."""
+        with self._lock:
+            if run in self._running:
+                self._running.remove(run)
+            token = self._tokens.pop(run.run_id, None)
+        if token is not None:
+            try:
+                _active.reset(token)
+            except ValueError:  # ended from another context (another cell or thread)
+                if _active.get() is run:
+                    _active.set(None)
+
+    def first_time(self, node_id: str) -> bool:
+        """True once per process for each id: rows like environments are written once."""
+        with self._lock:
+            if node_id in self._seen:
+                return False
+            self._seen.add(node_id)
+            return True
+
+    def close(self) -> None:
+        """End unfinished runs as finished, flush the journal and fold it."""
+        for run in list(self._running):
+            run.end("finished")
+        self.store.close()
+
+    def _capture_git(self, run_id: str) -> GitInfo | None:
+        if not self.settings.capture_git:
+            return None
+        import dataclasses
+        import warnings
+
+        from ..errors import GitError
+        from ._git import capture_git, snapshot_worktree
+
+        info = capture_git(Path.cwd())
+        if info is None:
+            return None
+        try:
+            sha = snapshot_worktree(info, f"refs/nbtrail/runs/{run_id}",
+                                    f"nbtrail snapshot of run {run_id}")
+        except GitError as exc:
+            warnings.warn(f"nbtrail: could not snapshot the working tree: {exc}", stacklevel=4)
+            return info
+        return dataclasses.replace(info, snapshot=sha)
+
+
+_trackers: dict[Path, Tracker] = {}
+_trackers_lock = threading.Lock()
+
+
+def get_tracker() -> Tracker:
+    """The tracker of the store the current settings point at."""
+    settings = config.current
+    home = settings.resolve_home()
+    with _trackers_lock:
+        tracker = _trackers.get(home)
+        if tracker is None:
+            store = DuckDBStore(home, flush_interval=settings.flush_interval,
+                                fold_interval=settings.fold_interval)
+            tracker = _trackers[home] = Tracker(store, settings)
+        return tracker
+
+
+def get_store() -> DuckDBStore:
+    """The store the current settings point at."""
+    return get_tracker().store
+
+
+@atexit.register
+def _close_all() -> None:
+    for tracker in list(_trackers.values()):
+        try:
+            tracker.close()
+        except Exception as exc:  # never turn interpreter exit into a traceback
+            import sys
+
+            print(f"nbtrail: could not close the store at {tracker.store.location}: {exc}",
+                  file=sys.stderr)
+
+
+def _after_fork_in_child() -> None:
+    global _trackers_lock
+    _trackers_lock = threading.Lock()
+    for tracker in _trackers.values():
+        tracker.store.forget_after_fork()
+        tracker._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
