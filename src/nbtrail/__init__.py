@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import config
 from .errors import NbtrailError
+from .tracking._environment import install_seed_hooks
 
 __version__ = "0.1.0"
+
+# Seeds set after this import (random, numpy, torch) are recorded with each run.
+install_seed_hooks()
 
 # Public name -> module that defines it; resolved on first access (PEP 562).
 _LAZY = {
@@ -48,7 +52,35 @@ _LAZY = {
     "DuckDBStore": "nbtrail.store._duckdb",
 }
 
-__all__ = ["NbtrailError", "__version__", "config", *sorted(_LAZY)]
+__all__ = [
+    "ActiveRun",
+    "DuckDBStore",
+    "Lineage",
+    "NbtrailError",
+    "Run",
+    "Tracker",
+    "__version__",
+    "active_run",
+    "autolog",
+    "config",
+    "get_run",
+    "lineage",
+    "load_model",
+    "log_artifact",
+    "log_dataset",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "metric_history",
+    "run",
+    "runs",
+    "set_tag",
+    "set_tags",
+    "sql",
+    "sync",
+]
 
 if TYPE_CHECKING:
     from .store._duckdb import DuckDBStore

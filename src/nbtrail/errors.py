@@ -6,7 +6,10 @@ its message as it is, without a traceback, because these are expected mistakes.
 
 
 class NbtrailError(Exception):
-    """Base class of every error nbtrail raises on purpose; the CLI prints its message without a traceback."""
+    """Base class of every error nbtrail raises on purpose.
+
+    The CLI and the server print its message without a traceback.
+    """
 
 
 class InvalidInputError(NbtrailError, ValueError):

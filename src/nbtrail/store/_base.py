@@ -37,7 +37,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def writer(self) -> JournalWriter:
-        """This process's journal writer for the store (created on first use)."""
+        """Return the journal writer of this process (created on first use)."""
 
     @abc.abstractmethod
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:

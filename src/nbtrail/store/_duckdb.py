@@ -6,6 +6,8 @@ Layout of a store folder::
     journal/*.jsonl     one append-only journal per writing process
     artifacts/sha256/   content-addressed blobs (models, artifacts)
     lock                flock: shared for reads, exclusive for folds and migrations
+    readers             flock: shared while a reader waits or reads; background folds
+                        step aside while it is held
 
 DuckDB admits one read-write process per file, so only a process holding the exclusive
 lock opens it read-write, briefly, to fold. Writers never wait: they only append to
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     import polars as pl
 
 DB_NAME = "nbtrail.duckdb"
+# Journal bytes one fold pass takes at most: keeps the exclusive lock short (~0.1 s).
+FOLD_BUDGET = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # Node id prefixes; anything else is a run id.
@@ -59,7 +63,7 @@ class DuckDBStore(Store):
     """The default, embedded store (see the module docstring for the layout)."""
 
     def __init__(self, home: str | os.PathLike[str], *, flush_interval: float = 0.2,
-                 fold_interval: float = 2.0) -> None:
+                 fold_interval: float = 3.0) -> None:
         self.home = Path(home)
         self.db_path = self.home / DB_NAME
         self.journal_dir = self.home / "journal"
@@ -83,13 +87,13 @@ class DuckDBStore(Store):
     # -- writing ----------------------------------------------------------------------
 
     def writer(self) -> JournalWriter:
-        """This process's journal writer (created on first use)."""
+        """Return the journal writer of this process (created on first use)."""
         with self._writer_lock:
             if self._writer is None:
                 self.home.mkdir(parents=True, exist_ok=True)
                 self._writer = JournalWriter(
                     self.journal_dir, flush_interval=self.flush_interval,
-                    after_flush=self._fold_if_due,
+                    after_flush=self._fold_if_due, warmup=_load_fold_libraries,
                 )
             return self._writer
 
@@ -99,7 +103,7 @@ class DuckDBStore(Store):
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-            self.try_fold()
+            self.fold_all(wait=False)
 
     def forget_after_fork(self) -> None:
         """Drop the parent's writer in a forked child; the child opens its own journal."""
@@ -112,7 +116,7 @@ class DuckDBStore(Store):
         """Flush this process's journal and fold what can be folded now."""
         if self._writer is not None:
             self._writer.flush()
-        self.try_fold()
+        self.fold_all()
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
@@ -159,9 +163,9 @@ class DuckDBStore(Store):
     # -- locking, schema and folding --------------------------------------------------
 
     @contextlib.contextmanager
-    def _lock(self, mode: int) -> Iterator[bool]:
+    def _lock(self, mode: int, name: str = "lock") -> Iterator[bool]:
         self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.home / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.home / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
                 fcntl.flock(fd, mode)
@@ -207,20 +211,48 @@ class DuckDBStore(Store):
             finally:
                 con.close()
 
-    def try_fold(self, *, wait: bool = False) -> FoldResult | None:
-        """Fold journals into the database if the lock is free (or once it is, with wait)."""
+    def try_fold(self, *, wait: bool = False,
+                 max_bytes: int | None = FOLD_BUDGET) -> FoldResult | None:
+        """Fold one bounded pass of journals if the lock is free (or once it is, with wait).
+
+        Returns ``None`` when another process holds the lock; it is folding or reading.
+        """
         self._ensure_schema()
+        if not wait:
+            # flock is not fair: a stream of folders could starve a waiting reader, so
+            # background folds step aside while any reader is waiting or reading.
+            with self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB, "readers") as no_readers:
+                if not no_readers:
+                    return None
         mode = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
         with self._lock(mode) as got:
             if not got:
                 return None
             con = self._connect_rw()
             try:
-                result = fold(con, self.journal_dir)
+                result = fold(con, self.journal_dir, max_bytes)
             finally:
                 con.close()
         self._last_fold = time.monotonic()
         return result
+
+    def fold_all(self, *, wait: bool = True) -> None:
+        """Fold until no journal has unfolded records, letting readers in between passes.
+
+        With ``wait=False`` it stops as soon as another process holds the lock: that
+        process is folding, or will be when its read is done.
+        """
+        # Fold what is there now; a writer still logging must not keep this loop alive.
+        targets = {}
+        for path in journal_files(self.journal_dir):
+            with contextlib.suppress(FileNotFoundError):
+                targets[path.name] = path.stat().st_size
+        while True:
+            result = self.try_fold(wait=wait)
+            if result is None or not result.remaining:
+                return
+            if all(result.offsets.get(name, size) >= size for name, size in targets.items()):
+                return
 
     def _fold_if_due(self) -> None:
         if time.monotonic() - self._last_fold >= self.fold_interval:
@@ -255,7 +287,7 @@ class DuckDBStore(Store):
             )
         self._ensure_schema()
         for attempt in range(2):
-            with self._lock(fcntl.LOCK_SH):
+            with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH):
                 con = self._connect_ro()
                 try:
                     # A reader folds first when it can, so it sees what was just logged.
@@ -270,7 +302,7 @@ class DuckDBStore(Store):
                 finally:
                     if con is not None:
                         con.close()
-            self.try_fold()
+            self.fold_all()
 
     def _connect_ro(self) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -369,6 +401,16 @@ class DuckDBStore(Store):
                 node_id = self.resolve_run_id(con, node_id)
             return lineage_query(con, node_id, direction=direction, depth=depth,
                                  store_location=str(self.home))
+
+
+def _load_fold_libraries() -> None:
+    """Import what folding needs, off the user's thread.
+
+    Nothing can be imported once the interpreter is shutting down, which is when the
+    last fold of a process runs.
+    """
+    import duckdb  # noqa: F401
+    import numpy  # noqa: F401
 
 
 def _first_line(exc: BaseException) -> str:

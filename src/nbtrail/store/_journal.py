@@ -36,10 +36,12 @@ class JournalWriter:
         *,
         flush_interval: float,
         after_flush: Callable[[], None] | None = None,
+        warmup: Callable[[], None] | None = None,
     ) -> None:
         self.journal_dir = journal_dir
         self.flush_interval = flush_interval
         self._after_flush = after_flush
+        self._warmup = warmup
         self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
         self.path = journal_dir / f"{self.writer_id}{JOURNAL_SUFFIX}"
         self._fd: int | None = None
@@ -76,11 +78,7 @@ class JournalWriter:
         with self._lock:
             records, self._records = self._records, []
             metrics, self._metrics = self._metrics, ([], [], [], [], [])
-        if metrics[0]:
-            records.append(
-                {"t": "metrics", "run_id": metrics[0], "key": metrics[1], "value": metrics[2],
-                 "step": metrics[3], "ts": metrics[4]}
-            )
+        records.extend(_metric_records(*metrics))
         if not records:
             return
         # NaN and ±inf are legal metric values; Python's json round-trips them.
@@ -123,6 +121,12 @@ class JournalWriter:
         return self._fd
 
     def _run(self) -> None:
+        if self._warmup is not None:
+            try:
+                self._warmup()
+            except Exception as exc:  # the fold will report it properly when it runs
+                warnings.warn(f"nbtrail: could not load the store libraries: {exc}",
+                              stacklevel=1)
         while not self._closed:
             self._wake.wait(self.flush_interval)
             if self._closed:
@@ -135,6 +139,25 @@ class JournalWriter:
                 warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
 
 
+def _metric_records(runs: list[str], keys: list[str], values: list[float], steps: list[int],
+                    stamps: list[float]) -> list[dict[str, Any]]:
+    """Column-wise metric records, one per run, so the run id is written once."""
+    if not runs:
+        return []
+    if runs.count(runs[0]) == len(runs):  # the common case: one run logging
+        return [{"t": "metrics", "run_id": runs[0], "key": keys, "value": values,
+                 "step": steps, "ts": stamps}]
+    by_run: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_run.setdefault(run, []).append(i)
+    return [
+        {"t": "metrics", "run_id": run, "key": [keys[i] for i in rows],
+         "value": [values[i] for i in rows], "step": [steps[i] for i in rows],
+         "ts": [stamps[i] for i in rows]}
+        for run, rows in by_run.items()
+    ]
+
+
 @dataclass
 class JournalChunk:
     """Complete records read from one journal, and where reading stopped."""
@@ -144,11 +167,13 @@ class JournalChunk:
     end_offset: int
     alive: bool
     last_write: float
+    at_end: bool = True
 
 
 @contextlib.contextmanager
-def open_journal(path: Path, offset: int) -> Iterator[JournalChunk | None]:
-    """Read the complete lines of ``path`` after ``offset``.
+def open_journal(path: Path, offset: int, max_bytes: int | None = None
+                 ) -> Iterator[JournalChunk | None]:
+    """Read the complete lines of ``path`` after ``offset`` (about ``max_bytes`` of them).
 
     Yields ``None`` when the file vanished. While the block runs, a dead journal's lock
     is held, so its file can be removed safely inside the block.
@@ -166,9 +191,15 @@ def open_journal(path: Path, offset: int) -> Iterator[JournalChunk | None]:
             alive = True
         stat = os.fstat(fd)
         os.lseek(fd, offset, os.SEEK_SET)
-        data = _read_all(fd, stat.st_size - offset)
+        remaining = stat.st_size - offset
+        data = _read_all(fd, remaining if max_bytes is None else min(remaining, max_bytes))
         complete = data.rfind(b"\n") + 1
-        if not alive and complete < len(data):
+        if complete == 0 and len(data) < remaining:
+            # One record larger than the budget: read on to its end.
+            data += _read_all(fd, remaining - len(data))
+            complete = data.rfind(b"\n") + 1
+        at_eof = len(data) == remaining
+        if not alive and at_eof and complete < len(data):
             # The writer died mid-line: skip the torn tail rather than wait for it forever.
             warnings.warn(
                 f"nbtrail: skipped a torn last record ({len(data) - complete} bytes) "
@@ -179,7 +210,8 @@ def open_journal(path: Path, offset: int) -> Iterator[JournalChunk | None]:
         else:
             end = offset + complete
         records = list(_parse_lines(data[:complete], path))
-        yield JournalChunk(path, records, end, alive, stat.st_mtime)
+        yield JournalChunk(path, records, end, alive, stat.st_mtime,
+                           at_end=end == stat.st_size)
     finally:
         os.close(fd)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._filter import Field, compile_filter, compile_order_by
+from ._filter import compile_filter, compile_order_by
 from ._records import Lineage, Run
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ def check_key(kind: str, key: object) -> str:
     if not isinstance(key, str):
         raise InvalidInputError(
             f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings, e.g. "
-            f"{kind}s={{'{key}': ...}} → {{'{str(key)}': ...}}"
+            f"{kind}s={{'{key}': ...}} → {{'{key!s}': ...}}"
         )
     if not key or not key.strip():
         raise InvalidInputError(f"{kind} key is empty; give the {kind} a name")

@@ -212,9 +212,11 @@ def _close_all() -> None:
         try:
             tracker.close()
         except Exception as exc:  # never turn interpreter exit into a traceback
+            # The journal is flushed and complete, so nothing is lost: the next process
+            # that reads or writes the store folds it.
             import sys
 
-            print(f"nbtrail: could not close the store at {tracker.store.location}: {exc}",
+            print(f"nbtrail: left the journal for the next process to fold ({exc})",
                   file=sys.stderr)
 
 

@@ -1,0 +1,33 @@
+"""Loading a logged model back into Python."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import InvalidInputError, NotFoundError
+from ._tracker import get_store
+
+
+def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> object:
+    """Load a logged model by its id (``mdl_…``).
+
+    skops files load only types from scikit-learn, numpy and scipy unless you trust
+    more with ``trusted=[...]``; pickled models need ``trusted=True`` because
+    unpickling runs code.
+
+    Example:
+        >>> model = nt.load_model("mdl_01J…")   # doctest: +SKIP
+    """
+    from ._models import deserialize_model
+
+    if not isinstance(model_id, str) or not model_id.startswith("mdl_"):
+        raise InvalidInputError(
+            f"{model_id!r} is not a model id; model ids start with 'mdl_' "
+            "(see nt.get_run(run_id).models)"
+        )
+    store = get_store()
+    found = store.sql("SELECT format, sha256 FROM models WHERE model_id = ?", [model_id])
+    if found.is_empty():
+        raise NotFoundError(f"no model {model_id!r} in the store at {store.location}")
+    data = store.blob_path(found["sha256"][0]).read_bytes()
+    return deserialize_model(data, found["format"][0], trusted=trusted)

@@ -1,0 +1,231 @@
+"""Model serialisation (safe skops by default, pickle only on request) and input signatures."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import json
+import pickle as _pickle
+import sys
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nbtrail.errors import InvalidInputError, UntrustedModelError
+from nbtrail.tracking._datasets import DatasetProfile, profile_dataset
+
+SKOPS = "skops"
+PICKLE = "pickle"
+# Type paths from these packages load without being listed; anything else must be trusted.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
+# Signature fields a profile of the full data set knows better than a small example.
+_FROM_PROFILE = ("min", "max", "categories")
+
+
+@dataclass(frozen=True)
+class SerializedModel:
+    """A model turned into bytes, with what is needed to load it back and describe it."""
+
+    data: bytes
+    format: str
+    flavor: str
+    class_name: str
+
+
+def _type_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _is_sklearn_estimator(model: object) -> bool:
+    # A model can only be an estimator if sklearn is already loaded, so never import it here.
+    base = sys.modules.get("sklearn.base")
+    return base is not None and isinstance(model, base.BaseEstimator)
+
+
+def _schema_refs(node: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        module, name = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(name, str):
+            yield module, name
+        for value in node.values():
+            yield from _schema_refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schema_refs(value)
+
+
+def _unloadable_refs(data: bytes) -> list[str]:
+    # skops happily dumps lambdas and functions defined inside functions but then cannot
+    # import them back, so check every reference resolves in the modules already loaded.
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    missing = set()
+    for module, name in _schema_refs(schema):
+        loaded = sys.modules.get(module)
+        if loaded is not None and getattr(loaded, name, None) is None:
+            missing.add(f"{module}.{name}")
+    return sorted(missing)
+
+
+def serialize_model(model: object, *, pickle: bool = False) -> SerializedModel:
+    """Serialise ``model``: scikit-learn estimators with skops, anything else only by pickle.
+
+    ``pickle=True`` allows the stdlib pickle (protocol 5) for objects skops cannot store;
+    loading such a pickle later needs ``trusted=True`` because it can run arbitrary code.
+    """
+    class_name = _type_path(type(model))
+    if _is_sklearn_estimator(model):
+        import skops.io
+
+        try:
+            data = skops.io.dumps(model)
+            unloadable = _unloadable_refs(data)
+            reason = (
+                f"it refers to {', '.join(unloadable)}, which cannot be imported back (use "
+                "module-level functions and classes instead of lambdas or local ones)"
+            )
+        except Exception as exc:  # skops raises many types for objects it cannot store
+            unloadable, reason = [class_name], f"{type(exc).__name__}: {exc}"
+        if not unloadable:
+            return SerializedModel(data, SKOPS, "sklearn", class_name)
+        if not pickle:
+            raise InvalidInputError(
+                f"cannot store model of type {class_name} in the safe skops format: {reason}; "
+                "pass pickle=True to store it with pickle instead (only load pickles you trust)"
+            )
+    elif not pickle:
+        raise InvalidInputError(
+            f"cannot store model of type {class_name} safely: only scikit-learn estimators "
+            "are stored in the safe skops format; pass pickle=True to store it with pickle "
+            "(only load pickles you trust)"
+        )
+    try:
+        data = _pickle.dumps(model, protocol=5)
+    except Exception as exc:  # pickling raises PicklingError, TypeError, AttributeError...
+        raise InvalidInputError(
+            f"cannot pickle model of type {class_name}: {type(exc).__name__}: {exc}"
+        ) from exc
+    flavor = "sklearn" if _is_sklearn_estimator(model) else class_name
+    return SerializedModel(data, PICKLE, flavor, class_name)
+
+
+def _trusted_by_default(type_path: str) -> bool:
+    if type_path.startswith(_TRUSTED_PREFIXES):
+        return True
+    module, _, name = type_path.rpartition(".")
+    # Builtin classes only: builtin functions such as eval or exec must be trusted explicitly.
+    return module == "builtins" and isinstance(getattr(builtins, name, None), type)
+
+
+def deserialize_model(data: bytes, format: str, *, trusted: bool | Sequence[str] = False) -> object:
+    """Load a model stored by :func:`serialize_model`.
+
+    For skops data, types from scikit-learn, numpy, scipy and builtin classes are trusted;
+    any other type must be listed in ``trusted`` (or ``trusted=True`` trusts everything)
+    or :class:`~nbtrail.errors.UntrustedModelError` is raised. Pickled models need
+    ``trusted=True`` because unpickling can run arbitrary code.
+    """
+    if format == PICKLE:
+        if trusted is not True:
+            raise UntrustedModelError(
+                "pickled models can run arbitrary code when loaded; pass trusted=True only "
+                "for files you trust"
+            )
+        return _pickle.loads(data)
+    if format != SKOPS:
+        raise InvalidInputError(
+            f"unknown model format {format!r}; expected {SKOPS!r} or {PICKLE!r}"
+        )
+
+    import skops.io
+
+    if isinstance(trusted, bool):
+        allowed: set[str] = set()
+    else:
+        allowed = {trusted} if isinstance(trusted, str) else set(trusted)
+    try:
+        found = skops.io.get_untrusted_types(data=data)
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise InvalidInputError(f"the model data is not a valid skops file: {exc}") from exc
+    refused = [t for t in found if not _trusted_by_default(t) and t not in allowed]
+    if refused and trusted is not True:
+        raise UntrustedModelError(
+            f"the model needs types that are not trusted: {', '.join(refused)}; check where "
+            "they come from, then pass trusted=[...] with these names (or trusted=True to "
+            "trust every type in the file)"
+        )
+    try:
+        # skops itself no longer takes trusted=True, so everything accepted is passed by name.
+        return skops.io.loads(data, trusted=found)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidInputError(
+            f"cannot load the model: it needs code that cannot be imported here ({exc}); "
+            "install or import the package that defines it"
+        ) from exc
+
+
+def _columns(profile: DatasetProfile) -> dict[str, dict[str, Any]]:
+    columns: dict[str, dict[str, Any]] = {}
+    for column in profile.schema:
+        name = column["name"]
+        stats = profile.stats.get(name, {})
+        entry: dict[str, Any] = {
+            "name": name,
+            "dtype": column["dtype"],
+            "nullable": column["nullable"],
+        }
+        if "mean" in stats:  # only numeric columns have a mean
+            entry |= {"min": stats["min"], "max": stats["max"]}
+        if "categories" in stats:
+            entry["categories"] = stats["categories"]
+        elif "true" in stats:  # booleans
+            entry["categories"] = [
+                value for value, key in ((False, "false"), (True, "true")) if stats[key]
+            ]
+        columns[name] = entry
+    return columns
+
+
+def _describe(example: object | None, profile: DatasetProfile | None) -> list[dict[str, Any]]:
+    if example is None:
+        if profile is None:
+            raise InvalidInputError(
+                "cannot infer a signature from nothing: pass an input example or a profile"
+            )
+        return list(_columns(profile).values())
+    columns = _columns(profile_dataset(example))
+    if profile is None:
+        return list(columns.values())
+    seen = _columns(profile)
+    described = []
+    for name, column in columns.items():
+        wider = seen.get(name)
+        if wider is not None:
+            # The profile saw more rows than the example, so its ranges and values win;
+            # the dtype stays the example's, as that is what the model was called with.
+            column = {k: v for k, v in column.items() if k not in _FROM_PROFILE}
+            column |= {k: wider[k] for k in _FROM_PROFILE if k in wider}
+            column["nullable"] = column["nullable"] or wider["nullable"]
+        described.append(column)
+    return described
+
+
+def infer_signature(
+    example: object | None,
+    *,
+    profile: DatasetProfile | None = None,
+    output: object | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Describe the inputs (and outputs) a model expects, for a serving layer to validate.
+
+    ``example`` and ``output`` may be anything :func:`profile_dataset` accepts. Each column
+    becomes ``{"name", "dtype", "nullable"}`` plus ``min``/``max`` for numeric columns and
+    ``categories`` for string/categorical/bool columns with at most 50 distinct values.
+    With ``profile`` (e.g. of the full training set), ranges, categories and nullability are
+    taken from it instead of from the example; ``example=None`` describes the profile alone.
+    """
+    return {
+        "inputs": _describe(example, profile),
+        "outputs": [] if output is None else _describe(output, None),
+    }

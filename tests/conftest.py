@@ -1,0 +1,28 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nbtrail as nt
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh store folder; the fluent API points at it for the test."""
+    store = tmp_path / "store"
+    monkeypatch.chdir(tmp_path)
+    with nt.config(home=str(store)):
+        yield store
+
+
+def run_python(code: str, *, env: dict | None = None, cwd: Path | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh interpreter with nbtrail importable."""
+    full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
