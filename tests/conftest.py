@@ -11,6 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """No test may touch the repo: runs capture git state from the current folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBTRAIL_HOME", str(tmp_path / "default-store"))
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh store folder; the fluent API points at it for the test."""

@@ -106,11 +106,10 @@ class DuckDBStore(Store):
             self.fold_all(wait=False)
 
     def forget_after_fork(self) -> None:
-        """Drop the parent's writer in a forked child; the child opens its own journal."""
-        if self._writer is not None:
-            self._writer.abandon()
-        self._writer = None
+        """Give a forked child its own journal; runs keep their writer object."""
         self._writer_lock = threading.Lock()
+        if self._writer is not None:
+            self._writer.after_fork()
 
     def sync(self) -> None:
         """Flush this process's journal and fold what can be folded now."""
@@ -315,6 +314,7 @@ class DuckDBStore(Store):
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run read-only SQL over the store's tables (see docs/store.md)."""
         import duckdb
+        import polars as pl
 
         with self._read_connection() as con:
             try:
@@ -324,7 +324,14 @@ class DuckDBStore(Store):
                 raise InvalidInputError(f"invalid SQL: {_first_line(exc)}") from None
             except (duckdb.InvalidInputException, duckdb.PermissionException) as exc:
                 raise InvalidInputError(
-                    f"the store is read-only through nt.sql: {_first_line(exc)}"
+                    f"SQL over the store is read-only and confined to it: {_first_line(exc)}"
+                ) from None
+            except duckdb.Error as exc:  # found while executing: a failed cast, an overflow
+                raise InvalidInputError(f"the query failed: {_first_line(exc)}") from None
+            except pl.exceptions.PolarsError as exc:
+                raise InvalidInputError(
+                    f"the result could not be converted ({_first_line(exc)}); "
+                    "cast that column to VARCHAR in the query"
                 ) from None
 
     def runs(

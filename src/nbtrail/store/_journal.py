@@ -42,8 +42,11 @@ class JournalWriter:
         self.flush_interval = flush_interval
         self._after_flush = after_flush
         self._warmup = warmup
+        self._start()
+
+    def _start(self) -> None:
         self.writer_id = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(4).hex()}"
-        self.path = journal_dir / f"{self.writer_id}{JOURNAL_SUFFIX}"
+        self.path = self.journal_dir / f"{self.writer_id}{JOURNAL_SUFFIX}"
         self._fd: int | None = None
         self._lock = threading.Lock()
         self._io_lock = threading.Lock()
@@ -105,10 +108,15 @@ class JournalWriter:
                 os.close(self._fd)  # releases the flock: the journal now reads as finished
                 self._fd = None
 
-    def abandon(self) -> None:
-        """Forget the inherited file and thread after ``fork`` without touching either."""
-        self._closed = True
-        self._fd = None
+    def after_fork(self) -> None:
+        """Start afresh in a forked child: its own journal, lock and thread.
+
+        The parent's buffer is dropped (the parent writes it) and the inherited file
+        descriptor is closed without unlocking, which would unlock the parent's journal.
+        """
+        if self._fd is not None:
+            os.close(self._fd)  # flock belongs to the open file: closing one copy keeps it
+        self._start()
 
     def _open(self) -> int:
         if self._fd is None:

@@ -1,0 +1,729 @@
+"""The ``nbtrail`` command line: list, inspect and query the runs in a store.
+
+Every command only reads. The store is ``--store PATH`` if given, else the one the
+settings point at (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current
+folder); a missing store is reported, never created.
+
+Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
+filter or SQL...), 2 for a command line that does not parse. Both print one
+``nbtrail: error: ...`` message to stderr; anything unexpected keeps its traceback.
+
+Examples::
+
+    nbtrail runs ls --where "metrics.acc > 0.9" --order-by -metrics.acc
+    nbtrail runs show 01J9ZK3T4Q --json
+    nbtrail sql "select experiment, count(*) from runs group by 1"
+    nbtrail lineage mdl_01J9ZK4A7C --direction up
+    nbtrail metrics 01J9ZK3T4Q loss
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import difflib
+import fnmatch
+import io
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from . import __version__
+from ._config import config
+from .errors import InvalidInputError, NbtrailError, StoreNotFoundError
+
+if TYPE_CHECKING:
+    from .store._duckdb import DuckDBStore
+    from .store._records import Lineage, Run
+
+PROG = "nbtrail"
+DEFAULT_LIMIT = 50
+# Run ids are ULIDs whose first 10 characters encode the start millisecond; runs started in
+# the same millisecond need more, so short ids grow until they are unique in the store.
+SHORT_ID_MIN = 10
+MAX_CELL_WIDTH = 48
+_RUN_ID_COLUMNS = ("run_id", "parent_id")
+_TIME_COLUMNS = ("start_time", "end_time")
+_DEFAULT_RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration")
+
+
+class _UsageError(Exception):
+    """A command line that argparse rejected; ``main`` turns it into exit status 2."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors become one ``nbtrail: error:`` line, not usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing the usage and exiting, so ``main`` can return 2."""
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# -- argument types ---------------------------------------------------------------------
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected 1 or more, got 0")
+    return value
+
+
+def _column_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated column names, got {text!r}"
+        )
+    return names
+
+
+# -- the parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nbtrail`` command."""
+    # Every level accepts --store and --json, so they may follow the subcommand. SUPPRESS
+    # keeps a subcommand's unset default from overwriting a value given before it.
+    store_opt = _ArgumentParser(add_help=False, allow_abbrev=False)
+    store_opt.add_argument(
+        "--store", metavar="PATH", default=argparse.SUPPRESS,
+        help="the store folder (default: $NBTRAIL_HOME, else .nbtrail at the git root "
+             "or in the current folder)",
+    )
+    json_opt = _ArgumentParser(add_help=False, allow_abbrev=False)
+    json_opt.add_argument("--json", action="store_true",
+                          help="print JSON (NaN and infinities as strings) instead of text")
+
+    parser = _ArgumentParser(
+        prog=PROG, parents=[store_opt], allow_abbrev=False,
+        description="Inspect the runs, metrics and lineage recorded by nbtrail.",
+        epilog="Exit status: 0 success, 1 nbtrail error, 2 bad command line.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    runs = commands.add_parser("runs", parents=[store_opt], allow_abbrev=False,
+                               help="list runs or show one run")
+    runs_commands = runs.add_subparsers(dest="runs_command", metavar="COMMAND", required=True)
+
+    ls = runs_commands.add_parser(
+        "ls", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="list runs, newest first",
+        description="List runs as a table: one row a run, latest metrics as columns.",
+    )
+    ls.add_argument("--where", metavar="FILTER",
+                    help="filter, e.g. \"metrics.acc > 0.9 and params.penalty = 'l2'\"")
+    ls.add_argument("--order-by", metavar="SPEC", action="append",
+                    help="sort fields, '-' first for descending, e.g. -metrics.acc "
+                         "(repeatable, or comma-separated)")
+    ls.add_argument("--experiment", metavar="NAME", help="only runs of this experiment")
+    ls.add_argument("--limit", metavar="N", type=_non_negative_int, default=DEFAULT_LIMIT,
+                    help=f"show at most N runs, 0 for all (default: {DEFAULT_LIMIT})")
+    ls.add_argument("--columns", metavar="COL,COL", type=_column_list,
+                    help="columns to show, globs allowed, e.g. name,params.*,metrics.acc "
+                         "(default: run_id, name, experiment, status, start_time, duration "
+                         "and every metric)")
+    ls.add_argument("--full-ids", action="store_true",
+                    help="print whole run ids instead of the shortest unique prefix")
+    ls.set_defaults(handler=_runs_ls)
+
+    show = runs_commands.add_parser(
+        "show", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="everything recorded about one run",
+    )
+    show.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    show.add_argument("--packages", action="store_true",
+                      help="list the installed packages, not only their number")
+    show.set_defaults(handler=_runs_show)
+
+    sql = commands.add_parser(
+        "sql", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="run a read-only SQL query over the store's tables",
+        description="Run read-only DuckDB SQL over the store's tables (see docs/store.md).",
+    )
+    sql.add_argument("query", metavar="QUERY", help="the query; '-' reads it from stdin")
+    sql.set_defaults(handler=_sql)
+
+    lineage = commands.add_parser(
+        "lineage", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="where a run, data set, model or artifact came from, or what used it",
+    )
+    lineage.add_argument("node_id", metavar="ID",
+                         help="a run id (or unique prefix), or a ds_/mdl_/art_ id")
+    lineage.add_argument("--direction", choices=("up", "down", "both"), default="up",
+                         help="up: towards inputs, down: towards outputs (default: up)")
+    lineage.add_argument("--depth", metavar="N", type=_positive_int, default=10,
+                         help="follow at most N edges from ID (default: 10)")
+    lineage.add_argument("--list", action="store_true", dest="as_list",
+                         help="print one 'src --relation--> dst' line an edge, not a tree")
+    lineage.set_defaults(handler=_lineage)
+
+    metrics = commands.add_parser(
+        "metrics", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="every logged point of one metric of a run",
+    )
+    metrics.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
+    metrics.add_argument("key", metavar="KEY", help="the metric name")
+    metrics.set_defaults(handler=_metrics)
+    return parser
+
+
+def _glue_order_by(argv: Sequence[str]) -> list[str]:
+    """Join ``--order-by -metrics.acc`` into one token.
+
+    argparse takes ``-metrics.acc`` for an unknown option, yet a leading ``-`` is how the
+    filter language spells descending, so it is the first thing users type.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if (token == "--order-by" and following is not None and following.startswith("-")
+                and not following.startswith("--") and following != "-h"):
+            out.append(f"--order-by={following}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
+# -- the entry point ----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``nbtrail`` command line with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit status: 0 success, 1 an nbtrail error, 2 a bad command line.
+    """
+    _tolerate_unencodable_output()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_glue_order_by(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        _print_error(str(exc))
+        return 2
+    except SystemExit as exc:  # --help and --version print, then exit 0
+        return exc.code if isinstance(exc.code, int) else 0
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except NbtrailError as exc:
+        _print_error(str(exc))
+        return 1
+    except BrokenPipeError:
+        # `nbtrail runs ls | head` closes the pipe early; silence the flush at exit too.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def _tolerate_unencodable_output() -> None:
+    # A run name or tag in a script the terminal's encoding lacks must not crash the output.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
+
+
+def _open_store(args: argparse.Namespace) -> DuckDBStore:
+    """The store to read; raises ``StoreNotFoundError`` rather than creating one."""
+    from .store._duckdb import DB_NAME, DuckDBStore
+
+    given = getattr(args, "store", None)
+    if given:
+        home = Path(given).expanduser().resolve()
+        if home.name == DB_NAME and home.is_file():  # the database file itself was given
+            home = home.parent
+    else:
+        home = config.current.resolve_home()
+    store = DuckDBStore(home)
+    # Checked here because reading a store that is not there would create its folder.
+    if not store.exists():
+        where = "given with --store" if given else "found from NBTRAIL_HOME or the current folder"
+        raise StoreNotFoundError(
+            f"no nbtrail store at {home} ({where}); pass --store PATH or set NBTRAIL_HOME "
+            "to a folder where runs were logged"
+        )
+    return store
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def _runs_ls(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    limit: int | None = args.limit or None
+    # One row more than shown tells whether the limit cut the list.
+    frame = store.runs(where=args.where, order_by=args.order_by, experiment=args.experiment,
+                       limit=None if limit is None else limit + 1)
+    cut = limit is not None and frame.height > limit
+    if cut:
+        frame = frame.head(limit)
+    if args.columns:
+        columns = _select_columns(frame.columns, args.columns)
+    elif args.json:  # scripts get every column; people get a table that fits
+        columns = list(frame.columns)
+    else:
+        columns = [*_DEFAULT_RUN_COLUMNS,
+                   *(c for c in frame.columns if c.startswith("metrics."))]
+    rows = frame.select(columns).rows()
+
+    if args.json:
+        _print_json([dict(zip(columns, row, strict=True)) for row in rows])
+    elif not rows:
+        print("no runs match" if args.where or args.experiment else
+              f"no runs in the store at {store.location}", file=sys.stderr)
+    else:
+        short: dict[str, str] = {}
+        if not args.full_ids and any(c in _RUN_ID_COLUMNS for c in columns):
+            all_ids = store.sql("SELECT run_id FROM runs")["run_id"].to_list()
+            shown = [v for row in rows for c, v in zip(columns, row, strict=True)
+                     if c in _RUN_ID_COLUMNS and v is not None]
+            short = short_ids(shown, all_ids)
+        cells = [[_run_cell(c, v, short) for c, v in zip(columns, row, strict=True)]
+                 for row in rows]
+        _print_table(columns, cells, _numeric_columns(columns, rows))
+    if cut:
+        print(f"(more runs match than --limit {limit}; --limit 0 shows all)", file=sys.stderr)
+    return 0
+
+
+def _runs_show(args: argparse.Namespace) -> int:
+    run = _open_store(args).get_run(args.run_id)
+    if args.json:
+        _print_json(run_to_dict(run, packages=args.packages))
+    else:
+        print("\n".join(render_run(run, packages=args.packages)))
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    query = sys.stdin.read() if args.query == "-" else args.query
+    if not query.strip():
+        raise InvalidInputError("the SQL query is empty")
+    frame = _open_store(args).sql(query)
+    if args.json:
+        _print_json(frame.to_dicts())
+        return 0
+    rows = frame.rows()
+    cells = [[_cell(v, null="NULL") for v in row] for row in rows]
+    _print_table(frame.columns, cells, _numeric_columns(frame.columns, rows))
+    print(f"({len(rows)} row{'' if len(rows) == 1 else 's'})", file=sys.stderr)
+    return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+    graph = _open_store(args).lineage(args.node_id, direction=args.direction, depth=args.depth)
+    if args.json:
+        _print_json(graph.to_dict())
+    else:
+        print("\n".join(render_lineage(graph, as_list=args.as_list)))
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    frame = _open_store(args).metric_history(args.run_id, args.key)
+    if args.json:
+        _print_json(frame.to_dicts())
+        return 0
+    rows = frame.rows()
+    cells = [[_cell(step), _cell(value), _local_time(stamp, "milliseconds")]
+             for step, value, stamp in rows]
+    _print_table(frame.columns, cells, [True, True, False])
+    return 0
+
+
+# -- runs ---------------------------------------------------------------------------------
+
+
+def _select_columns(available: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """The columns named in ``--columns``, in that order; glob patterns expand in place."""
+    chosen: list[str] = []
+    for name in wanted:
+        if any(ch in name for ch in "*?["):
+            found = [c for c in available if fnmatch.fnmatchcase(c, name)]
+        else:
+            found = [name] if name in available else []
+        if not found:
+            close = difflib.get_close_matches(name, available, n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise InvalidInputError(
+                f"no column {name!r} in the runs table; {hint}columns: {', '.join(available)}"
+            )
+        chosen.extend(c for c in found if c not in chosen)
+    return chosen
+
+
+def short_ids(ids: Sequence[str], all_ids: Sequence[str],
+              minimum: int = SHORT_ID_MIN) -> dict[str, str]:
+    """The shortest prefix (at least ``minimum`` long) of each id unique among ``all_ids``."""
+    ordered = sorted(set(all_ids) | set(ids))
+    position = {value: i for i, value in enumerate(ordered)}
+    short = {}
+    for value in ids:
+        i = position[value]
+        # In sorted order the longest shared prefix is with a neighbour.
+        need = minimum
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(ordered):
+                need = max(need, _common_prefix(value, ordered[j]) + 1)
+        short[value] = value[:need]
+    return short
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _run_cell(column: str, value: Any, short: Mapping[str, str]) -> str:
+    if value is None:
+        return "-"
+    if column in _RUN_ID_COLUMNS:
+        return short.get(value, value)
+    if column in _TIME_COLUMNS:
+        return _local_time(value)
+    if column == "duration":
+        return format_duration(value)
+    return _cell(value)
+
+
+def run_to_dict(run: Run, *, packages: bool = False) -> dict[str, Any]:
+    """A run as plain JSON-ready values; the package list is a count unless ``packages``."""
+    data = dataclasses.asdict(run)
+    data["duration"] = run.duration
+    env = data.get("env")
+    if env is not None:
+        listed = env.get("packages") or {}
+        env["package_count"] = len(listed)
+        if not packages:
+            env.pop("packages", None)
+    return _jsonable(data)
+
+
+def render_run(run: Run, *, packages: bool = False) -> list[str]:
+    """Everything about a run as readable lines (``nbtrail runs show``)."""
+    lines = _pairs([
+        ("run_id", run.run_id),
+        ("name", run.name),
+        ("experiment", run.experiment),
+        ("status", run.status),
+        ("start_time", _local_time(run.start_time, "seconds", with_offset=True)),
+        ("end_time", _local_time(run.end_time, "seconds", with_offset=True)),
+        ("duration", format_duration(run.duration)),
+        ("parent_id", run.parent_id),
+        ("notebook", run.notebook),
+        ("error", run.error),
+        ("seeds", _compact_json(run.seeds) if run.seeds else None),
+    ], indent="")
+
+    lines += _section(f"children ({len(run.children)})", [f"  {c}" for c in run.children])
+    lines += _section(f"params ({len(run.params)})", _pairs(
+        [(k, v if isinstance(v, str) else _compact_json(v)) for k, v in run.params.items()]))
+    lines += _section(f"metrics, latest ({len(run.metrics)})",
+                      _pairs([(k, _exact_number(v)) for k, v in run.metrics.items()]))
+    lines += _section(f"tags ({len(run.tags)})", _pairs(list(run.tags.items())))
+    lines += _section(f"datasets ({len(run.datasets)})", _sub_table(
+        ["name", "role", "rows", "columns", "dataset_id"],
+        [[d.get("name"), d.get("role"), d.get("n_rows"), d.get("n_columns"), d.get("dataset_id")]
+         for d in run.datasets]))
+    lines += _section(f"models ({len(run.models)})", _sub_table(
+        ["name", "class", "format", "size", "model_id"],
+        [[m.get("name"), m.get("class_name"), m.get("format"), format_size(m.get("size_bytes")),
+          m.get("model_id")] for m in run.models]))
+    lines += _section(f"artifacts ({len(run.artifacts)})", _sub_table(
+        ["name", "size", "media_type", "artifact_id"],
+        [[a.get("name"), format_size(a.get("size_bytes")), a.get("media_type"),
+          a.get("artifact_id")] for a in run.artifacts]))
+
+    git = run.git or {}
+    git_keys = ("commit", "branch", "dirty", "snapshot", "root")
+    lines += _section("git", _pairs(
+        [(k, _cell(git.get(k), width=None)) for k in git_keys]) if run.git else [],
+        "(not captured: not in a git work tree, or capture_git was off)")
+    code = run.code or {}
+    cells = code.get("cells") or []
+    lines += _section("code", _pairs([
+        ("ref", code.get("ref")),
+        ("snapshot_commit", code.get("snapshot_commit")),
+        ("base_commit", code.get("base_commit")),
+        ("notebook", code.get("notebook")),
+        ("cells", str(len(cells))),
+        ("code_id", code.get("code_id")),
+    ]) if run.code else [], "(not captured)")
+    lines += _section("environment",
+                      _env_lines(run.env, packages=packages) if run.env else [], "(not captured)")
+    return lines
+
+
+def _env_lines(env: Mapping[str, Any], *, packages: bool) -> list[str]:
+    listed: Mapping[str, Any] = env.get("packages") or {}
+    details: Mapping[str, Any] = env.get("details") or {}
+    pairs: list[tuple[str, Any]] = [(k, env.get(k)) for k in ("python", "platform")]
+    pairs += [(k, _cell(v, width=None)) for k, v in details.items()
+              if k not in ("python", "platform")]
+    pairs.append(("env_id", env.get("env_id")))
+    count = f"{len(listed)}" if packages or not listed else f"{len(listed)} (list with --packages)"
+    pairs.append(("packages", count))
+    lines = _pairs(pairs)
+    if packages:
+        lines += [f"    {name}=={version}" for name, version in sorted(listed.items())]
+    return lines
+
+
+def _section(title: str, body: list[str], empty: str = "(none)") -> list[str]:
+    return ["", title, *(body or [f"  {empty}"])]
+
+
+def _pairs(pairs: Sequence[tuple[str, Any]], indent: str = "  ") -> list[str]:
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [f"{indent}{k.ljust(width)}  {_one_line('-' if v is None else str(v))}"
+            for k, v in pairs]
+
+
+def _sub_table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
+        return []
+    cells = [[_cell(v, width=None) for v in row] for row in rows]
+    right = _numeric_columns(headers, rows)
+    return ["  " + line for line in _table_lines(headers, cells, right)]
+
+
+# -- lineage ------------------------------------------------------------------------------
+
+
+def render_lineage(graph: Lineage, *, as_list: bool = False) -> list[str]:
+    """A lineage graph as a tree from its root, or one ``src --relation--> dst`` line an edge."""
+    described = {node["id"]: node for node in graph.nodes.to_dicts()}
+
+    def name(node_id: str) -> str:
+        node = described.get(node_id, {})
+        label = node.get("label")
+        kind = node.get("kind") or "?"
+        return f"{node_id} ({kind}: {label})" if label and label != node_id else \
+            f"{node_id} ({kind})"
+
+    edges: list[tuple[str, str, str]] = graph.edges.select("src", "dst", "relation").rows()
+    if as_list:
+        return [f"{src} --{rel}--> {name(dst)}" for src, dst, rel in edges] or \
+            [f"no edges {graph.direction} from {name(graph.root)}"]
+
+    lines = [name(graph.root)]
+    walks = [d for d in ("up", "down") if graph.direction in (d, "both")]
+    for direction in walks:
+        children: dict[str, list[tuple[str, str]]] = {}
+        for src, dst, rel in edges:
+            if direction == "up":
+                children.setdefault(dst, []).append((src, f"<-{rel}-"))
+            else:
+                children.setdefault(src, []).append((dst, f"-{rel}->"))
+        if len(walks) > 1:
+            lines.append("upstream (inputs):" if direction == "up" else "downstream (outputs):")
+        if not children.get(graph.root):
+            lines.append(f"  (nothing {'upstream' if direction == 'up' else 'downstream'})")
+            continue
+        expanded = {graph.root}
+        # Explicit stack: lineage depth is user-controlled and must not hit the recursion limit.
+        stack = [(child, arrow, "", i == len(children[graph.root]) - 1)
+                 for i, (child, arrow) in enumerate(children[graph.root])][::-1]
+        while stack:
+            node, arrow, prefix, last = stack.pop()
+            seen = node in expanded
+            more = " (shown above)" if seen and children.get(node) else ""
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{arrow} {name(node)}{more}")
+            if seen:
+                continue
+            expanded.add(node)
+            below = children.get(node, [])
+            inner = prefix + ("    " if last else "│   ")
+            stack.extend((child, sub_arrow, inner, i == len(below) - 1)
+                         for i, (child, sub_arrow) in reversed(list(enumerate(below))))
+    return lines
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    """Seconds as ``4.2s``, ``3m07s``, ``2h05m`` or ``3d04h``; ``-`` for none."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_size(size: int | None) -> str:
+    """Bytes in binary units, e.g. ``1.5 KiB``."""
+    if size is None:
+        return "-"
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def _local_time(value: datetime | None, timespec: str = "seconds",
+                with_offset: bool = False) -> str:
+    """A stored (UTC) time in the reader's time zone, which is how people remember runs."""
+    if value is None:
+        return "-"
+    local = value.astimezone() if value.tzinfo is not None else value
+    if not with_offset:
+        local = local.replace(tzinfo=None)
+    return local.isoformat(sep=" ", timespec=timespec)
+
+
+def _cell(value: Any, null: str = "-", width: int | None = MAX_CELL_WIDTH) -> str:
+    """One value on one line: short numbers, and at most ``width`` characters if given."""
+    if value is None:
+        return null
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = f"{value:.6g}" if math.isfinite(value) else str(value)
+    elif isinstance(value, datetime):
+        text = value.isoformat(sep=" ")
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, Mapping | list | tuple):
+        text = _compact_json(value)
+    elif isinstance(value, bytes):
+        text = "\\x" + value.hex()
+    else:
+        text = str(value)
+    text = _one_line(text)
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+_CONTROL_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _one_line(text: str) -> str:
+    # A newline inside a value (an error message, say) would break a table's rows apart.
+    return text.translate(_CONTROL_ESCAPES)
+
+
+def _exact_number(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _numeric_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[bool]:
+    """Which columns hold only numbers (right-aligned), judged on the values present."""
+    numeric = []
+    for i, _ in enumerate(columns):
+        values = [row[i] for row in rows if row[i] is not None]
+        numeric.append(bool(values) and all(
+            isinstance(v, int | float | Decimal | timedelta) and not isinstance(v, bool)
+            for v in values))
+    return numeric
+
+
+def _table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 right: Sequence[bool]) -> list[str]:
+    widths = [max([len(h), *(len(row[i]) for row in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = (c.rjust(w) if r else c.ljust(w)
+                  for c, w, r in zip(cells, widths, right, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 right: Sequence[bool]) -> None:
+    print("\n".join(_table_lines(headers, rows, right)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- JSON ---------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: ISO times, and NaN/±inf as the strings ``float()`` reads back."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        # Integers stay exact (JSON numbers have no size limit); fractions become floats.
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(_jsonable(value), allow_nan=False, ensure_ascii=False)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(_jsonable(value), indent=2, allow_nan=False))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
