@@ -35,56 +35,65 @@ def runs_query(
     limit: int | None,
     offset: int,
 ) -> pl.DataFrame:
-    """The wide runs table: attributes, then ``params.*``, ``metrics.*``, ``tags.*`` columns."""
+    """The wide runs table: attributes, then ``params.*``, ``metrics.*``, ``tags.*`` columns.
+
+    Two phases in one statement: the page of run ids is chosen joining only the keys the
+    filter and ordering name; only that page is pivoted into one column per key.
+    """
     compiled = compile_filter(where)
     order_sql, order_fields = compile_order_by(order_by)
     scope = "WHERE experiment = ?" if experiment is not None else ""
     scope_params: list[Any] = [experiment] if experiment is not None else []
-    in_scope = f"run_id IN (SELECT run_id FROM runs {scope})"
 
-    param_types = dict(con.execute(
-        f"SELECT key, list(DISTINCT value_type) FROM params WHERE {in_scope} "
-        "GROUP BY key ORDER BY key", scope_params).fetchall())
-    metric_keys = [r[0] for r in con.execute(
-        f"SELECT DISTINCT key FROM latest_metrics WHERE {in_scope} ORDER BY key",
-        scope_params).fetchall()]
-    tag_keys = [r[0] for r in con.execute(
-        f"SELECT DISTINCT key FROM tags WHERE {in_scope} ORDER BY key", scope_params).fetchall()]
+    keys: dict[str, dict[str, list[str]]] = {"params": {}, "metrics": {}, "tags": {}}
+    in_scope = f"run_id IN (SELECT run_id FROM runs {scope})" if scope else "TRUE"
+    for kind, key, types in con.execute(f"""
+        SELECT 'params', key, list(DISTINCT value_type) FROM params WHERE {in_scope} GROUP BY key
+        UNION ALL SELECT 'metrics', key, NULL FROM latest_metrics WHERE {in_scope} GROUP BY key
+        UNION ALL SELECT 'tags', key, NULL FROM tags WHERE {in_scope} GROUP BY key
+        ORDER BY 1, 2""", scope_params * 3 if scope else []).fetchall():
+        keys[kind][key] = types
 
-    ctes: list[str] = [f"base AS ({_BASE} {scope})"]
     params: list[Any] = list(scope_params)
-    joins: list[str] = []
-    for kind, table, keys in (
-        ("params", "params", list(param_types)),
-        ("metrics", "latest_metrics", metric_keys),
-        ("tags", "tags", tag_keys),
-    ):
-        if not keys:
+    # Phase 1: the page, joining one narrow column per field the filter or order names.
+    needed = sorted({f for f in compiled.fields | order_fields if f.kind != "attr"},
+                    key=lambda f: f.column)
+    joins = []
+    for i, field in enumerate(needed):
+        if field.key in keys[field.kind]:
+            table = _TABLES[field.kind]
+            joins.append(f"LEFT JOIN (SELECT run_id, value AS {field.sql()} FROM {table} "
+                         f"WHERE key = ?) AS f{i} USING (run_id)")
+            params.append(field.key)
+        else:  # no run has this key: a NULL column keeps the query valid
+            joins.append(f"LEFT JOIN (SELECT NULL::VARCHAR AS run_id, "
+                         f"NULL::{'DOUBLE' if field.kind == 'metrics' else 'VARCHAR'} "
+                         f"AS {field.sql()}) AS f{i} USING (run_id)")
+    page = ""
+    if limit is not None or offset:
+        upper = "" if limit is None else f" AND _pos <= {int(offset) + int(limit)}"
+        page = f"QUALIFY _pos > {int(offset)}{upper}"
+    ctes = [
+        f"base AS ({_BASE} {scope})",
+        f"page AS MATERIALIZED (SELECT run_id, row_number() OVER ({order_sql}) AS _pos "
+        f"FROM base {' '.join(joins)} WHERE {compiled.sql} {page})",
+    ]
+    params.extend(compiled.params)
+
+    # Phase 2: one column per key, for the runs of the page only.
+    wide_joins = []
+    for kind, found in keys.items():
+        if not found:
             continue
         columns = ", ".join(
-            f"any_value(value) FILTER (WHERE key = ?) AS {_quote(f'{kind}.{k}')}" for k in keys
+            f"any_value(value) FILTER (WHERE key = ?) AS {_quote(f'{kind}.{k}')}" for k in found
         )
-        ctes.append(
-            f"{kind}_wide AS (SELECT run_id, {columns} FROM {table} "
-            f"WHERE run_id IN (SELECT run_id FROM base) GROUP BY run_id)"
-        )
-        params.extend(keys)
-        joins.append(f"LEFT JOIN {kind}_wide USING (run_id)")
-
-    present = {f"params.{k}" for k in param_types} | {f"metrics.{k}" for k in metric_keys}
-    present |= {f"tags.{k}" for k in tag_keys}
-    # Filter or order fields no run has yet are NULL columns, so the query stays valid.
-    missing = sorted(
-        {f for f in compiled.fields | order_fields if f.kind != "attr" and f.column not in present},
-        key=lambda f: f.column,
-    )
-    extra = "".join(
-        f", CAST(NULL AS {'DOUBLE' if f.kind == 'metrics' else 'VARCHAR'}) AS {f.sql()}"
-        for f in missing
-    )
-    # Params are filtered as text (the filter casts for numeric comparisons) and typed after.
+        ctes.append(f"{kind}_wide AS (SELECT run_id, {columns} FROM {_TABLES[kind]} "
+                    "WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id)")
+        params.extend(found)
+        wide_joins.append(f"LEFT JOIN {kind}_wide USING (run_id)")
     casts = []
-    for key, types in param_types.items():
+    for key, types in keys["params"].items():
         kinds = set(types)
         target = ("BIGINT" if kinds == {"int"} else "DOUBLE" if kinds <= _NUMERIC_TYPES
                   else "BOOLEAN" if kinds == {"bool"} else None)
@@ -92,18 +101,15 @@ def runs_query(
             column = _quote(f"params.{key}")
             casts.append(f"TRY_CAST({column} AS {target}) AS {column}")
     replace = f" REPLACE ({', '.join(casts)})" if casts else ""
-    drop = f" EXCLUDE ({', '.join(f.sql() for f in missing)})" if missing else ""
-    page = ""
-    if limit is not None:
-        page = f" LIMIT {int(limit)}"
-    if offset:
-        page += f" OFFSET {int(offset)}"
+    wide = "".join(f", {kind}_wide.* EXCLUDE (run_id)" for kind, found in keys.items() if found)
     query = (
-        f"WITH {', '.join(ctes)} SELECT *{drop}{replace} FROM ("
-        f"SELECT *{extra} FROM base {' '.join(joins)}) AS wide "
-        f"WHERE {compiled.sql} {order_sql}{page}"
+        f"WITH {', '.join(ctes)} SELECT *{replace} FROM (SELECT base.*{wide} "
+        f"FROM page JOIN base USING (run_id) {' '.join(wide_joins)} ORDER BY page._pos)"
     )
-    return con.sql(query, params=[*params, *compiled.params]).pl()
+    return con.sql(query, params=params).pl()
+
+
+_TABLES = {"params": "params", "metrics": "latest_metrics", "tags": "tags"}
 
 
 def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
