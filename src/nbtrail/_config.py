@@ -36,7 +36,7 @@ class Settings:
 
     home: str | os.PathLike[str] | None = None
     flush_interval: float = 0.2
-    fold_interval: float = 3.0
+    fold_interval: float = 1.0
     capture_git: bool = True
     capture_environment: bool = True
 

@@ -33,7 +33,8 @@ from ..errors import InvalidInputError, NotFoundError, StoreLockedError, StoreNo
 from . import _schema
 from ._base import Direction, Store
 from ._fold import FoldResult, fold
-from ._journal import JournalWriter, journal_files, open_journal
+from ._journal import JournalWriter, journal_files
+from ._overlay import apply_overlay, read_pending
 from ._records import Lineage, Run
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ class DuckDBStore(Store):
     """The default, embedded store (see the module docstring for the layout)."""
 
     def __init__(self, home: str | os.PathLike[str], *, flush_interval: float = 0.2,
-                 fold_interval: float = 3.0) -> None:
+                 fold_interval: float = 1.0) -> None:
         self.home = Path(home)
         self.db_path = self.home / DB_NAME
         self.journal_dir = self.home / "journal"
@@ -257,24 +258,6 @@ class DuckDBStore(Store):
         if time.monotonic() - self._last_fold >= self.fold_interval:
             self.try_fold()
 
-    def _needs_fold(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Whether any journal holds bytes not folded yet, or belongs to a dead process."""
-        paths = journal_files(self.journal_dir)
-        if not paths:
-            return False
-        offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
-        for path in paths:
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                continue
-            if offsets.get(path.name, -1) < size:
-                return True
-            with open_journal(path, size) as chunk:
-                if chunk is not None and not chunk.alive:
-                    return True
-        return False
-
     # -- reading ----------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -287,13 +270,17 @@ class DuckDBStore(Store):
         self._ensure_schema()
         for attempt in range(2):
             with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH):
-                con = self._connect_ro()
+                con: duckdb.DuckDBPyConnection | None = self._connect_ro()
                 try:
-                    # A reader folds first when it can, so it sees what was just logged.
-                    if attempt == 0 and self._needs_fold(con):
+                    pending = read_pending(con, self.journal_dir)
+                    # A dead journal needs a fold to mark its runs killed; a long tail is
+                    # cheaper folded once than overlaid on every read.
+                    if attempt == 0 and (pending.dead or pending.size > FOLD_BUDGET):
                         con.close()
                         con = None
                     else:
+                        if pending.batch.count:
+                            apply_overlay(con, pending.batch)
                         # Reads must not reach files outside the store, whoever wrote the query.
                         con.execute("SET enable_external_access = false")
                         yield con
@@ -301,7 +288,7 @@ class DuckDBStore(Store):
                 finally:
                     if con is not None:
                         con.close()
-            self.fold_all()
+            self.try_fold()
 
     def _connect_ro(self) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -317,6 +304,15 @@ class DuckDBStore(Store):
         import polars as pl
 
         with self._read_connection() as con:
+            try:
+                kinds = {s.type.name for s in con.extract_statements(query)}
+            except duckdb.ParserException as exc:
+                raise InvalidInputError(f"invalid SQL: {_first_line(exc)}") from None
+            if not kinds <= {"SELECT", "EXPLAIN"}:
+                raise InvalidInputError(
+                    f"SQL over the store is read-only: only queries are allowed, not "
+                    f"{', '.join(sorted(kinds))}; write through the tracking API instead"
+                )
             try:
                 return con.sql(query, params=params).pl()
             except (duckdb.ParserException, duckdb.BinderException,

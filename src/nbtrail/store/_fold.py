@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._journal import JournalChunk, journal_files, open_journal
+from ._journal import JournalChunk, journal_files, open_journal, unpack
 
 if TYPE_CHECKING:
     import duckdb
@@ -74,7 +74,6 @@ TABLES: dict[str, _Table] = {
     ),
 }
 _RUN_END = ("run_id", "status", "end_time", "error")
-_METRIC_COLUMNS = ("run_id", "key", "value", "step", "ts")
 
 
 @dataclass
@@ -105,7 +104,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
         # Rows of journals removed after an earlier fold; names are never reused.
         con.execute("DELETE FROM journal_offsets WHERE journal IN (SELECT unnest(?))", [stale])
 
-    batch = _Batch()
+    batch = Batch()
     chunks: list[JournalChunk] = []
     with contextlib.ExitStack() as stack:
         share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
@@ -119,7 +118,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             for record in chunk.records:
                 batch.add(record)
         result.records = batch.count
-        result.metric_points = len(batch.metrics["run_id"])
+        result.metric_points = batch.metric_points
         con.execute("BEGIN TRANSACTION")
         try:
             batch.apply(con)
@@ -150,27 +149,21 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
     return result
 
 
-class _Batch:
+class Batch:
     """Records grouped per table, deduplicated on each table's key."""
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
-        self.metrics: dict[str, list[Any]] = {c: [] for c in _METRIC_COLUMNS}
+        self.metric_parts: list[dict[str, Any]] = []
+        self.metric_points = 0
         self.count = 0
 
     def add(self, record: dict[str, Any]) -> None:
         kind = record.get("t")
         self.count += 1
         if kind == "metrics":
-            if isinstance(record.get("run_id"), str):  # one run: its id is written once
-                record = {**record, "run_id": [record["run_id"]] * len(record.get("key") or ())}
-            lengths = {len(record.get(c) or ()) for c in _METRIC_COLUMNS}
-            if len(lengths) == 1:
-                for column in _METRIC_COLUMNS:
-                    self.metrics[column].extend(record[column])
-            else:
-                warnings.warn("nbtrail: skipped a malformed metrics record", stacklevel=2)
+            self._add_metrics(record)
             return
         if kind == "run_end":
             self.ends[record["run_id"]] = record
@@ -183,7 +176,26 @@ class _Batch:
         if spec.replace or key not in rows:
             rows[key] = record
 
-    def apply(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _add_metrics(self, record: dict[str, Any]) -> None:
+        try:
+            names = _objects(list(record["keys"]))
+            part = {
+                "key": names[unpack(record["key"], "<u4")],
+                "value": unpack(record["value"], "<f8"),
+                "step": unpack(record["step"], "<i8"),
+                "ts": unpack(record["ts"], "<f8"),
+            }
+            if len({len(column) for column in part.values()}) != 1:
+                raise ValueError("columns of different lengths")
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            warnings.warn(f"nbtrail: skipped a malformed metrics record ({exc})", stacklevel=3)
+            return
+        part["run_id"] = _objects([record.get("run_id")] * len(part["key"]))
+        self.metric_parts.append(part)
+        self.metric_points += len(part["key"])
+
+    def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
+        """Write the batch into the tables, or into ``prefix``-named copies of them."""
         # Rows reach DuckDB as dicts of numpy arrays: as fast as Arrow here, and unlike
         # pyarrow it does not drag pandas in (whose import costs more than a fold).
         for name, rows in self.rows.items():
@@ -198,43 +210,38 @@ class _Batch:
             )
             verb = "INSERT OR REPLACE" if spec.replace else "INSERT OR IGNORE"
             _insert(con, {c: _column(c, spec, rows.values()) for c in spec.columns},
-                    f"{verb} INTO {name} BY NAME SELECT {select} FROM _fold_rows")
-        if self.metrics["run_id"]:
-            self._apply_metrics(con)
+                    f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM _fold_rows")
+        if self.metric_points:
+            self._apply_metrics(con, prefix)
         if self.ends:
             ends = list(self.ends.values())
             _insert(con, {c: _objects([e.get(c) for e in ends]) for c in _RUN_END},
-                    "UPDATE runs SET status = e.status, "
+                    f"UPDATE {prefix}runs SET status = e.status, "
                     "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
-                    "FROM _fold_rows e WHERE runs.run_id = e.run_id")
+                    f"FROM _fold_rows e WHERE {prefix}runs.run_id = e.run_id")
 
-    def _apply_metrics(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
         import numpy as np
 
-        m = self.metrics
-        values = np.array(m["value"], dtype=np.float64)
         columns = {
-            "run_id": _objects(m["run_id"]),
-            "key": _objects(m["key"]),
-            "value": values,
-            # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-            "is_nan": np.isnan(values),
-            "step": np.array(m["step"], dtype=np.int64),
-            "ts": np.array(m["ts"], dtype=np.float64),
+            column: np.concatenate([part[column] for part in self.metric_parts])
+            for column in ("run_id", "key", "value", "step", "ts")
         }
+        # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+        columns["is_nan"] = np.isnan(columns["value"])
         value = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
         _insert(con, columns,
-                f"INSERT INTO metrics SELECT run_id, key, {value}, step, to_timestamp(ts) "
+                f"INSERT INTO {prefix}metrics SELECT run_id, key, {value}, step, to_timestamp(ts) "
                 "FROM _fold_rows")
         _insert(con, columns, f"""
-            INSERT INTO latest_metrics
+            INSERT INTO {prefix}latest_metrics
             SELECT run_id, key, {value}, step, to_timestamp(ts) FROM _fold_rows
             QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, ts DESC) = 1
             ON CONFLICT (run_id, key) DO UPDATE
             SET value = EXCLUDED.value, step = EXCLUDED.step, timestamp = EXCLUDED.timestamp
-            WHERE EXCLUDED.step > latest_metrics.step
-               OR (EXCLUDED.step = latest_metrics.step
-                   AND EXCLUDED.timestamp >= latest_metrics.timestamp)
+            WHERE EXCLUDED.step > {prefix}latest_metrics.step
+               OR (EXCLUDED.step = {prefix}latest_metrics.step
+                   AND EXCLUDED.timestamp >= {prefix}latest_metrics.timestamp)
             """)
 
 

@@ -12,6 +12,7 @@ Metrics are buffered column-wise so a flush of many points is one compact line.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -84,7 +85,6 @@ class JournalWriter:
         records.extend(_metric_records(*metrics))
         if not records:
             return
-        # NaN and ±inf are legal metric values; Python's json round-trips them.
         payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
         data = payload.encode()
         with self._io_lock:
@@ -149,21 +149,44 @@ class JournalWriter:
 
 def _metric_records(runs: list[str], keys: list[str], values: list[float], steps: list[int],
                     stamps: list[float]) -> list[dict[str, Any]]:
-    """Column-wise metric records, one per run, so the run id is written once."""
+    """Column-wise metric records, one per run.
+
+    The columns are little-endian numpy arrays in base64: a fold decodes a million
+    points in milliseconds, where parsing them as JSON numbers takes seconds. NaN and
+    ±inf survive as they are.
+    """
     if not runs:
         return []
     if runs.count(runs[0]) == len(runs):  # the common case: one run logging
-        return [{"t": "metrics", "run_id": runs[0], "key": keys, "value": values,
-                 "step": steps, "ts": stamps}]
-    by_run: dict[str, list[int]] = {}
-    for i, run in enumerate(runs):
-        by_run.setdefault(run, []).append(i)
-    return [
-        {"t": "metrics", "run_id": run, "key": [keys[i] for i in rows],
-         "value": [values[i] for i in rows], "step": [steps[i] for i in rows],
-         "ts": [stamps[i] for i in rows]}
-        for run, rows in by_run.items()
-    ]
+        groups = {runs[0]: range(len(runs))}
+    else:
+        groups = {}
+        for i, run in enumerate(runs):
+            groups.setdefault(run, []).append(i)  # type: ignore[union-attr]
+    records = []
+    for run, rows in groups.items():
+        names: dict[str, int] = {}
+        index = [names.setdefault(keys[i], len(names)) for i in rows]
+        records.append({
+            "t": "metrics", "run_id": run, "keys": list(names),
+            "key": _pack(index, "<u4"), "value": _pack([values[i] for i in rows], "<f8"),
+            "step": _pack([steps[i] for i in rows], "<i8"),
+            "ts": _pack([stamps[i] for i in rows], "<f8"),
+        })
+    return records
+
+
+def _pack(values: list[Any], dtype: str) -> str:
+    import numpy as np
+
+    return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode("ascii")
+
+
+def unpack(text: str, dtype: str) -> Any:
+    """Decode a column written by ``_pack``."""
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
 
 
 @dataclass

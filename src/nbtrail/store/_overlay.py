@@ -1,0 +1,91 @@
+"""Unfolded journal records, seen by a read-only connection as if folded.
+
+A reader never waits for the journals to be folded: it reads the complete records after
+each journal's folded offset, writes them into temporary ``_pending_*`` copies of the
+tables touched, and shadows those tables with temporary views of the same names
+(DuckDB resolves temporary objects first). The database file is not written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._fold import TABLES, Batch
+from ._journal import journal_files, open_journal
+
+if TYPE_CHECKING:
+    import duckdb
+
+PREFIX = "_pending_"
+
+
+@dataclass
+class Pending:
+    """Journal records not folded yet."""
+
+    batch: Batch = field(default_factory=Batch)
+    size: int = 0  # bytes
+    dead: bool = False  # some journal belongs to a dead process: a fold must mark its runs
+
+
+def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
+    """Read the records of every journal after its folded offset."""
+    offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
+    pending = Pending()
+    for path in journal_files(journal_dir):
+        try:
+            if path.stat().st_size <= offsets.get(path.name, 0):
+                continue  # nothing new: skip the liveness probe too
+        except FileNotFoundError:
+            continue
+        with open_journal(path, offsets.get(path.name, 0)) as chunk:
+            if chunk is None:
+                continue
+            pending.dead = pending.dead or not chunk.alive
+            pending.size += chunk.end_offset - offsets.get(path.name, 0)
+            for record in chunk.records:
+                pending.batch.add(record)
+    return pending
+
+
+def apply_overlay(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """Make ``con`` see ``batch`` on top of the folded tables."""
+    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    source = f'"{catalog.replace(chr(34), chr(34) * 2)}".main'
+    touched = [name for name, rows in batch.rows.items() if rows]
+    if batch.ends and "runs" not in touched:
+        touched.append("runs")
+    if batch.metric_points:
+        touched += ["metrics", "latest_metrics"]
+    for name in touched:
+        [(ddl,)] = con.execute(
+            "SELECT sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
+            "AND table_name = ?", [catalog, name]).fetchall()
+        con.execute(re.sub(r"^CREATE TABLE \"?\w+\"?", f"CREATE TEMP TABLE {PREFIX}{name}", ddl))
+    if batch.ends:
+        # A run that ends now started in an earlier fold: copy it, so the update applies.
+        con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
+                    "WHERE run_id IN (SELECT unnest(?))", [list(batch.ends)])
+    batch.apply(con, PREFIX)
+    for name in touched:
+        pending = f"{PREFIX}{name}"
+        if name == "metrics":
+            body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME SELECT * FROM {pending}"
+        elif name == "latest_metrics":
+            # The latest point of a key is the higher step, then the later time, of both.
+            body = f"""
+                SELECT * FROM {source}.latest_metrics ANTI JOIN {pending} USING (run_id, key)
+                UNION ALL BY NAME
+                SELECT * FROM (
+                    SELECT * FROM {source}.latest_metrics SEMI JOIN {pending} USING (run_id, key)
+                    UNION ALL BY NAME SELECT * FROM {pending}
+                ) QUALIFY row_number() OVER (
+                    PARTITION BY run_id, key ORDER BY step DESC, timestamp DESC) = 1"""
+        else:
+            keys = ", ".join(TABLES[name].key)
+            body = (f"SELECT * FROM {source}.{name} ANTI JOIN {pending} USING ({keys}) "
+                    f"UNION ALL BY NAME SELECT * FROM {pending}")
+        con.execute(f"CREATE TEMP VIEW {name} AS {body}")

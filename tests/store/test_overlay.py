@@ -1,0 +1,51 @@
+"""Readers see records still in journals, without folding them."""
+
+import duckdb
+
+from nbtrail import Tracker
+from nbtrail.store._duckdb import DuckDBStore
+
+
+def _folded_runs(home):
+    con = duckdb.connect(str(home / "nbtrail.duckdb"), read_only=True)
+    try:
+        return con.sql("select run_id, status from runs").fetchall()
+    finally:
+        con.close()
+
+
+def test_reader_sees_unfolded_records_and_leaves_the_database_alone(tmp_path):
+    home = tmp_path / "store"
+    writer_store = DuckDBStore(home, fold_interval=3600)
+    tracker = Tracker(writer_store)
+    first = tracker.start_run(name="folded")
+    first.log_metric("loss", 0.5, step=5)
+    first.log_metric("acc", 0.9, step=7)
+    writer_store.sync()  # everything so far is in the database
+
+    first.log_metric("loss", 0.4, step=6)  # newer step: wins
+    first.log_metric("acc", 0.1, step=2)  # older step: the folded point stays latest
+    first.log_params({"C": 1.0})
+    first.end()
+    second = tracker.start_run(name="journal only")
+    second.log_metric("loss", float("nan"))
+    writer_store.writer().flush()
+
+    reader = DuckDBStore(home)
+    assert _folded_runs(home) == [(first.run_id, "running")]
+    got = reader.get_run(first.run_id)
+    assert got.status == "finished"
+    assert got.metrics == {"loss": 0.4, "acc": 0.9}
+    assert got.params == {"C": 1.0}
+    assert reader.metric_history(first.run_id, "loss")["step"].to_list() == [5, 6]
+    frame = reader.runs(order_by="name")
+    assert frame["name"].to_list() == ["folded", "journal only"]
+    assert frame["status"].to_list() == ["finished", "running"]
+    assert reader.sql("select count(*) as n from metrics")["n"][0] == 5
+    # The reads did not fold: the database still holds the old state.
+    assert _folded_runs(home) == [(first.run_id, "running")]
+
+    second.end()
+    writer_store.close()
+    assert sorted(_folded_runs(home)) == sorted(
+        [(first.run_id, "finished"), (second.run_id, "finished")])
