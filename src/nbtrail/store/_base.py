@@ -6,8 +6,9 @@ Guarantees (checked by the contract tests in ``tests/store/test_store_contract.p
   reads: each writer appends to its own journal (see ``writer``).
 * A record is durable against a killed process once ``flush`` returned, and at most
   ``flush_interval`` seconds after it was logged otherwise.
-* Reads see every record flushed before the read began, except while another process
-  holds a read open at the same moment; then they may trail by one fold interval.
+* Reads see every record flushed before the read began: folded records from the
+  database, the rest straight from the journals. A read waits at most for one bounded
+  fold in progress.
 * Nothing read is live: every method returns plain values or frozen records.
 """
 
