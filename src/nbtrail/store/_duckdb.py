@@ -10,9 +10,12 @@ Layout of a store folder::
                         step aside while it is held
 
 DuckDB admits one read-write process per file, so only a process holding the exclusive
-lock opens it read-write, briefly, to fold. Writers never wait: they only append to
-their journals. Folders never wait either: they try the lock and move on if it is busy.
-Readers take the shared lock, which waits at most for one fold in progress.
+lock opens it read-write, briefly, to fold one bounded pass. Writers never wait: they
+only append to their journals. Background folds never wait either: they try the locks
+and move on if they are busy. Readers take the shared lock, which waits at most for one
+fold pass in progress, and see what is not folded yet through an overlay of the journal
+tails (``_overlay``), so a read is never stale and never folds on the reader's time
+unless the tail is long.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import re
 import threading
@@ -425,8 +427,3 @@ def _locked_message(path: Path, exc: BaseException) -> str:
         f"the store database {path} is held open for writing by another program "
         f"({_first_line(exc)}); close it, or open it read-only (duckdb -readonly {path})"
     )
-
-
-def json_loads(value: Any) -> Any:
-    """Decode a JSON column value (DuckDB returns JSON as text)."""
-    return None if value is None else json.loads(value)
