@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,10 @@ def run_python(code: str, *, env: dict | None = None, cwd: Path | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     return subprocess.run([sys.executable, "-c", code], env=full_env, cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def python_output(code: str) -> str:
+    """Run dedented Python code in a fresh interpreter; return its stdout, failing on error."""
+    result = run_python(textwrap.dedent(code))
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -2,11 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +13,7 @@ import pytest
 from nbtrail.errors import InvalidInputError
 from nbtrail.tracking._datasets import DatasetProfile, profile_dataset, to_arrow
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+from ..conftest import python_output
 
 FRAME_CODE = """
 import pandas as pd
@@ -30,18 +25,6 @@ frame = pd.DataFrame({
 """
 
 
-def run_python(code: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def mixed() -> dict[str, list[Any]]:
@@ -69,7 +52,7 @@ def test_fingerprint_is_stable_across_processes() -> None:
         + "from nbtrail.tracking._datasets import profile_dataset\n"
         + "print(profile_dataset(frame).fingerprint)\n"
     )
-    first, second = run_python(code).strip(), run_python(code).strip()
+    first, second = python_output(code).strip(), python_output(code).strip()
     namespace: dict[str, Any] = {}
     exec(FRAME_CODE, namespace)
     here = fingerprint(namespace["frame"])
@@ -206,7 +189,7 @@ def test_unconvertible_frame_is_an_input_error() -> None:
 
 
 def test_no_heavy_imports() -> None:
-    out = run_python(
+    out = python_output(
         """
         import sys
         import nbtrail.tracking._datasets, nbtrail.tracking._models

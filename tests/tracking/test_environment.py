@@ -2,16 +2,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import platform
 import random
 import re
-import subprocess
 import sys
-import textwrap
 import types
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,20 +21,7 @@ from nbtrail.tracking._environment import (
     seen_seeds,
 )
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def run_python(code: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+from ..conftest import python_output
 
 
 @pytest.fixture
@@ -154,7 +137,7 @@ def test_torch_hooked_once_imported(seed_hooks: None, monkeypatch: pytest.Monkey
 
 def test_hooks_never_import_numpy_and_catch_later_imports() -> None:
     pytest.importorskip("numpy")
-    out = run_python(
+    out = python_output(
         """
         import json, sys
         from nbtrail.tracking._environment import install_seed_hooks, seen_seeds
@@ -176,7 +159,7 @@ def test_hooks_never_import_numpy_and_catch_later_imports() -> None:
 
 def test_capture_notebook_outside_ipython() -> None:
     assert capture_notebook() is None
-    out = run_python(
+    out = python_output(
         """
         import sys
         from nbtrail.tracking._environment import capture_notebook
@@ -225,7 +208,7 @@ def test_capture_notebook_without_shell_or_history(monkeypatch: pytest.MonkeyPat
 
 def test_capture_notebook_in_real_ipython() -> None:
     pytest.importorskip("IPython")
-    out = run_python(
+    out = python_output(
         """
         from traitlets.config import Config
         from IPython.core.interactiveshell import InteractiveShell
