@@ -158,3 +158,57 @@ def test_sigkill_loses_nothing_older_than_a_second(tmp_path):
     store.sync()
     assert store.get_run(run_id).tags == {"checked": "yes"}
     store.close()
+
+
+KILLED_AFTER_FOLD = """
+import sys, time, nbtrail as nt
+nt.config.set(home=sys.argv[1])
+run = nt.run(name="folded then killed")
+run.log_metric("m", 1.0)
+nt.sync()
+print(run.run_id, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_folded_before_its_process_died_is_marked_killed(tmp_path):
+    home = tmp_path / "store"
+    proc = _spawn(KILLED_AFTER_FOLD, home)
+    run_id = proc.stdout.readline().strip()
+    assert DuckDBStore(home).get_run(run_id).status == "running"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert DuckDBStore(home).get_run(run_id).status == "killed"
+
+
+FORK_WORKERS = """
+import multiprocessing, sys, nbtrail as nt
+nt.config.set(home=sys.argv[1])
+
+def work(i):
+    with nt.run(name=f"worker {i}") as run:
+        for step in range(500):
+            run.log_metric("m", step, step=step)  # no nt.sync(): the exit hook flushes
+
+if __name__ == "__main__":
+    with nt.run(name="parent") as run:
+        for step in range(5000):
+            run.log_metric("x", step, step=step)  # background folds run while forking
+        ctx = multiprocessing.get_context("fork")
+        workers = [ctx.Process(target=work, args=(i,)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+"""
+
+
+def test_forked_workers_lose_nothing_and_never_deadlock(tmp_path):
+    home = tmp_path / "store"
+    proc = _spawn(FORK_WORKERS, home)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    counts = DuckDBStore(home).sql(
+        "select name, count(*) as n from runs join metrics using (run_id) group by 1 order by 1")
+    assert counts.rows() == [("parent", 5000)] + [(f"worker {i}", 500) for i in range(4)]

@@ -49,3 +49,44 @@ def test_reader_sees_unfolded_records_and_leaves_the_database_alone(tmp_path):
     writer_store.close()
     assert sorted(_folded_runs(home)) == sorted(
         [(first.run_id, "finished"), (second.run_id, "finished")])
+
+
+def test_a_process_reads_its_own_latest_writes(home):
+    import nbtrail as nt
+
+    with nt.run() as run:
+        run.log_metric("loss", 0.5)
+        assert nt.get_run(run.run_id).metrics == {"loss": 0.5}  # no flush, no sync
+
+
+def test_nan_metrics_do_not_match_filters_or_sort_first(home):
+    import nbtrail as nt
+
+    for name, value in [("nan", float("nan")), ("high", 0.9), ("low", 0.1)]:
+        with nt.run(name=name) as run:
+            run.log_metric("acc", value)
+    assert nt.runs(where="metrics.acc > 0.5")["name"].to_list() == ["high"]
+    assert nt.runs(order_by="-metrics.acc")["name"].to_list() == ["high", "low", "nan"]
+
+
+def test_a_read_only_duckdb_session_elsewhere_does_not_break_reads(home):
+    import nbtrail as nt
+
+    with nt.run(name="before"):
+        pass
+    nt.sync()
+    session = duckdb.connect(str(home / "nbtrail.duckdb"), read_only=True)
+    try:
+        with nt.run(name="during") as run:
+            run.log_metric("m", 1.0)
+        assert sorted(nt.runs()["name"].to_list()) == ["before", "during"]
+    finally:
+        session.close()
+
+
+def test_the_store_folder_is_ignored_by_git(home):
+    import nbtrail as nt
+
+    with nt.run():
+        pass
+    assert (home / ".gitignore").read_text().splitlines()[-1] == "*"

@@ -47,6 +47,8 @@ DB_NAME = "nbtrail.duckdb"
 # Journal bytes one fold pass takes at most: keeps the exclusive lock short (~0.1 s).
 FOLD_BUDGET = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Lock file descriptors open in this process, closed in a forked child.
+_held_lock_fds: set[int] = set()
 
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
@@ -93,7 +95,7 @@ class DuckDBStore(Store):
         """Return the journal writer of this process (created on first use)."""
         with self._writer_lock:
             if self._writer is None:
-                self.home.mkdir(parents=True, exist_ok=True)
+                self._make_home()
                 self._writer = JournalWriter(
                     self.journal_dir, flush_interval=self.flush_interval,
                     after_flush=self._fold_if_due, warmup=_load_fold_libraries,
@@ -110,6 +112,11 @@ class DuckDBStore(Store):
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal; runs keep their writer object."""
+        # A lock the parent held while forking lives on in the child's copy of its file
+        # descriptor, and would stay held until the child exits: close the copies.
+        while _held_lock_fds:
+            with contextlib.suppress(OSError):
+                os.close(_held_lock_fds.pop())
         self._writer_lock = threading.Lock()
         if self._writer is not None:
             self._writer.after_fork()
@@ -119,6 +126,14 @@ class DuckDBStore(Store):
         if self._writer is not None:
             self._writer.flush()
         self.fold_all()
+
+    def _make_home(self) -> None:
+        if self.home.is_dir():
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        # The store usually sits at a git root: keep it out of git and of run snapshots.
+        with contextlib.suppress(FileExistsError), open(self.home / ".gitignore", "x") as f:
+            f.write("# nbtrail's store: not for git\n*\n")
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
@@ -166,8 +181,9 @@ class DuckDBStore(Store):
 
     @contextlib.contextmanager
     def _lock(self, mode: int, name: str = "lock") -> Iterator[bool]:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self._make_home()
         fd = os.open(self.home / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _held_lock_fds.add(fd)
         try:
             try:
                 fcntl.flock(fd, mode)
@@ -176,7 +192,9 @@ class DuckDBStore(Store):
                 got = False
             yield got
         finally:
-            os.close(fd)
+            if fd in _held_lock_fds:  # a forked child closed its copy already
+                _held_lock_fds.discard(fd)
+                os.close(fd)
 
     def _connect_rw(self) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -230,7 +248,12 @@ class DuckDBStore(Store):
         with self._lock(mode) as got:
             if not got:
                 return None
-            con = self._connect_rw()
+            try:
+                con = self._connect_rw()
+            except StoreLockedError:
+                if wait:
+                    raise
+                return None  # another program has the file open; the overlay serves reads
             try:
                 result = fold(con, self.journal_dir, max_bytes)
             finally:
@@ -264,6 +287,8 @@ class DuckDBStore(Store):
 
     @contextlib.contextmanager
     def _read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._writer is not None:
+            self._writer.flush()  # read your own writes, including the last 0.2 s
         if not self.exists():
             raise StoreNotFoundError(
                 f"no nbtrail store at {self.home}; log a run first (with nt.run(): ...), "
@@ -310,7 +335,8 @@ class DuckDBStore(Store):
                 kinds = {s.type.name for s in con.extract_statements(query)}
             except duckdb.ParserException as exc:
                 raise InvalidInputError(f"invalid SQL: {_first_line(exc)}") from None
-            if not kinds <= {"SELECT", "EXPLAIN"}:
+            # PIVOT arrives as MULTI; the read-only connection refuses any write in it.
+            if not kinds <= {"SELECT", "EXPLAIN", "MULTI"}:
                 raise InvalidInputError(
                     f"SQL over the store is read-only: only queries are allowed, not "
                     f"{', '.join(sorted(kinds))}; write through the tracking API instead"
@@ -424,6 +450,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _locked_message(path: Path, exc: BaseException) -> str:
     return (
-        f"the store database {path} is held open for writing by another program "
+        f"the store database {path} is held open by another program "
         f"({_first_line(exc)}); close it, or open it read-only (duckdb -readonly {path})"
     )

@@ -36,11 +36,7 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
     offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
     pending = Pending()
     for path in journal_files(journal_dir):
-        try:
-            if path.stat().st_size <= offsets.get(path.name, 0):
-                continue  # nothing new: skip the liveness probe too
-        except FileNotFoundError:
-            continue
+        # Journals with nothing new are read too: a dead writer must be noticed.
         with open_journal(path, offsets.get(path.name, 0)) as chunk:
             if chunk is None:
                 continue

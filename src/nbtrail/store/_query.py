@@ -61,9 +61,11 @@ def runs_query(
     joins = []
     for i, field in enumerate(needed):
         if field.key in keys[field.kind]:
-            table = _TABLES[field.kind]
-            joins.append(f"LEFT JOIN (SELECT run_id, value AS {field.sql()} FROM {table} "
-                         f"WHERE key = ?) AS f{i} USING (run_id)")
+            # A NaN metric neither matches a comparison nor sorts first: it counts as missing.
+            value = ("CASE WHEN isnan(value) THEN NULL ELSE value END"
+                     if field.kind == "metrics" else "value")
+            joins.append(f"LEFT JOIN (SELECT run_id, {value} AS {field.sql()} "
+                         f"FROM {_TABLES[field.kind]} WHERE key = ?) AS f{i} USING (run_id)")
             params.append(field.key)
         else:  # no run has this key: a NULL column keeps the query valid
             joins.append(f"LEFT JOIN (SELECT NULL::VARCHAR AS run_id, "

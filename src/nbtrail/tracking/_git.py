@@ -205,7 +205,9 @@ def snapshot_worktree(info: GitInfo, ref: str, message: str) -> str:
         # A copy carries the stat data, so `git add` only rehashes files that changed. With
         # no index yet there is nothing to copy: git reads a missing index file as empty.
         with contextlib.suppress(FileNotFoundError):
-            shutil.copyfile(real_index, temp_index)
+            # copy2 keeps the index's mtime: git trusts cached stat data only for files
+            # older than the index, so a reset mtime would hide same-size edits.
+            shutil.copy2(real_index, temp_index)
         # A split index would write a new shared index file next to the user's, and the
         # copied fsmonitor token could hide changes; neither is worth the risk here.
         add = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false", "add", "-A"]

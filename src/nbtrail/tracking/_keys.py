@@ -17,8 +17,8 @@ def check_key(kind: str, key: object) -> str:
     """Return ``key`` if it is a usable metric/param/tag key, else raise with the fix."""
     if not isinstance(key, str):
         raise InvalidInputError(
-            f"{kind} key {key!r} is a {type(key).__name__}; keys must be strings, e.g. "
-            f"{kind}s={{'{key}': ...}} → {{'{key!s}': ...}}"
+            f"{kind} key {key!r} is of type {type(key).__name__}; keys must be strings, "
+            f"e.g. {str(key)!r}"
         )
     if not key or not key.strip():
         raise InvalidInputError(f"{kind} key is empty; give the {kind} a name")

@@ -169,6 +169,8 @@ def _columns(profile: DatasetProfile) -> dict[str, dict[str, Any]]:
     columns: dict[str, dict[str, Any]] = {}
     for column in profile.schema:
         name = column["name"]
+        if name.startswith("__index_level_"):
+            continue  # a pandas row index kept for the fingerprint; models never see it
         stats = profile.stats.get(name, {})
         entry: dict[str, Any] = {
             "name": name,

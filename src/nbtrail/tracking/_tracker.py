@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -214,8 +215,6 @@ def _close_all() -> None:
         except Exception as exc:  # never turn interpreter exit into a traceback
             # The journal is flushed and complete, so nothing is lost: the next process
             # that reads or writes the store folds it.
-            import sys
-
             print(f"nbtrail: left the journal for the next process to fold ({exc})",
                   file=sys.stderr)
 
@@ -226,6 +225,25 @@ def _after_fork_in_child() -> None:
     for tracker in _trackers.values():
         tracker.store.forget_after_fork()
         tracker._lock = threading.Lock()
+    # multiprocessing's forked workers leave through os._exit, which skips atexit: ask
+    # multiprocessing to flush at the worker's end instead. Its finalizers are reset
+    # after this hook runs, hence the indirection through its own after-fork hooks.
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:
+        mp_util.register_after_fork(_FORK_HOOK, _flush_at_worker_exit)
+
+
+class _ForkHook:
+    """A weak-referenceable token for multiprocessing's after-fork registry."""
+
+
+_FORK_HOOK = _ForkHook()
+
+
+def _flush_at_worker_exit(_: object) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _close_all, exitpriority=100)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
