@@ -220,6 +220,28 @@ def test_missing_store_is_a_clear_error(tmp_path):
     assert not (tmp_path / "nothing").exists()
 
 
+def test_store_opens_with_the_stock_duckdb_cli(home):
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    cli = shutil.which("duckdb", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                       f"{os.environ.get('PATH', '')}")
+    if cli is None:
+        assert not os.environ.get("CI"), "the duckdb CLI must be installed in CI"
+        pytest.skip("the duckdb CLI is not installed (pip install duckdb-cli)")
+    with nt.run(name="from nbtrail") as run:
+        run.log_metric("m", 2.5)
+    nt.sync()
+    out = subprocess.run(
+        [cli, "-readonly", "-csv", str(home / "nbtrail.duckdb"),
+         "-c", "select r.name, m.value from runs r join metrics m using (run_id)"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.splitlines() == ["name,value", "from nbtrail,2.5"]
+
+
 def test_store_opens_with_stock_duckdb(home):
     with nt.run(name="x") as run:
         run.log_metric("m", 1.0)

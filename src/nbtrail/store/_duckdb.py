@@ -47,6 +47,9 @@ DB_NAME = "nbtrail.duckdb"
 # Journal bytes one fold pass takes at most: keeps the exclusive lock short (~0.1 s).
 FOLD_BUDGET = 1 << 20
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
+# managers ship today opens a store written by a newer duckdb Python package.
+_RW_CONFIG = {"storage_compatibility_version": "v1.5.0"}
 # Lock file descriptors open in this process, closed in a forked child.
 _held_lock_fds: set[int] = set()
 
@@ -200,7 +203,7 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
-            return duckdb.connect(str(self.db_path))
+            return duckdb.connect(str(self.db_path), config=_RW_CONFIG)
         except duckdb.IOException as exc:
             raise StoreLockedError(_locked_message(self.db_path, exc)) from None
 
