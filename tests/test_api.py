@@ -160,6 +160,9 @@ def test_artifacts_are_content_addressed(home, tmp_path):
     assert sorted(a["name"] for a in got.artifacts) == ["a.txt", "b.txt", "plots/x.csv"]
     blobs = [p for p in (home / "artifacts").rglob("*") if p.is_file()]
     assert len(blobs) == 2
+    assert nt.artifact_path(run.run_id, "plots/x.csv").read_text() == "1,2\n"
+    with pytest.raises(NotFoundError, match=r"its artifacts: a\.txt, b\.txt, plots/x\.csv"):
+        nt.artifact_path(run.run_id, "nope.txt")
     assert nt.lineage(folder[0], direction="up").ids("run") == [run.run_id]
 
 

@@ -28,6 +28,7 @@ install_seed_hooks()
 _LAZY = {
     "run": "nbtrail.tracking._fluent",
     "active_run": "nbtrail.tracking._fluent",
+    "artifact_path": "nbtrail.tracking._fluent",
     "log_metric": "nbtrail.tracking._fluent",
     "log_metrics": "nbtrail.tracking._fluent",
     "log_param": "nbtrail.tracking._fluent",
@@ -61,6 +62,7 @@ __all__ = [
     "Tracker",
     "__version__",
     "active_run",
+    "artifact_path",
     "autolog",
     "config",
     "get_run",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from .tracking._autolog import autolog
     from .tracking._fluent import (
         active_run,
+        artifact_path,
         get_run,
         lineage,
         log_artifact,

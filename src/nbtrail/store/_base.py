@@ -73,6 +73,10 @@ class Store(abc.ABC):
         """All points of one metric of a run: ``step``, ``value``, ``timestamp``."""
 
     @abc.abstractmethod
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        """The stored file of an artifact a run logged under ``name``."""
+
+    @abc.abstractmethod
     def lineage(self, node_id: str, *, direction: Direction = "up", depth: int = 10) -> Lineage:
         """The nodes and edges reachable from ``node_id`` in ``direction``."""
 

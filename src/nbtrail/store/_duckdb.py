@@ -422,6 +422,20 @@ class DuckDBStore(Store):
                 )
             return frame
 
+    def artifact_path(self, run_id: str, name: str) -> Path:
+        """The stored file of an artifact a run logged under ``name``."""
+        with self._read_connection() as con:
+            full = self.resolve_run_id(con, run_id)
+            found = con.execute("SELECT sha256 FROM artifacts WHERE run_id = ? AND name = ?",
+                                [full, name]).fetchall()
+            if not found:
+                names = [r[0] for r in con.execute(
+                    "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", [full]
+                ).fetchall()]
+                raise NotFoundError(f"run {full} has no artifact {name!r}; its artifacts: "
+                                    f"{', '.join(names) or 'none'}")
+        return self.blob_path(found[0][0])
+
     def lineage(self, node_id: str, *, direction: Direction = "up", depth: int = 10) -> Lineage:
         """The nodes and edges reachable from ``node_id``."""
         from ._query import lineage_query

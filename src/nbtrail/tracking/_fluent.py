@@ -129,6 +129,15 @@ def metric_history(run_id: str, key: str) -> pl.DataFrame:
     return get_store().metric_history(run_id, key)
 
 
+def artifact_path(run_id: str, name: str) -> Path:
+    """The stored file of an artifact, to open or copy (read it, don't modify it).
+
+    Example:
+        >>> Image.open(nt.artifact_path(run_id, "confusion.png"))   # doctest: +SKIP
+    """
+    return get_store().artifact_path(run_id, name)
+
+
 def sql(query: str, params: list[Any] | None = None) -> pl.DataFrame:
     """Run read-only SQL over the store's tables (documented in docs/store.md).
 
