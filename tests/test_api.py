@@ -266,7 +266,7 @@ def test_run_in_a_git_repo_records_branch_and_snapshot(tmp_path, monkeypatch):
     (repo / "train.py").write_text("print(2)\n")  # dirty
     monkeypatch.chdir(repo)
     monkeypatch.delenv("NBTRAIL_HOME", raising=False)
-    with nt.run(name="git run") as run:
+    with nt.run(name="git run") as run, nt.run(name="trial") as child:
         pass
     got = nt.get_run(run.run_id)  # the store defaults to .nbtrail at the git root
     assert (repo / ".nbtrail" / "nbtrail.duckdb").exists()
@@ -276,3 +276,8 @@ def test_run_in_a_git_repo_records_branch_and_snapshot(tmp_path, monkeypatch):
                            capture_output=True, text=True, check=True).stdout
     assert shown == "print(2)\n"
     assert got.code["snapshot_commit"] == got.git["snapshot"]
+    # A child shares its parent's snapshot instead of taking one of its own.
+    assert nt.get_run(child.run_id).git == got.git
+    refs = subprocess.run([*git, "for-each-ref", "refs/nbtrail"], capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+    assert len(refs) == 1

@@ -15,7 +15,7 @@ from ._keys import check_key, metric_value, param_value, tag_value
 
 if TYPE_CHECKING:
     from ._datasets import DatasetProfile
-    from ._tracker import Tracker
+    from ._tracker import Capture, Tracker
 
 Status = Literal["running", "finished", "failed", "killed"]
 
@@ -43,7 +43,7 @@ class ActiveRun:
         self._steps: dict[str, int] = {}
         self._params: dict[str, tuple[str | None, str]] = {}
         self._datasets: dict[str, tuple[str, DatasetProfile]] = {}
-        self._token: object | None = None
+        self._capture: Capture | None = None
 
     def __repr__(self) -> str:
         return f"<nbtrail run {self.run_id} name={self.name!r} status={self._status}>"

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,19 @@ from ..store._duckdb import DuckDBStore
 from ._run import ActiveRun
 
 if TYPE_CHECKING:
+    from ..store._journal import JournalWriter
+    from ._environment import NotebookInfo
     from ._git import GitInfo
+
+@dataclass(frozen=True)
+class Capture:
+    """What a run records about where it ran; shared by a parent and its children."""
+
+    git: GitInfo | None
+    notebook: NotebookInfo | None
+    env_id: str | None
+    code_id: str | None
+
 
 _active: ContextVar[ActiveRun | None] = ContextVar("nbtrail_active_run", default=None)
 DEFAULT_EXPERIMENT = "default"
@@ -56,7 +69,7 @@ class Tracker:
         """Start a run and make it the active one (see ``nt.run``)."""
         from ulid import ULID
 
-        from ._environment import capture_environment, capture_notebook, seen_seeds
+        from ._environment import seen_seeds
         from ._keys import check_key
 
         if name is not None:
@@ -70,7 +83,14 @@ class Tracker:
         now = time.time()
         writer = self.store.writer()
 
-        git = self._capture_git(run_id)
+        # Children share their parent's capture: the code, environment and notebook
+        # cannot have changed between a sweep and its trials, and a git snapshot per
+        # trial would cost more than many trials.
+        if isinstance(parent, ActiveRun) and parent._capture is not None:
+            capture = parent._capture
+        else:
+            capture = self._capture(run_id, writer)
+        git, notebook = capture.git, capture.notebook
         if experiment is None:
             if isinstance(parent, ActiveRun):
                 experiment = parent.experiment
@@ -79,49 +99,24 @@ class Tracker:
             else:
                 experiment = DEFAULT_EXPERIMENT
 
-        env_id = None
-        if self.settings.capture_environment:
-            env = capture_environment()
-            blob = json.dumps(env, sort_keys=True)
-            env_id = "env_" + hashlib.sha256(blob.encode()).hexdigest()[:32]
-            if self.first_time(env_id):
-                writer.append({"t": "environments", "env_id": env_id, "python": env["python"],
-                               "platform": env["platform"], "packages": env["packages"],
-                               "details": {k: v for k, v in env.items() if k != "packages"}})
-
-        notebook = capture_notebook()
-        code_id = None
-        if git is not None or notebook is not None:
-            cells = notebook.cells if notebook else []
-            ref = f"refs/nbtrail/runs/{run_id}" if git and git.snapshot else None
-            code_blob = json.dumps([git.snapshot if git else None, cells])
-            code_id = "code_" + hashlib.sha256(code_blob.encode()).hexdigest()[:32]
-            if self.first_time(code_id):
-                writer.append({
-                    "t": "code_snapshots", "code_id": code_id,
-                    "git_root": git.root if git else None,
-                    "base_commit": git.commit if git else None,
-                    "snapshot_commit": git.snapshot if git else None, "ref": ref,
-                    "notebook": notebook.path if notebook else None, "cells": cells,
-                })
-
         writer.append({
             "t": "runs", "run_id": run_id, "name": name, "experiment": experiment,
             "parent_id": parent_id, "status": "running", "start_time": now,
             "git_root": git.root if git else None, "git_commit": git.commit if git else None,
             "git_branch": git.branch if git else None, "git_dirty": git.dirty if git else None,
             "git_snapshot": git.snapshot if git else None,
-            "notebook": notebook.path if notebook else None, "env_id": env_id,
-            "code_id": code_id, "seeds": seen_seeds(), "hostname": socket.gethostname(),
+            "notebook": notebook.path if notebook else None, "env_id": capture.env_id,
+            "code_id": capture.code_id, "seeds": seen_seeds(), "hostname": socket.gethostname(),
             "pid": os.getpid(), "writer_id": writer.writer_id,
         })
         run = ActiveRun(self, run_id, name=name, experiment=experiment, parent_id=parent_id)
+        run._capture = capture
         if parent_id:
             run._edge(parent_id, run_id, "parent", now)
-        if code_id:
-            run._edge(code_id, run_id, "code", now)
-        if env_id:
-            run._edge(env_id, run_id, "environment", now)
+        if capture.code_id:
+            run._edge(capture.code_id, run_id, "code", now)
+        if capture.env_id:
+            run._edge(capture.env_id, run_id, "environment", now)
         if tags:
             run.set_tags(tags)
         with self._lock:
@@ -163,6 +158,37 @@ class Tracker:
         for run in list(self._running):
             run.end("finished")
         self.store.close()
+
+    def _capture(self, run_id: str, writer: JournalWriter) -> Capture:
+        """Record git state, environment and notebook for a new top-level run."""
+        from ._environment import capture_environment, capture_notebook
+
+        git = self._capture_git(run_id)
+        env_id = None
+        if self.settings.capture_environment:
+            env = capture_environment()
+            blob = json.dumps(env, sort_keys=True)
+            env_id = "env_" + hashlib.sha256(blob.encode()).hexdigest()[:32]
+            if self.first_time(env_id):
+                writer.append({"t": "environments", "env_id": env_id, "python": env["python"],
+                               "platform": env["platform"], "packages": env["packages"],
+                               "details": {k: v for k, v in env.items() if k != "packages"}})
+        notebook = capture_notebook()
+        code_id = None
+        if git is not None or notebook is not None:
+            cells = notebook.cells if notebook else []
+            ref = f"refs/nbtrail/runs/{run_id}" if git and git.snapshot else None
+            code_blob = json.dumps([git.snapshot if git else None, cells])
+            code_id = "code_" + hashlib.sha256(code_blob.encode()).hexdigest()[:32]
+            if self.first_time(code_id):
+                writer.append({
+                    "t": "code_snapshots", "code_id": code_id,
+                    "git_root": git.root if git else None,
+                    "base_commit": git.commit if git else None,
+                    "snapshot_commit": git.snapshot if git else None, "ref": ref,
+                    "notebook": notebook.path if notebook else None, "cells": cells,
+                })
+        return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id)
 
     def _capture_git(self, run_id: str) -> GitInfo | None:
         if not self.settings.capture_git:
