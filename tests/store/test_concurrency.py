@@ -182,33 +182,41 @@ def test_a_run_folded_before_its_process_died_is_marked_killed(tmp_path):
 
 
 FORK_WORKERS = """
-import multiprocessing, sys, nbtrail as nt
-nt.config.set(home=sys.argv[1])
+import multiprocessing, os, signal, sys, nbtrail as nt
+# Fold as often as possible, so forks land while the parent's fold thread is in DuckDB.
+nt.config.set(home=sys.argv[1], flush_interval=0.01, fold_interval=0)
 
-def work(i):
-    with nt.run(name=f"worker {i}") as run:
-        for step in range(500):
+def work(name):
+    with nt.run(name=name) as run:
+        for step in range(100):
             run.log_metric("m", step, step=step)  # no nt.sync(): the exit hook flushes
 
 if __name__ == "__main__":
-    with nt.run(name="parent") as run:
-        for step in range(5000):
-            run.log_metric("x", step, step=step)  # background folds run while forking
-        ctx = multiprocessing.get_context("fork")
-        workers = [ctx.Process(target=work, args=(i,)) for i in range(4)]
+    ctx = multiprocessing.get_context("fork")
+    run = nt.run(name="parent")
+    for round in range(20):
+        for step in range(1000):
+            run.log_metric("x", step, step=1000 * round + step)
+        workers = [ctx.Process(target=work, args=(f"worker {round}.{i}",)) for i in range(3)]
         for w in workers:
             w.start()
         for w in workers:
-            w.join(120)
-        assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+            w.join(60)
+        assert [w.exitcode for w in workers] == [0, 0, 0], "a forked worker hung or failed"
+    nt.sync()
+    print(run.run_id, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # the workers' exits must not have ended this run
 """
 
 
 def test_forked_workers_lose_nothing_and_never_deadlock(tmp_path):
     home = tmp_path / "store"
     proc = _spawn(FORK_WORKERS, home)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    counts = DuckDBStore(home).sql(
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL, err
+    store = DuckDBStore(home)
+    counts = store.sql(
         "select name, count(*) as n from runs join metrics using (run_id) group by 1 order by 1")
-    assert counts.rows() == [("parent", 5000)] + [(f"worker {i}", 500) for i in range(4)]
+    workers = [(f"worker {r}.{i}", 100) for r in range(20) for i in range(3)]
+    assert counts.rows() == [("parent", 20_000), *sorted(workers)]
+    assert store.get_run(out.strip()).status == "killed"

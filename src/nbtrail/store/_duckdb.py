@@ -36,6 +36,7 @@ from ..errors import InvalidInputError, NotFoundError, StoreLockedError, StoreNo
 from . import _schema
 from ._base import Direction, Store
 from ._fold import FoldResult, fold
+from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, journal_files
 from ._overlay import apply_overlay, read_pending
 from ._records import Lineage, Run
@@ -51,8 +52,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
 _RW_CONFIG = {"storage_compatibility_version": "v1.5.0"}
-# Lock file descriptors open in this process, closed in a forked child.
-_held_lock_fds: set[int] = set()
 
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
@@ -118,13 +117,7 @@ class DuckDBStore(Store):
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal; runs keep their writer object."""
-        # A lock the parent held while forking lives on in the child's copy of its file
-        # descriptor, and would stay held until the child exits: close the copies.
-        while _held_lock_fds:
-            with contextlib.suppress(OSError):
-                os.close(_held_lock_fds.pop())
         self._writer_lock = threading.Lock()
-        self._reader_lock = threading.Lock()
         if self._writer is not None:
             self._writer.after_fork()
 
@@ -189,27 +182,28 @@ class DuckDBStore(Store):
     @contextlib.contextmanager
     def _lock(self, mode: int, name: str = "lock") -> Iterator[bool]:
         self._make_home()
-        fd = os.open(self.home / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        _held_lock_fds.add(fd)
-        try:
+        with open_lock(self.home / name) as fd:
             try:
                 fcntl.flock(fd, mode)
-                got = True
             except BlockingIOError:
-                got = False
-            yield got
-        finally:
-            if fd in _held_lock_fds:  # a forked child closed its copy already
-                _held_lock_fds.discard(fd)
-                os.close(fd)
+                yield False
+            else:
+                yield True
 
-    def _connect_rw(self) -> duckdb.DuckDBPyConnection:
+    @contextlib.contextmanager
+    def _read_write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The database opened read-write; the caller holds the exclusive lock."""
         import duckdb
 
-        try:
-            return duckdb.connect(str(self.db_path), config=_RW_CONFIG)
-        except duckdb.IOException as exc:
-            raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+        with duckdb_section():
+            try:
+                con = duckdb.connect(str(self.db_path), config=_RW_CONFIG)
+            except duckdb.IOException as exc:
+                raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+            try:
+                yield con
+            finally:
+                con.close()
 
     def _ensure_schema(self) -> None:
         """Create or migrate the database; race-free under the exclusive lock."""
@@ -220,14 +214,10 @@ class DuckDBStore(Store):
             return
         from .. import __version__
 
-        with self._lock(fcntl.LOCK_EX):
-            con = self._connect_rw()
-            try:
-                con.execute("BEGIN TRANSACTION")
-                _schema.migrate(con, __version__)
-                con.execute("COMMIT")
-            finally:
-                con.close()
+        with self._lock(fcntl.LOCK_EX), self._read_write() as con:
+            con.execute("BEGIN TRANSACTION")
+            _schema.migrate(con, __version__)
+            con.execute("COMMIT")
         self._schema_ok = True
 
     def _read_version(self) -> int:
@@ -252,15 +242,12 @@ class DuckDBStore(Store):
             if not got:
                 return None
             try:
-                con = self._connect_rw()
+                with self._read_write() as con:
+                    result = fold(con, self.journal_dir, max_bytes)
             except StoreLockedError:
                 if wait:
                     raise
                 return None  # another program has the file open; the overlay serves reads
-            try:
-                result = fold(con, self.journal_dir, max_bytes)
-            finally:
-                con.close()
         self._last_fold = time.monotonic()
         return result
 
@@ -320,7 +307,7 @@ class DuckDBStore(Store):
         """
         import duckdb
 
-        with self._reader_lock:
+        with duckdb_section(), self._reader_lock:
             if self._reader is None:
                 reader = duckdb.connect()
                 # Reads must not reach files outside the store, whoever wrote the query.
@@ -473,15 +460,12 @@ class DuckDBStore(Store):
 _stores_with_readers: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
-def _close_readers_before_fork() -> None:
-    for store in list(_stores_with_readers):
-        with store._reader_lock:
-            if store._reader is not None:
-                store._reader.close()
-                store._reader = None
-
-
-os.register_at_fork(before=_close_readers_before_fork)
+@on_fork
+def _close_readers() -> None:
+    for store in list(_stores_with_readers):  # no thread is using them: see _fork
+        if store._reader is not None:
+            store._reader.close()
+            store._reader = None
 
 
 def _load_fold_libraries() -> None:

@@ -251,6 +251,9 @@ def _after_fork_in_child() -> None:
     for tracker in _trackers.values():
         tracker.store.forget_after_fork()
         tracker._lock = threading.Lock()
+        # The parent's runs stay active for logging through the forking thread's context,
+        # but they are the parent's to end: the child's exit must not finish them.
+        tracker._running.clear()
     # multiprocessing's forked workers leave through os._exit, which skips atexit: ask
     # multiprocessing to flush at the worker's end instead. Its finalizers are reset
     # after this hook runs, hence the indirection through its own after-fork hooks.
