@@ -10,6 +10,7 @@ import pytest
 
 import nbtrail as nt
 from nbtrail.errors import FilterError, InvalidInputError, NotFoundError, RunFinishedError
+from nbtrail.store._schema import SCHEMA_VERSION
 
 
 def test_run_records_params_metrics_tags_and_status(home):
@@ -251,7 +252,7 @@ def test_store_opens_with_stock_duckdb(home):
     nt.sync()
     con = duckdb.connect(str(home / "nbtrail.duckdb"), read_only=True)
     assert con.sql("select name, status from runs").fetchall() == [("x", "finished")]
-    assert con.sql("select max(version) from schema_info").fetchall() == [(1,)]
+    assert con.sql("select max(version) from schema_info").fetchall() == [(SCHEMA_VERSION,)]
     con.close()
 
 

@@ -4,6 +4,7 @@ import json
 import sys
 
 import duckdb
+import numpy as np
 import pytest
 
 import nbtrail as nt
@@ -65,14 +66,34 @@ def test_older_store_is_migrated_on_open(tmp_path, monkeypatch):
     def v2(con):
         con.execute("ALTER TABLE runs ADD COLUMN description VARCHAR")
 
+    next_version = _schema.SCHEMA_VERSION + 1
     monkeypatch.setattr(_schema, "MIGRATIONS", [*_schema.MIGRATIONS, v2])
-    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", next_version)
     newer = DuckDBStore(home)
     assert newer.get_run(run.run_id).metrics == {"m": 1.0}
     con = duckdb.connect(str(home / "nbtrail.duckdb"), read_only=True)
-    assert con.sql("select max(version) from schema_info").fetchall() == [(2,)]
+    assert con.sql("select max(version) from schema_info").fetchall() == [(next_version,)]
     assert "description" in [c[0] for c in con.sql("describe runs").fetchall()]
     con.close()
+
+
+def test_a_version_1_store_gains_dataset_samples(tmp_path):
+    home = tmp_path / "store"
+    home.mkdir()
+    con = duckdb.connect(str(home / "nbtrail.duckdb"))
+    _schema.MIGRATIONS[0](con)
+    con.execute("INSERT INTO schema_info (version) VALUES (1)")
+    con.execute("INSERT INTO runs (run_id, experiment, status, start_time) "
+                "VALUES ('01OLD', 'default', 'finished', now())")
+    con.close()
+    store = DuckDBStore(home)
+    run = nt.Tracker(store).start_run(name="new")
+    run.log_dataset(np.arange(10.0), name="x")
+    run.end()
+    store.sync()
+    assert store.get_run("01OLD").status == "finished"
+    assert store.get_run(run.run_id).datasets[0]["sample_sha256"] is not None
+    store.close()
 
 
 def test_newer_store_is_refused_with_a_clear_message(tmp_path, monkeypatch):

@@ -198,7 +198,8 @@ class DuckDBStore(Store):
         with duckdb_section():
             try:
                 con = duckdb.connect(str(self.db_path), config=_RW_CONFIG)
-            except duckdb.IOException as exc:
+            # ConnectionException: this process has the file open with another config.
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
                 raise StoreLockedError(_locked_message(self.db_path, exc)) from None
             try:
                 yield con

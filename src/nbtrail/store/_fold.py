@@ -44,7 +44,7 @@ TABLES: dict[str, _Table] = {
     "tags": _Table(("run_id", "key", "value"), ("run_id", "key"), replace=True),
     "datasets": _Table(
         ("dataset_id", "fingerprint", "source_type", "n_rows", "n_columns", "schema", "stats",
-         "first_seen"),
+         "first_seen", "sample_sha256"),
         ("dataset_id",), times=("first_seen",), jsons=("schema", "stats"),
     ),
     "run_datasets": _Table(

@@ -132,7 +132,7 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
         "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [run_id]).fetchall())
     datasets = _dicts(con, """
         SELECT rd.dataset_id, rd.name, rd.role, d.fingerprint, d.source_type, d.n_rows,
-               d.n_columns, d.schema, d.stats
+               d.n_columns, d.schema, d.stats, d.sample_sha256
         FROM run_datasets rd JOIN datasets d USING (dataset_id)
         WHERE rd.run_id = ? ORDER BY rd.logged_at""", [run_id], ("schema", "stats"))
     models = _dicts(con, """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbtrail.errors import InvalidInputError
@@ -51,6 +51,8 @@ class DatasetProfile:
     n_columns: int
     schema: list[dict[str, Any]]
     stats: dict[str, dict[str, Any]]
+    sample: bytes | None = field(default=None, repr=False)
+    """Up to ``sample_rows`` random rows as Parquet, when asked for."""
 
     def to_json(self) -> dict[str, Any]:
         """Return the profile as a JSON-serialisable dict (valid even with ``allow_nan=False``)."""
@@ -424,8 +426,8 @@ def _column_stats(table: pa.Table) -> dict[str, dict[str, Any]]:
     return stats
 
 
-def profile_dataset(data: object) -> DatasetProfile:
-    """Fingerprint and summarise a data set.
+def profile_dataset(data: object, *, sample_rows: int = 0) -> DatasetProfile:
+    """Fingerprint and summarise a data set, and keep a sample of its rows if asked.
 
     Accepts pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy arrays and
     pyarrow Table/RecordBatch/ChunkedArray/Array. Every column's stats hold ``nulls`` and
@@ -435,17 +437,37 @@ def profile_dataset(data: object) -> DatasetProfile:
     ``top``, ``min_length``, ``max_length`` and, with at most 50 distinct values, all of them
     as ``categories``; temporal columns add ``min``/``max`` as ISO strings. Values that do
     not exist (an empty column's mean, a NaN) are ``None``.
+
+    With ``sample_rows``, ``sample`` holds that many rows drawn at random (seeded by the
+    fingerprint, so the same data gives the same sample) as Parquet bytes.
     """
     source_type, table = _split(data)
+    fingerprint = _fingerprint(table)
     schema = [
         {"name": f.name, "dtype": str(f.type), "nullable": table.column(i).null_count > 0}
         for i, f in enumerate(table.schema)
     ]
     return DatasetProfile(
-        fingerprint=_fingerprint(table),
+        fingerprint=fingerprint,
         source_type=source_type,
         n_rows=table.num_rows,
         n_columns=table.num_columns,
         schema=schema,
         stats=_column_stats(table),
+        sample=_sample(table, sample_rows, fingerprint) if sample_rows else None,
     )
+
+
+def _sample(table: pa.Table, n: int, fingerprint: str) -> bytes:
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    if table.num_rows > n:
+        rng = np.random.default_rng(int(fingerprint.removeprefix("sha256:")[:16], 16))
+        table = table.take(np.sort(rng.choice(table.num_rows, n, replace=False)))
+    keep = [name for name in table.column_names if not name.startswith("__index_level_")]
+    out = io.BytesIO()
+    pq.write_table(table.select(keep), out)
+    return out.getvalue()

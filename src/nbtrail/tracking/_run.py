@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from ._tracker import Capture, Tracker
 
 Status = Literal["running", "finished", "failed", "killed"]
+# Rows of each logged data set kept as a sample.
+SAMPLE_ROWS = 1000
 
 
 class ActiveRun:
@@ -120,24 +122,27 @@ class ActiveRun:
     def log_dataset(self, data: object, name: str = "data", role: str = "input") -> str:
         """Record a data set used by the run: fingerprint, schema and column statistics.
 
-        Accepts pandas, polars, numpy and pyarrow data. Returns the data set id, which
-        is the same for the same content in any process.
+        A random sample of ``SAMPLE_ROWS`` rows is kept too (as Parquet in the store), so
+        comparisons can time a model on real rows. Accepts pandas, polars, numpy and
+        pyarrow data. Returns the data set id, which is the same for the same content in
+        any process.
         """
         from ._datasets import profile_dataset
 
         self._check_open("data set", name)
         check_key("data set name", name)
         check_key("data set role", role)
-        profile = profile_dataset(data)
+        profile = profile_dataset(data, sample_rows=SAMPLE_ROWS)
         dataset_id = "ds_" + profile.fingerprint.removeprefix("sha256:")[:32]
         now = time.time()
         if self._tracker.first_time(dataset_id):
             row = profile.to_json()
+            sample = profile.sample and self._tracker.store.put_blob(profile.sample)[0]
             self._writer.append({
                 "t": "datasets", "dataset_id": dataset_id, "fingerprint": profile.fingerprint,
                 "source_type": profile.source_type, "n_rows": profile.n_rows,
                 "n_columns": profile.n_columns, "schema": row["schema"], "stats": row["stats"],
-                "first_seen": now,
+                "first_seen": now, "sample_sha256": sample,
             })
         self._writer.append({"t": "run_datasets", "run_id": self.run_id,
                              "dataset_id": dataset_id, "name": name, "role": role,
