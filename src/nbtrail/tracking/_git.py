@@ -79,15 +79,20 @@ def _git_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _run(
-    args: Sequence[str], cwd: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    args: Sequence[str],
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    input: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run git in `cwd`; raises FileNotFoundError when git is not installed."""
+    """Run git in `cwd`, feeding it `input`; FileNotFoundError when git is not installed."""
     # --no-optional-locks keeps `git status` from rewriting the user's index to refresh it.
     return subprocess.run(
         ["git", "--no-optional-locks", *args],
         cwd=cwd,
         env=_git_env(env),
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         check=False,
     )
@@ -98,6 +103,23 @@ def _error(args: Sequence[str], cwd: str | os.PathLike[str], stderr: bytes) -> G
     if len(detail) > _MAX_STDERR:
         detail = "..." + detail[-_MAX_STDERR:]
     return GitError(f"`git {' '.join(args)}` failed in {os.fspath(cwd)}: {detail or 'no output'}")
+
+
+def git_bytes(
+    args: Sequence[str], cwd: str | os.PathLike[str], *, input: bytes | None = None
+) -> bytes:
+    """Run git in `cwd` with nbtrail's sanitized environment and return its raw stdout.
+
+    `input` is fed to git's stdin (e.g. object names for ``cat-file --batch-check``).
+    Raises GitError when git fails or is not installed.
+    """
+    try:
+        proc = _run(args, cwd, input=input)
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    if proc.returncode != 0:
+        raise _error(args, cwd, proc.stderr)
+    return proc.stdout
 
 
 def _git(
