@@ -45,6 +45,9 @@ _LAZY = {
     "lineage": "nbtrail.tracking._fluent",
     "sync": "nbtrail.tracking._fluent",
     "autolog": "nbtrail.tracking._autolog",
+    "branches": "nbtrail.experiments._api",
+    "compare": "nbtrail.experiments._api",
+    "Comparison": "nbtrail.experiments._compare",
     "load_model": "nbtrail.tracking._loading",
     "Tracker": "nbtrail.tracking._tracker",
     "ActiveRun": "nbtrail.tracking._run",
@@ -55,6 +58,7 @@ _LAZY = {
 
 __all__ = [
     "ActiveRun",
+    "Comparison",
     "DuckDBStore",
     "Lineage",
     "NbtrailError",
@@ -64,6 +68,8 @@ __all__ = [
     "active_run",
     "artifact_path",
     "autolog",
+    "branches",
+    "compare",
     "config",
     "get_run",
     "lineage",
@@ -85,6 +91,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .experiments._api import branches, compare
+    from .experiments._compare import Comparison
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .tracking._autolog import autolog

@@ -1,6 +1,6 @@
-"""The ``nbtrail`` command line: list, inspect and query the runs in a store.
+"""The ``nbtrail`` command line: list, inspect, query and compare the runs in a store.
 
-Every command only reads. The store is ``--store PATH`` if given, else the one the
+Every command here only reads. The store is ``--store PATH`` if given, else the one the
 settings point at (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current
 folder); a missing store is reported, never created.
 
@@ -15,6 +15,8 @@ Examples::
     nbtrail sql "select experiment, count(*) from runs group by 1"
     nbtrail lineage mdl_01J9ZK4A7C --direction up
     nbtrail metrics 01J9ZK3T4Q loss
+    nbtrail branches --metric val_f1
+    nbtrail compare main feat/more-trees --metric val_f1
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from ._config import config
 from .errors import InvalidInputError, NbtrailError, StoreNotFoundError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
 
@@ -183,7 +187,45 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
     metrics.add_argument("key", metavar="KEY", help="the metric name")
     metrics.set_defaults(handler=_metrics)
+
+    branches = commands.add_parser(
+        "branches", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="one row a git branch runs were made on, with its best run",
+    )
+    _add_ranking(branches)
+    branches.set_defaults(handler=_branches)
+
+    compare = commands.add_parser(
+        "compare", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="set the best runs of branches (or given runs) side by side",
+        description="Compare metrics, params, data, code, packages, model size and predict "
+                    "latency of the best run of each branch, or of the runs given.",
+    )
+    compare.add_argument("names", metavar="BRANCH", nargs="*",
+                         help="branches whose best runs to compare")
+    picked = compare.add_mutually_exclusive_group()
+    picked.add_argument("--runs", metavar="RUN_ID", nargs="+",
+                        help="compare these runs instead (ids or unique prefixes)")
+    picked.add_argument("--experiments", metavar="NAME", nargs="+",
+                        help="compare the best runs of these experiments instead")
+    _add_ranking(compare)
+    compare.add_argument("--model", metavar="NAME",
+                         help="the model to size and time (default: each run's last one)")
+    compare.add_argument("--no-latency", action="store_true",
+                         help="do not load the models to time predictions")
+    compare.add_argument("--trust-models", action="store_true",
+                         help="also load pickled models to time them (runs their code)")
+    compare.set_defaults(handler=_compare)
     return parser
+
+
+def _add_ranking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metric", metavar="KEY",
+                        help="a branch's best run is the finished run with the best value of "
+                             "this metric (default: its newest finished run)")
+    parser.add_argument("--mode", choices=("max", "min"), default="max",
+                        help="whether higher or lower values of --metric are better "
+                             "(default: max)")
 
 
 def _glue_order_by(argv: Sequence[str]) -> list[str]:
@@ -335,11 +377,15 @@ def _sql(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(frame.to_dicts())
         return 0
-    rows = frame.rows()
-    cells = [[_cell(v, null="NULL") for v in row] for row in rows]
-    _print_table(frame.columns, cells, _numeric_columns(frame.columns, rows))
-    print(f"({len(rows)} row{'' if len(rows) == 1 else 's'})", file=sys.stderr)
+    _print_frame(frame, null="NULL")
+    print(f"({frame.height} row{'' if frame.height == 1 else 's'})", file=sys.stderr)
     return 0
+
+
+def _print_frame(frame: pl.DataFrame, null: str = "-") -> None:
+    rows = frame.rows()
+    cells = [[_cell(v, null=null) for v in row] for row in rows]
+    _print_table(frame.columns, cells, _numeric_columns(frame.columns, rows))
 
 
 def _lineage(args: argparse.Namespace) -> int:
@@ -360,6 +406,51 @@ def _metrics(args: argparse.Namespace) -> int:
     cells = [[_cell(step), _cell(value), _local_time(stamp, "milliseconds")]
              for step, value, stamp in rows]
     _print_table(frame.columns, cells, [True, True, False])
+    return 0
+
+
+def _branches(args: argparse.Namespace) -> int:
+    from .experiments._branches import branches
+
+    frame = branches(_open_store(args), args.metric, args.mode)
+    if args.json:
+        _print_json(frame.to_dicts())
+    elif frame.is_empty():
+        print("no runs were made on a git branch in this store", file=sys.stderr)
+    else:
+        _print_frame(frame.drop("git_root"))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .experiments._compare import compare
+
+    if not args.names and not (args.runs or args.experiments):
+        raise InvalidInputError("name the branches to compare, or pass --runs or --experiments")
+    if args.names and (args.runs or args.experiments):
+        raise InvalidInputError("give branches, or --runs, or --experiments, not several")
+    comparison = compare(
+        _open_store(args), branches=args.names or None, runs=args.runs,
+        experiments=args.experiments, metric=args.metric, mode=args.mode, model=args.model,
+        latency=not args.no_latency, trusted=args.trust_models,
+    )
+    sections = comparison.to_polars()
+    if args.json:
+        _print_json({name: frame.to_dicts() for name, frame in sections.items()})
+        return 0
+    titles = {"runs": "Runs", "metrics": "Metrics", "params": "Params",
+              "data": "Data sets", "data_changes": "How the data differs from the first run's",
+              "environment": "Packages that differ", "production": "Production"}
+    for name, title in titles.items():
+        frame = sections[name]
+        print(f"\n== {title} ==")
+        if frame.is_empty():
+            print("(none)")
+        else:
+            _print_frame(frame)
+    for diff, label in zip(comparison.code, comparison.labels[1:], strict=True):
+        print(f"\n== Code: {comparison.labels[0]} -> {label} ==")
+        print(diff.to_text())
     return 0
 
 
