@@ -219,9 +219,8 @@ def diff_commits(
 def _diff_commits(
     root: str | os.PathLike[str], commit_a: str, commit_b: str, max_notebook_bytes: int
 ) -> CodeDiff:
-    shas: list[str] = []
-    for commit in (commit_a, commit_b):
-        sha = _resolve_commit(root, commit)
+    shas = _resolve_commits(root, (commit_a, commit_b))
+    for commit, sha in zip((commit_a, commit_b), shas, strict=True):
         if sha is None:
             return CodeDiff(
                 commit_a,
@@ -229,7 +228,6 @@ def _diff_commits(
                 note=f"commit {commit} is not in the repository at {os.fspath(root)} "
                 "(was it garbage-collected, or is the repository elsewhere?)",
             )
-        shas.append(sha)
     # Plumbing, not `git diff`: no user diff config (external drivers, textconv,
     # diff.relative) applies. Git decides binary-ness itself; blobs never reach Python.
     out = git_bytes(
@@ -270,15 +268,19 @@ def _diff_commits(
     return CodeDiff(commit_a, commit_b, tuple(files))
 
 
-def _resolve_commit(root: str | os.PathLike[str], commit: str) -> str | None:
-    """The full sha of `commit`, or None when the repository does not have it."""
-    if not commit or any(c.isspace() for c in commit):
-        return None
-    out = git_bytes(["cat-file", "--batch-check"], root, input=f"{commit}^{{commit}}\n".encode())
-    fields = os.fsdecode(out).split()
-    if len(fields) == 3 and fields[1] == "commit":
-        return fields[0]
-    return None
+def _resolve_commits(root: str | os.PathLike[str], commits: Sequence[str]) -> list[str | None]:
+    """The full sha of each commit, None where the repository does not have it (one call)."""
+    # A name with whitespace would split into two batch lines; git never names a commit so.
+    valid = [c for c in commits if c and not any(ch.isspace() for ch in c)]
+    found: dict[str, str] = {}
+    if valid:
+        names = "".join(f"{c}^{{commit}}\n" for c in valid).encode()
+        lines = os.fsdecode(git_bytes(["cat-file", "--batch-check"], root, input=names))
+        for commit, line in zip(valid, lines.splitlines(), strict=True):
+            fields = line.split()
+            if len(fields) == 3 and fields[1] == "commit":
+                found[commit] = fields[0]
+    return [found.get(c) for c in commits]
 
 
 class _Entry(NamedTuple):
