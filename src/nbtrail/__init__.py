@@ -51,6 +51,7 @@ _LAZY = {
     "Run": "nbtrail.store._records",
     "Lineage": "nbtrail.store._records",
     "DuckDBStore": "nbtrail.store._duckdb",
+    "reproduce": "nbtrail.experiments._reproduce",
 }
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "reproduce",
     "run",
     "runs",
     "set_tag",
@@ -85,6 +87,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .experiments._reproduce import reproduce
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .tracking._autolog import autolog

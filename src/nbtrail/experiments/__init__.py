@@ -4,3 +4,8 @@
 branches (or any runs) side by side, ``reproduce`` re-executes a run's notebook from its
 code snapshot, and ``gitops`` makes experiment branches.
 """
+
+from ._gitops import ExperimentBranch, new_experiment, restore_run
+from ._reproduce import Reproduction, reproduce
+
+__all__ = ["ExperimentBranch", "Reproduction", "new_experiment", "reproduce", "restore_run"]
