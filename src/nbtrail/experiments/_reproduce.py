@@ -193,8 +193,10 @@ def reproduce_run(
     root, sha = require_snapshot(original)
     notebook = _notebook_in_snapshot(original, root, sha)
 
-    parent = Path(tempfile.mkdtemp(prefix=f"nbtrail-reproduce-{original.run_id[:SHORT_RUN_ID]}-"))
-    worktree = parent / (Path(root).name or "repo")
+    # An empty folder of our own: `git worktree add` fills it, `git worktree remove` deletes it.
+    worktree = Path(tempfile.mkdtemp(
+        prefix=f"nbtrail-reproduce-{original.run_id[:SHORT_RUN_ID]}-"))
+    log = Path(tempfile.mkstemp(prefix="nbtrail-kernel-", suffix=".log")[1])
     added = False
     try:
         # No hooks: reproducing must not trigger the user's post-checkout side effects.
@@ -205,12 +207,12 @@ def reproduce_run(
         if progress:
             progress(f"executing {notebook} of run {original.run_id} at snapshot "
                      f"{sha[:12]} in {worktree}")
-        error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name,
-                         log=parent / "kernel-stderr.log")
+        error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name, log=log)
         reproduced = _find_reproduced(store, original, path)
     finally:
-        if not keep_worktree:
-            _remove_worktree(root, worktree, parent, added)
+        log.unlink(missing_ok=True)
+        if not keep_worktree or not added:
+            _remove_worktree(root, worktree, added)
 
     if reproduced is None and error is None:
         error = (f"the notebook ran but started no run named {original.name!r} "
@@ -262,7 +264,7 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
     """Run the notebook top to bottom; the failure as one line, or None on success."""
     try:
         import nbformat
-        from jupyter_client.kernelspec import NoSuchKernel
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     except ImportError as exc:  # pragma: no cover - core dependencies
@@ -275,13 +277,25 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
     except Exception as exc:  # nbformat raises several types for unreadable files
         return f"the notebook {path.name} could not be read: {_first_line(exc)}"
 
+    # Checked before starting: jupyter_client would log a traceback for a missing kernel.
+    name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        origin = "given" if kernel_name else f"named in {path.name}'s metadata"
+        raise ReproduceError(
+            f"the kernel {name!r} {origin} is not installed here; install it "
+            "(python -m ipykernel install --user --name NAME) or pass kernel_name= / "
+            "--kernel NAME"
+        ) from None
+
     current: dict[str, int] = {"index": -1}
 
     def on_cell_start(cell: Any, cell_index: int) -> None:
         current["index"] = cell_index
 
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=kernel_name or "", allow_errors=False,
+        nb, timeout=timeout, kernel_name=name, allow_errors=False,
         resources={"metadata": {"path": str(path.parent)}}, on_cell_start=on_cell_start,
     )
     # The kernel inherits this environment: it logs into the same store, and knows its
@@ -293,12 +307,6 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
         # caller's terminal; it is quoted when the kernel dies.
         with log.open("wb") as stderr:
             client.execute(env=env, cwd=str(path.parent), stderr=stderr)
-    except NoSuchKernel as exc:
-        raise ReproduceError(
-            f"the kernel {exc.name!r} named in {path.name}'s metadata is not installed here; "
-            "install it (python -m ipykernel install --user --name NAME) or pass "
-            "kernel_name= / --kernel NAME"
-        ) from None
     except CellTimeoutError:
         return (f"cell {current['index'] + 1} of {cells} did not finish within {timeout:g} s "
                 "(raise timeout= / --timeout)")
@@ -368,11 +376,11 @@ def _compare(original: dict[str, float], reproduced: dict[str, float],
     return pl.DataFrame(rows, schema=schema)
 
 
-def _remove_worktree(root: str, worktree: Path, parent: Path, added: bool) -> None:
+def _remove_worktree(root: str, worktree: Path, added: bool) -> None:
     if added:
         # Twice forced also removes a worktree something locked meanwhile.
         _run(["worktree", "remove", "--force", "--force", str(worktree)], root)
-    shutil.rmtree(parent, ignore_errors=True)
+    shutil.rmtree(worktree, ignore_errors=True)
     _run(["worktree", "prune"], root)
 
 
