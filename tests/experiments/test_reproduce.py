@@ -55,6 +55,18 @@ with nt.run(name="uses-data") as run:
     run.log_metric("rows", len(open("data/train.csv").read().splitlines()))
 """
 
+# The kernel inherits the environment: a variable makes this notebook misbehave on demand.
+SWITCH = """\
+import os, time
+import nbtrail as nt
+mode = os.environ.get("NBT_REPRO_MODE", "")
+if mode == "sleep":
+    time.sleep(60)
+if mode != "skip":
+    with nt.run(name="switchable") as run:
+        run.log_metric("m", 1.0)
+"""
+
 
 @dataclass(frozen=True)
 class Project:
@@ -82,6 +94,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         notebook = write_notebook(repo / "notebooks" / "train.ipynb",
                                   SETUP.replace("SEED", "1"), TRAIN.replace("SEED", "1"))
         write_notebook(repo / "notebooks" / "data.ipynb", "import nbtrail as nt", DATA)
+        write_notebook(repo / "switch.ipynb", SWITCH)
         commit_all(repo, "notebooks")
         (repo / "notebooks" / "data").mkdir()
         (repo / "notebooks" / "data" / "train.csv").write_text("a\n1\n2\n")  # ignored by git
@@ -90,6 +103,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         store = base / "store"
         execute_notebook(notebook, store)
         execute_notebook(repo / "notebooks" / "data.ipynb", store)
+        execute_notebook(repo / "switch.ipynb", store)
         git(repo, "checkout", "-q", "--", "notebooks/train.ipynb")  # back to seed 1
 
         frame = nt.DuckDBStore(store).runs(order_by="start_time")
@@ -116,7 +130,8 @@ def test_original_runs_recorded_their_notebook_and_snapshot(project: Project) ->
     assert run.notebook == str(project.repo / "notebooks" / "train.ipynb")
     assert run.params == {"seed": 7}
     assert run.git["dirty"] is True and run.git["snapshot"]
-    assert set(project.runs) == {"baseline", "fold", "fold#2", "noisy", "uses-data"}
+    assert set(project.runs) == {"baseline", "fold", "fold#2", "noisy", "uses-data",
+                                 "switchable"}
 
 
 def test_reproduce_matches_and_leaves_the_checkout_untouched(project: Project,
@@ -185,6 +200,22 @@ def test_failing_notebook_reports_the_cell_not_a_traceback(project: Project) -> 
     assert result.error.startswith("cell 3 of 3 failed: FileNotFoundError:")
     assert "ignored files" in result.error and "Traceback" not in result.error
     assert result.mismatched == ["rows"]  # logged in the original only
+
+
+def test_cell_timeout_and_a_run_no_longer_made(project: Project,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBT_REPRO_MODE", "sleep")
+    result = _reproduce(project, "switchable", timeout=2)
+    assert not result.matches and result.reproduced_run_id is None
+    assert result.error == "cell 2 of 2 did not finish within 2 s (raise timeout= / --timeout)"
+
+    monkeypatch.setenv("NBT_REPRO_MODE", "skip")
+    result = _reproduce(project, "switchable")
+    assert not result.matches and result.reproduced_run_id is None
+    assert result.error.startswith("the notebook ran but started no run named 'switchable'")
+    assert result.metrics.to_dicts() == [
+        {"key": "m", "original": 1.0, "reproduced": None, "abs_diff": None, "match": False}]
+    assert not _leftover_worktrees(project.runs["switchable"])
 
 
 def test_keep_worktree_leaves_the_checkout_for_inspection(project: Project) -> None:

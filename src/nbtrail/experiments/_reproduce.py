@@ -37,6 +37,7 @@ class Reproduction:
 
     ``metrics`` has one row a metric of either run: ``key``, ``original``, ``reproduced``,
     ``abs_diff``, ``match`` (a metric missing on one side is null there and does not match).
+    Its truth value is ``matches``, so ``if nt.reproduce(run_id):`` reads as it should.
     """
 
     run_id: str
@@ -197,7 +198,7 @@ def reproduce_run(
     worktree = Path(tempfile.mkdtemp(
         prefix=f"nbtrail-reproduce-{original.run_id[:SHORT_RUN_ID]}-"))
     log = Path(tempfile.mkstemp(prefix="nbtrail-kernel-", suffix=".log")[1])
-    added = False
+    added = done = False
     try:
         # No hooks: reproducing must not trigger the user's post-checkout side effects.
         _git(["-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--detach",
@@ -209,9 +210,11 @@ def reproduce_run(
                      f"{sha[:12]} in {worktree}")
         error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name, log=log)
         reproduced = _find_reproduced(store, original, path)
+        done = True
     finally:
         log.unlink(missing_ok=True)
-        if not keep_worktree or not added:
+        # Kept only when asked and the result can say where: an error leaves nothing behind.
+        if not (keep_worktree and done):
             _remove_worktree(root, worktree, added)
 
     if reproduced is None and error is None:
