@@ -41,7 +41,7 @@ def test_public_names_are_stable_and_documented():
         "__version__", "active_run", "artifact_path", "autolog", "branches", "compare",
         "config", "get_run", "lineage",
         "load_model", "log_artifact", "log_dataset", "log_metric", "log_metrics",
-        "log_model", "log_param", "log_params", "metric_history", "run", "runs",
+        "log_model", "log_param", "log_params", "metric_history", "reproduce", "run", "runs",
         "set_tag", "set_tags", "sql", "sync",
     ]
     for name in nt.__all__:

@@ -54,6 +54,7 @@ _LAZY = {
     "Run": "nbtrail.store._records",
     "Lineage": "nbtrail.store._records",
     "DuckDBStore": "nbtrail.store._duckdb",
+    "reproduce": "nbtrail.experiments._reproduce",
 }
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "reproduce",
     "run",
     "runs",
     "set_tag",
@@ -93,6 +95,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
+    from .experiments._reproduce import reproduce
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .tracking._autolog import autolog

@@ -1,6 +1,7 @@
 """The ``nbtrail`` command line: list, inspect, query and compare the runs in a store.
 
-Every command here only reads. The store is ``--store PATH`` if given, else the one the
+Every command only reads, except ``reproduce`` (which logs the re-executed run) and
+``exp`` (which makes git branches). The store is ``--store PATH`` if given, else the one the
 settings point at (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current
 folder); a missing store is reported, never created.
 
@@ -17,6 +18,9 @@ Examples::
     nbtrail metrics 01J9ZK3T4Q loss
     nbtrail branches --metric val_f1
     nbtrail compare main feat/more-trees --metric val_f1
+    nbtrail reproduce 01J9ZK3T4Q --rtol 1e-4
+    nbtrail exp new feat/more-trees
+    nbtrail exp restore 01J9ZK3T4Q --branch retry-baseline
 """
 
 from __future__ import annotations
@@ -87,6 +91,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("expected 1 or more, got 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
     return value
 
 
@@ -216,6 +230,49 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--trust-models", action="store_true",
                          help="also load pickled models to time them (runs their code)")
     compare.set_defaults(handler=_compare)
+    reproduce = commands.add_parser(
+        "reproduce", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="re-execute a run's notebook from its code snapshot and compare the metrics",
+        description="Check the run's code snapshot out into a temporary git worktree (your "
+                    "checkout is not touched), execute its notebook there, and compare the "
+                    "latest metric values with the original run's.",
+        epilog="Exit status: 0 the metrics match, 1 they do not or the notebook failed.",
+    )
+    reproduce.add_argument("run_id", metavar="RUN", help="a run id or a unique prefix of one")
+    reproduce.add_argument("--rtol", metavar="X", type=_non_negative_float, default=1e-6,
+                           help="relative tolerance (default: 1e-6)")
+    reproduce.add_argument("--atol", metavar="X", type=_non_negative_float, default=1e-9,
+                           help="absolute tolerance (default: 1e-9)")
+    reproduce.add_argument("--timeout", metavar="S", type=_non_negative_float, default=600,
+                           help="seconds a single cell may run, 0 for no limit (default: 600)")
+    reproduce.add_argument("--kernel", metavar="NAME",
+                           help="the Jupyter kernel to use (default: the notebook's own)")
+    reproduce.add_argument("--keep-worktree", action="store_true",
+                           help="keep the worktree the notebook ran in, to inspect it")
+    reproduce.set_defaults(handler=_reproduce)
+
+    exp = commands.add_parser("exp", allow_abbrev=False,
+                              help="make experiment branches in git")
+    exp_commands = exp.add_subparsers(dest="exp_command", metavar="COMMAND", required=True)
+    new = exp_commands.add_parser(
+        "new", allow_abbrev=False,
+        help="create a branch at the current commit and switch to it",
+        description="Create the branch NAME at the current commit and switch to it, like "
+                    "`git switch -c NAME`: uncommitted changes come along. Runs started on it "
+                    "belong to the experiment NAME.",
+    )
+    new.add_argument("name", metavar="NAME", help="the branch name, e.g. feat/more-trees")
+    new.set_defaults(handler=_exp_new)
+    restore = exp_commands.add_parser(
+        "restore", parents=[store_opt], allow_abbrev=False,
+        help="create a branch at a run's code snapshot (without switching)",
+        description="Create a branch whose tip is the code snapshot of RUN, in the repository "
+                    "the run was started in. Your checkout stays where it is.",
+    )
+    restore.add_argument("run_id", metavar="RUN", help="a run id or a unique prefix of one")
+    restore.add_argument("--branch", metavar="NAME",
+                         help="the branch name (default: nbtrail/<short run id>)")
+    restore.set_defaults(handler=_exp_restore)
     return parser
 
 
@@ -451,6 +508,39 @@ def _compare(args: argparse.Namespace) -> int:
     for diff, label in zip(comparison.code, comparison.labels[1:], strict=True):
         print(f"\n== Code: {comparison.labels[0]} -> {label} ==")
         print(diff.to_text())
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .experiments._reproduce import reproduce_run
+
+    store = _open_store(args)
+    result = reproduce_run(
+        store, args.run_id, rtol=args.rtol, atol=args.atol, timeout=args.timeout or None,
+        keep_worktree=args.keep_worktree, kernel_name=args.kernel,
+        progress=lambda line: print(f"{PROG}: {line}", file=sys.stderr, flush=True),
+    )
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        print(result.to_text())
+    if not result.matches:
+        _print_error(result.summary())
+        return 1
+    return 0
+
+
+def _exp_new(args: argparse.Namespace) -> int:
+    from .experiments._gitops import new_experiment
+
+    print(new_experiment(args.name).to_text())
+    return 0
+
+
+def _exp_restore(args: argparse.Namespace) -> int:
+    from .experiments._gitops import restore_run
+
+    print(restore_run(args.run_id, branch=args.branch, store=_open_store(args)).to_text())
     return 0
 
 

@@ -42,3 +42,11 @@ class GitError(NbtrailError):
 
 class UntrustedModelError(NbtrailError):
     """Loading a model would need trusting types or code that are not trusted."""
+
+
+class SnapshotError(NbtrailError):
+    """A run's code snapshot is not recorded, or no longer in its git repository."""
+
+
+class ReproduceError(NbtrailError):
+    """A run cannot be re-executed: no notebook recorded, no kernel, no reproduced run."""

@@ -198,6 +198,30 @@ def test_capture_notebook_path_sources(monkeypatch: pytest.MonkeyPatch) -> None:
     assert info is not None and info.path == "/lab/session.ipynb"
 
 
+def test_capture_notebook_relative_session_path_becomes_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Jupyter server may pass the path relative to its root; the kernel runs in the
+    # notebook's folder, so the path is found from there (or by its file name).
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "train.ipynb").write_text("{}")
+    ns: dict[str, Any] = {"In": [""], "__session__": "sub/train.ipynb"}
+    fake_ipython(monkeypatch, FakeShell(ns))
+    monkeypatch.chdir(tmp_path)
+    info = capture_notebook()
+    assert info is not None and info.path == str(tmp_path / "sub" / "train.ipynb")
+
+    monkeypatch.chdir(tmp_path / "sub")  # the server root was above the notebook's folder
+    ns["__session__"] = "projects/sub/train.ipynb"
+    info = capture_notebook()
+    assert info is not None and info.path == str(tmp_path / "sub" / "train.ipynb")
+
+    ns["__session__"] = "elsewhere/missing.ipynb"  # not found: kept as given
+    info = capture_notebook()
+    assert info is not None and info.path == "elsewhere/missing.ipynb"
+
+
 def test_capture_notebook_without_shell_or_history(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     fake_ipython(monkeypatch, None)

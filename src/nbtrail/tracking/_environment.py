@@ -152,4 +152,24 @@ def capture_notebook() -> NotebookInfo | None:
         path = os.environ.get("JPY_SESSION_NAME")
     if not path:
         path = namespace.get("__vsc_ipynb_file__")  # VS Code
-    return NotebookInfo(path=str(path) if path else None, cells=cells)
+    return NotebookInfo(path=_absolute_notebook_path(str(path)) if path else None, cells=cells)
+
+
+def _absolute_notebook_path(path: str) -> str:
+    """The notebook path made absolute when the file can be found from the kernel's folder.
+
+    Jupyter server passes the path relative to its root directory when it does not pass the
+    file name separately, and starts the kernel in the notebook's folder: so a relative
+    path is tried against the current folder, then its file name alone. A path that cannot
+    be found is kept as given.
+    """
+    if os.path.isabs(path):
+        return path
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the kernel's folder was deleted
+        return path
+    for candidate in (os.path.join(cwd, path), os.path.join(cwd, os.path.basename(path))):
+        if os.path.isfile(candidate):
+            return os.path.normpath(candidate)
+    return path
