@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -303,7 +304,11 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
     )
     # The kernel inherits this environment: it logs into the same store, and knows its
     # notebook as the worktree's copy, so its runs can be told from everyone else's.
-    env = {**os.environ, "NBTRAIL_HOME": str(store.home.resolve()), "JPY_SESSION_NAME": str(path)}
+    # The interpreter's own folder first on PATH: a kernel spec that starts "python"
+    # then runs in this environment, where nbtrail and the run's packages are installed.
+    path_var = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    env = {**os.environ, "NBTRAIL_HOME": str(store.home.resolve()), "JPY_SESSION_NAME": str(path),
+           "PATH": path_var}
     cells = len(nb.cells)
     try:
         # The kernel's own stderr (start-up warnings, a crash) goes to a file, not the
