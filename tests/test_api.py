@@ -2,6 +2,7 @@
 
 import math
 import subprocess
+import time
 
 import duckdb
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import nbtrail as nt
 from nbtrail.errors import FilterError, InvalidInputError, NotFoundError, RunFinishedError
 from nbtrail.store._schema import SCHEMA_VERSION
+from nbtrail.tracking._tracker import get_store
 
 
 def test_run_records_params_metrics_tags_and_status(home):
@@ -282,3 +284,23 @@ def test_run_in_a_git_repo_records_branch_and_snapshot(tmp_path, monkeypatch):
     refs = subprocess.run([*git, "for-each-ref", "refs/nbtrail"], capture_output=True,
                           text=True, check=True).stdout.splitlines()
     assert len(refs) == 1
+
+
+def test_an_idle_writer_leaves_the_database_alone(home, monkeypatch):
+    # Folding opens the database read-write, which locks out other programs (the duckdb
+    # CLI, a dashboard): a process that logs nothing new must not fold.
+    with nt.config(home=str(home), fold_interval=0.0):
+        run = nt.run(name="idle")
+        run.log_metric("m", 1.0)
+        nt.sync()
+        folds = []
+        monkeypatch.setattr(get_store(), "try_fold", lambda **_: folds.append(1))
+        time.sleep(1.0)  # five flush intervals
+        assert folds == []
+        run.log_metric("m", 2.0)
+        deadline = time.monotonic() + 10
+        while not folds and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert folds, "a new write was never folded"
+        monkeypatch.undo()
+        run.end()

@@ -270,9 +270,12 @@ class DuckDBStore(Store):
             if all(result.offsets.get(name, size) >= size for name, size in targets.items()):
                 return
 
-    def _fold_if_due(self) -> None:
-        if time.monotonic() - self._last_fold >= self.fold_interval:
-            self.try_fold()
+    def _fold_if_due(self) -> bool:
+        """Fold if the interval has passed; True once nothing is left to fold."""
+        if time.monotonic() - self._last_fold < self.fold_interval:
+            return False
+        result = self.try_fold()
+        return result is not None and not result.remaining
 
     # -- reading ----------------------------------------------------------------------
 

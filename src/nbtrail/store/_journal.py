@@ -36,7 +36,7 @@ class JournalWriter:
         journal_dir: Path,
         *,
         flush_interval: float,
-        after_flush: Callable[[], None] | None = None,
+        after_flush: Callable[[], bool] | None = None,
         warmup: Callable[[], None] | None = None,
     ) -> None:
         self.journal_dir = journal_dir
@@ -57,6 +57,9 @@ class JournalWriter:
         )
         self._wake = threading.Event()
         self._closed = False
+        # Written but not known to be folded. An idle writer does not touch the database,
+        # so other programs (the duckdb CLI, say) can open it while a notebook sits idle.
+        self._unfolded = False
         self._thread = threading.Thread(
             target=self._run, name=f"nbtrail-journal-{self.writer_id}", daemon=True
         )
@@ -77,14 +80,14 @@ class JournalWriter:
             steps.append(step)
             stamps.append(ts)
 
-    def flush(self) -> None:
-        """Write everything buffered so far to the journal file."""
+    def flush(self) -> bool:
+        """Write everything buffered so far to the journal file; False if there was none."""
         with self._lock:
             records, self._records = self._records, []
             metrics, self._metrics = self._metrics, ([], [], [], [], [])
         records.extend(_metric_records(*metrics))
         if not records:
-            return
+            return False
         payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
         data = payload.encode()
         with self._io_lock:
@@ -93,6 +96,8 @@ class JournalWriter:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+            self._unfolded = True
+        return True
 
     def close(self) -> None:
         """Flush, stop the background thread and release the journal's lock."""
@@ -141,8 +146,10 @@ class JournalWriter:
                 return
             try:
                 self.flush()
-                if self._after_flush is not None:
-                    self._after_flush()
+                if self._unfolded and self._after_flush is not None:
+                    self._unfolded = False  # a write while folding sets it again
+                    if not self._after_flush():
+                        self._unfolded = True
             except Exception as exc:  # keep logging alive; the next flush retries
                 warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
 
