@@ -123,9 +123,13 @@ class DuckDBStore(Store):
 
     def sync(self) -> None:
         """Flush this process's journal and fold what can be folded now."""
-        if self._writer is not None:
-            self._writer.flush()
+        writer = self._writer
+        if writer is not None:
+            writer.flush()
+        written = writer.written if writer is not None else 0
         self.fold_all()
+        if writer is not None:
+            writer.mark_folded(written)
 
     def _make_home(self) -> None:
         if self.home.is_dir():

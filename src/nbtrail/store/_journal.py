@@ -57,9 +57,11 @@ class JournalWriter:
         )
         self._wake = threading.Event()
         self._closed = False
-        # Written but not known to be folded. An idle writer does not touch the database,
-        # so other programs (the duckdb CLI, say) can open it while a notebook sits idle.
-        self._unfolded = False
+        # Flushes that wrote something, and how many of them are known to be folded. An
+        # idle writer does not touch the database, so other programs (the duckdb CLI, say)
+        # can open it while a notebook sits idle.
+        self.written = 0
+        self._folded = 0
         self._thread = threading.Thread(
             target=self._run, name=f"nbtrail-journal-{self.writer_id}", daemon=True
         )
@@ -96,8 +98,12 @@ class JournalWriter:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            self._unfolded = True
+            self.written += 1
         return True
+
+    def mark_folded(self, written: int) -> None:
+        """Record that what the first ``written`` flushes wrote is folded."""
+        self._folded = max(self._folded, written)
 
     def close(self) -> None:
         """Flush, stop the background thread and release the journal's lock."""
@@ -146,10 +152,10 @@ class JournalWriter:
                 return
             try:
                 self.flush()
-                if self._unfolded and self._after_flush is not None:
-                    self._unfolded = False  # a write while folding sets it again
-                    if not self._after_flush():
-                        self._unfolded = True
+                written = self.written
+                if (written > self._folded and self._after_flush is not None
+                        and self._after_flush()):
+                    self.mark_folded(written)
             except Exception as exc:  # keep logging alive; the next flush retries
                 warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
 
