@@ -36,11 +36,11 @@ print(json.dumps({{"elapsed": elapsed,
 
 def test_public_names_are_stable_and_documented():
     assert nt.__all__ == [
-        "ActiveRun", "DuckDBStore", "Lineage", "NbtrailError", "Run", "Tracker",
+        "ActiveRun", "DuckDBStore", "Lineage", "NbtrailError", "Run", "Sweep", "Tracker",
         "__version__", "active_run", "artifact_path", "autolog", "config", "get_run", "lineage",
         "load_model", "log_artifact", "log_dataset", "log_metric", "log_metrics",
         "log_model", "log_param", "log_params", "metric_history", "run", "runs",
-        "set_tag", "set_tags", "sql", "sync",
+        "set_tag", "set_tags", "sql", "sweep", "sync", "track_study",
     ]
     for name in nt.__all__:
         if name == "__version__":

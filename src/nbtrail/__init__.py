@@ -51,6 +51,9 @@ _LAZY = {
     "Run": "nbtrail.store._records",
     "Lineage": "nbtrail.store._records",
     "DuckDBStore": "nbtrail.store._duckdb",
+    "sweep": "nbtrail.sweeps._api",
+    "track_study": "nbtrail.sweeps._api",
+    "Sweep": "nbtrail.sweeps._sweep",
 }
 
 __all__ = [
@@ -59,6 +62,7 @@ __all__ = [
     "Lineage",
     "NbtrailError",
     "Run",
+    "Sweep",
     "Tracker",
     "__version__",
     "active_run",
@@ -81,12 +85,16 @@ __all__ = [
     "set_tag",
     "set_tags",
     "sql",
+    "sweep",
     "sync",
+    "track_study",
 ]
 
 if TYPE_CHECKING:
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
+    from .sweeps._api import sweep, track_study
+    from .sweeps._sweep import Sweep
     from .tracking._autolog import autolog
     from .tracking._fluent import (
         active_run,
