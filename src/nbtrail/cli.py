@@ -1,8 +1,9 @@
 """The ``nbtrail`` command line: list, inspect and query the runs in a store.
 
-Every command only reads. The store is ``--store PATH`` if given, else the one the
-settings point at (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current
-folder); a missing store is reported, never created.
+Every command only reads, except ``nbtrail sweep worker``, which runs sweep trials and
+records them. The store is ``--store PATH`` if given, else the one the settings point at
+(``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
+store is reported, never created (the worker creates one to record its trials).
 
 Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
 filter or SQL...), 2 for a command line that does not parse. Both print one
@@ -15,6 +16,7 @@ Examples::
     nbtrail sql "select experiment, count(*) from runs group by 1"
     nbtrail lineage mdl_01J9ZK4A7C --direction up
     nbtrail metrics 01J9ZK3T4Q loss
+    nbtrail sweep worker rf-depth --storage postgresql://user@db/optuna --objective train:objective
 """
 
 from __future__ import annotations
@@ -83,6 +85,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("expected 1 or more, got 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
@@ -183,6 +195,30 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("run_id", metavar="RUN_ID", help="a run id or a unique prefix of one")
     metrics.add_argument("key", metavar="KEY", help="the metric name")
     metrics.set_defaults(handler=_metrics)
+
+    sweep = commands.add_parser("sweep", parents=[store_opt], allow_abbrev=False,
+                                help="take part in an Optuna sweep (needs nbtrail[sweeps])")
+    sweep_commands = sweep.add_subparsers(dest="sweep_command", metavar="COMMAND",
+                                          required=True)
+    worker = sweep_commands.add_parser(
+        "worker", parents=[store_opt], allow_abbrev=False,
+        help="run trials of an existing sweep here, recorded in this machine's store",
+        description="Join the sweep NAME: load its study from --storage, run trials of the "
+                    "objective and record each as a run in this machine's store. The "
+                    "notebook's sweep.sync() brings them into its own store.",
+    )
+    worker.add_argument("name", metavar="NAME", help="the sweep's name, as in nt.sweep(name=...)")
+    worker.add_argument("--objective", metavar="MODULE:FUNCTION", required=True,
+                        help="the objective, e.g. train:objective for objective() in train.py "
+                             "(looked up from the current folder too)")
+    worker.add_argument("--storage", metavar="URL",
+                        help="the study's database, e.g. postgresql://user:pass@host/db "
+                             "(default: the sweep's journal file in the store)")
+    worker.add_argument("--n-trials", metavar="N", type=_positive_int,
+                        help="run N trials in this worker")
+    worker.add_argument("--timeout", metavar="SECONDS", type=_positive_float,
+                        help="start no trial after this many seconds")
+    worker.set_defaults(handler=_sweep_worker)
     return parser
 
 
@@ -360,6 +396,18 @@ def _metrics(args: argparse.Namespace) -> int:
     cells = [[_cell(step), _cell(value), _local_time(stamp, "milliseconds")]
              for step, value, stamp in rows]
     _print_table(frame.columns, cells, [True, True, False])
+    return 0
+
+
+def _sweep_worker(args: argparse.Namespace) -> int:
+    from .sweeps._worker import run_worker
+
+    if args.n_trials is None and args.timeout is None:
+        raise InvalidInputError("give --n-trials N or --timeout SECONDS (or both)")
+    given = getattr(args, "store", None)
+    with config(**({"home": given} if given else {})):
+        run_worker(args.name, args.storage, args.objective, n_trials=args.n_trials,
+                   timeout=args.timeout)
     return 0
 
 

@@ -100,7 +100,7 @@ def _watch(sweep: Sweep, workers: list[Any], budget: Synchronized[int]) -> None:
         if sweep._stop.is_set():
             _take_all(budget)
         for trial in sweep.study.get_trials(deepcopy=False):
-            sweep._progress.add(trial)
+            sweep._progress.add(trial, mine=sweep._mine(trial))
         sweep._view.update()
         if sweep.auto_sync:
             sweep.sync()

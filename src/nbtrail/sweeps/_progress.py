@@ -25,33 +25,40 @@ FINISHED_STATES = ("complete", "pruned", "fail")
 
 
 class Progress:
-    """What the views show, built from finished trials (thread-safe)."""
+    """What the views show, built from the study's trials (thread-safe).
+
+    Counts are of the trials this session ran (``mine``), out of its ``total``; the best
+    value and the chart cover the whole study, other sessions and workers included.
+    """
 
     def __init__(self, name: str, directions: list[str], total: int | None) -> None:
         self.name = name
         self.directions = directions
         self.total = total
-        self._trials: dict[int, tuple[str, float | None]] = {}
+        self._trials: dict[int, tuple[str, float | None, bool]] = {}
         self._lock = threading.Lock()
         self.finished = False
 
-    def add(self, trial: FrozenTrial) -> None:
+    def add(self, trial: FrozenTrial, *, mine: bool) -> None:
         """Count a trial; the same trial again replaces its earlier state."""
         state = trial.state.name.lower()
         value = trial.values[0] if trial.values else None
         with self._lock:
-            self._trials[trial.number] = (state, value)
+            self._trials[trial.number] = (state, value, mine)
 
     def counts(self) -> dict[str, int]:
-        """Trials per state: complete, pruned, fail (and running, seen through others)."""
+        """Trials of this session per state (complete, pruned, fail); ``study``: all finished."""
         with self._lock:
-            states = [state for state, _ in self._trials.values()]
-        return {state: states.count(state) for state in (*FINISHED_STATES, "running")}
+            states = [state for state, _, mine in self._trials.values() if mine]
+            study = sum(1 for state, _, _ in self._trials.values() if state in FINISHED_STATES)
+        counts = {state: states.count(state) for state in FINISHED_STATES}
+        counts["study"] = study
+        return counts
 
     def points(self) -> list[tuple[int, float]]:
-        """(trial number, first objective value) of the complete trials, in order."""
+        """(trial number, first objective value) of the study's complete trials, in order."""
         with self._lock:
-            return sorted((n, v) for n, (s, v) in self._trials.items()
+            return sorted((n, v) for n, (s, v, _) in self._trials.items()
                           if s == "complete" and v is not None and math.isfinite(v))
 
     def best(self) -> tuple[int, float] | None:
@@ -66,15 +73,17 @@ class Progress:
         """One line: ``rf: 12/50 trials · best 0.93 (trial 7) · 3 pruned · 1 failed``."""
         counts = self.counts()
         done = sum(counts[s] for s in FINISHED_STATES)
-        parts = [f"{self.name}: {done}/{self.total if self.total else '?'} trials"]
+        parts = [f"{self.name}: {done}/{self.total} trials" if self.total else
+                 f"{self.name}: {done} trials"]
         best = self.best()
         if best is not None:
             parts.append(f"best {best[1]:.6g} (trial {best[0]})")
         elif len(self.directions) > 1:
             parts.append(f"{len(self.directions)} objectives")
-        parts += [f"{counts[s]} {label}" for s, label in
-                  (("pruned", "pruned"), ("fail", "failed"), ("running", "running elsewhere"))
+        parts += [f"{counts[s]} {label}" for s, label in (("pruned", "pruned"), ("fail", "failed"))
                   if counts[s]]
+        if counts["study"] > done:
+            parts.append(f"{counts['study']} in the study")
         if self.finished:
             parts.append("done")
         return " · ".join(parts)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInputError, NbtrailError
+from ..errors import InvalidInputError, MissingExtraError
 
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
@@ -34,7 +35,7 @@ def optuna() -> ModuleType:
     try:
         import optuna as module
     except ImportError:
-        raise ImportError(
+        raise MissingExtraError(
             f"sweeps need Optuna, which is not installed; run: {INSTALL_HINT}"
         ) from None
     return module
@@ -59,10 +60,12 @@ class StorageSpec:
                                          lock_obj=JournalFileOpenLock(self.location))
             return storages.JournalStorage(backend)
         try:
-            return storages.RDBStorage(self.location, heartbeat_interval=HEARTBEAT_INTERVAL,
-                                       grace_period=GRACE_PERIOD)
+            with warnings.catch_warnings():  # heartbeats are marked experimental in Optuna
+                warnings.simplefilter("ignore", optuna().exceptions.ExperimentalWarning)
+                return storages.RDBStorage(self.location, heartbeat_interval=HEARTBEAT_INTERVAL,
+                                           grace_period=GRACE_PERIOD)
         except ImportError as exc:  # the database driver
-            raise NbtrailError(
+            raise MissingExtraError(
                 f"cannot open the sweep storage {self.describe()}: {exc}; install the driver "
                 "of your database (PostgreSQL: pip install 'psycopg[binary]')"
             ) from None

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInputError, NbtrailError
+from ..errors import InvalidInputError, MissingExtraError, NbtrailError
 from ..tracking._tracker import Tracker, get_tracker
 from . import _storage
 from ._progress import NullView, Progress, View, make_view
@@ -127,15 +127,18 @@ class Sweep:
                                "before starting more trials")
         self._stop.clear()
         self._error = None
-        done = len(self.study.get_trials(deepcopy=False))
-        self._progress.total = done + n_trials if n_trials else None
+        self._progress.total = n_trials
         self._progress.finished = False
         self._view = make_view(self._progress, progress)
+
+        # A worker's store keeps only the worker's trials; the sweep's own store gathers all.
+        gather = self.role == "sweep"
 
         def session() -> None:
             self._session(n_trials=n_trials, n_jobs=n_jobs, timeout=timeout)
             try:
-                self.sync()
+                if gather:
+                    self.sync()
                 if n_jobs == 1:
                     self._optimize_here(objective, n_trials=n_trials, timeout=timeout,
                                         catch=catch)
@@ -144,7 +147,8 @@ class Sweep:
 
                     optimize_in_processes(self, objective, n_trials=n_trials, timeout=timeout,
                                           n_jobs=n_jobs, catch=catch)
-                self.sync()
+                if gather:
+                    self.sync()
             except BaseException as exc:
                 self._end_session(exc)
                 raise
@@ -211,7 +215,7 @@ class Sweep:
             self._tracker.store.writer().flush()
             entry = self._open[trial.number] = _OpenTrial(run)
             trial.set_user_attr(TRIAL_ATTR, {"run_id": run.run_id, "host": HOST,
-                                             "pid": os.getpid()})
+                                             "pid": os.getpid(), "session": run.parent_id})
             _record_reports(trial, run)
             try:
                 entry.result = objective(trial)
@@ -233,7 +237,7 @@ class Sweep:
                 self._end_trial_run(entry.run, trial, entry)
             elif trial.number not in self._recorded:
                 self._record(trial)
-        self._progress.add(trial)
+        self._progress.add(trial, mine=self._mine(trial))
         self._view.update()
         if self._stop.is_set():
             study.stop()
@@ -284,6 +288,11 @@ class Sweep:
                     "pruner": type(self.study.pruner).__name__, **params,
                 })
             return self.run
+
+    def _mine(self, trial: FrozenTrial) -> bool:
+        """True for a trial run by this session (in this process or its workers)."""
+        info = trial.user_attrs.get(TRIAL_ATTR) or {}
+        return self.run is not None and info.get("session") == self.run.run_id
 
     def _trial_parent(self) -> ActiveRun | str:
         """A worker process hangs its trials under the run of the sweep that started it."""
@@ -369,7 +378,7 @@ class Sweep:
             self._fail_dead_trials()
             trials = self.study.get_trials(deepcopy=False)
             for trial in trials:
-                self._progress.add(trial)
+                self._progress.add(trial, mine=self._mine(trial))
             waiting = [t for t in trials if t.state.is_finished()
                        and t.number not in self._recorded and t.number not in self._open]
             if not waiting:
@@ -414,6 +423,24 @@ class Sweep:
                     and not _alive(pid):
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL,
                                 skip_if_finished=True)
+                run_id = info.get("run_id")
+                if isinstance(run_id, str):
+                    self._annotate_dead_run(run_id, trial)
+
+    def _annotate_dead_run(self, run_id: str, trial: FrozenTrial) -> None:
+        """Give the run of a trial whose process died the trial's params and state.
+
+        The store marks such a run killed; no ActiveRun is left to log to it, so the
+        records go to the journal directly (params and tags are valid for an ended run).
+        """
+        from ..tracking._keys import param_value
+
+        writer = self._tracker.store.writer()
+        for key, value in trial.params.items():
+            text, kind = param_value(key, value)
+            writer.append({"t": "params", "run_id": run_id, "key": key, "value": text,
+                           "value_type": kind})
+        writer.append({"t": "tags", "run_id": run_id, "key": "trial_state", "value": "fail"})
 
     # -- results ------------------------------------------------------------------------------
 
@@ -536,11 +563,13 @@ class Sweep:
             if backend == "matplotlib":
                 module = optuna.visualization.matplotlib
                 if not module.is_available():
-                    raise ImportError(f"plots need matplotlib; run: {_storage.INSTALL_HINT}")
+                    raise MissingExtraError(
+                        f"plots need matplotlib; run: {_storage.INSTALL_HINT}")
             else:
                 module = optuna.visualization
                 if not module.is_available():
-                    raise ImportError("backend='plotly' needs plotly; run: pip install plotly")
+                    raise MissingExtraError(
+                        "backend='plotly' needs plotly; run: pip install plotly")
             return getattr(module, name)(self.study, **kwargs)
 
 

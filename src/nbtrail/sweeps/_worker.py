@@ -67,4 +67,6 @@ def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int 
         ) from None
     sweep = Sweep(study, tracker=tracker, spec=spec)
     sweep.role = "worker"
+    if progress:  # the progress line says what Optuna's per-trial INFO lines would
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     return sweep.optimize(func, n_trials, timeout=timeout, progress=progress)
