@@ -236,3 +236,23 @@ def test_missing_optuna_names_the_extra(store):
         "try:\n    nt.sweep(lambda t: 1.0, n_trials=1)\n"
         "except ImportError as e:\n    print(e)\n")
     assert "pip install 'nbtrail[sweeps]'" in result.stdout, result.stderr
+
+
+def test_notebook_view_carries_the_widget_and_a_static_copy(store, monkeypatch):
+    from nbtrail.sweeps import _progress
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display",
+                        lambda obj, display_id=None: shown.append(obj) or None)
+    progress = _progress.Progress("nb", ["maximize"], 3)
+    view = _progress.NotebookView(progress)
+    study = optuna.create_study(direction="maximize")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    for trial in study.trials:
+        progress.add(trial, mine=True)
+    progress.finished = True
+    view.close()
+    bundle = shown[0]._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "nb: 3/3 trials · best" in bundle["text/html"] and "done" in bundle["text/plain"]
+    assert view._widget.value == bundle["text/html"]  # the live widget shows the same

@@ -215,12 +215,11 @@ class NotebookView:
             self._widget = ipywidgets.HTML(value=progress.html())
         self._handle = display(self, display_id=True)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = {"text/plain": self.progress.summary(),
-                                  "text/html": self.progress.html()}
-        if self._widget is not None:
-            bundle.update(self._widget._repr_mimebundle_(include, exclude) or {})
-            bundle["text/html"] = self.progress.html()
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = {}
+        if self._widget is not None:  # the widget view, where a widget frontend runs
+            bundle.update(self._widget._repr_mimebundle_(**kwargs) or {})
+        bundle.update({"text/plain": self.progress.summary(), "text/html": self.progress.html()})
         return bundle
 
     def update(self) -> None:

@@ -182,6 +182,9 @@ class Sweep:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 return self
+            # Redrawn from the waiting cell too: notebook runners such as nbconvert only
+            # take display updates from the cell that is executing, not from the thread.
+            self._view.close()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
