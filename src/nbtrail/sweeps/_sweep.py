@@ -51,7 +51,7 @@ Direction = Literal["minimize", "maximize"]
 Objective = Callable[["Trial"], Any]
 
 SWEEP_ID_ATTR = "nbtrail_sweep_id"  # study user attribute
-TRIAL_ATTR = "nbtrail"  # trial user attribute: the run id, host and pid running it
+TRIAL_ATTR = "nbtrail"  # trial user attribute on shared databases: run id, host, session
 INTERMEDIATE = "intermediate_value"
 # Seconds between automatic syncs while a sweep on a shared database is watched.
 SYNC_INTERVAL = 2.0
@@ -101,6 +101,11 @@ class Sweep:
         """Sync while trials run (a sweep on a shared database, watched from a notebook)."""
         self.role = "sweep"
         self._parent: ActiveRun | str | None = None
+        # The per-trial user attribute costs a journal write (about as much as the rest
+        # of nbtrail's per-trial work); only the sync of a shared database needs it.
+        self._tag_trials = spec is None or spec.remote
+        self._before_session: set[int] = set()
+        self._session_active = False
 
     def __repr__(self) -> str:
         return f"<nbtrail Sweep {self.name!r} sweep_id={self.sweep_id} {self._progress.summary()}>"
@@ -136,6 +141,8 @@ class Sweep:
 
         def session() -> None:
             self._session(n_trials=n_trials, n_jobs=n_jobs, timeout=timeout)
+            self._before_session = {t.number for t in self.study.get_trials(deepcopy=False)}
+            self._session_active = True
             try:
                 if gather:
                     self.sync()
@@ -217,8 +224,9 @@ class Sweep:
             # Visible to other processes before Optuna can call the trial finished.
             self._tracker.store.writer().flush()
             entry = self._open[trial.number] = _OpenTrial(run)
-            trial.set_user_attr(TRIAL_ATTR, {"run_id": run.run_id, "host": HOST,
-                                             "pid": os.getpid(), "session": run.parent_id})
+            if self._tag_trials:  # for the store that syncs it on another machine
+                trial.set_user_attr(TRIAL_ATTR, {"run_id": run.run_id, "host": HOST,
+                                                 "session": run.parent_id})
             _record_reports(trial, run)
             try:
                 entry.result = objective(trial)
@@ -293,15 +301,22 @@ class Sweep:
             return self.run
 
     def _mine(self, trial: FrozenTrial) -> bool:
-        """True for a trial run by this session (in this process or its workers)."""
-        info = trial.user_attrs.get(TRIAL_ATTR) or {}
-        return self.run is not None and info.get("session") == self.run.run_id
+        """True for a trial run by this session (in this process or its workers).
+
+        Exact on shared databases (the trial names its session); on a local journal,
+        any trial that started during the session counts.
+        """
+        info = trial.user_attrs.get(TRIAL_ATTR)
+        if info:
+            return self.run is not None and info.get("session") == self.run.run_id
+        return self._session_active and trial.number not in self._before_session
 
     def _trial_parent(self) -> ActiveRun | str:
         """A worker process hangs its trials under the run of the sweep that started it."""
         return self._parent if self._parent is not None else self._session()
 
     def _end_session(self, error: BaseException | None) -> None:
+        self._session_active = False
         self._progress.finished = True
         self._view.close()
         if self.run is None or self.run.status != "running":
@@ -415,20 +430,29 @@ class Sweep:
             os.close(fd)
 
     def _fail_dead_trials(self) -> None:
-        """Fail the study's running trials whose process on this host has died."""
+        """Fail the study's running trials whose run the store marked killed.
+
+        The store knows when a process that logged into it died (its journal lock is
+        free while its runs are unfinished). Trials of processes that used another store
+        are failed by Optuna's heartbeat on shared databases instead.
+        """
         optuna = _storage.optuna()
-        running = self.study.get_trials(deepcopy=False,
-                                        states=(optuna.trial.TrialState.RUNNING,))
-        for trial in running:
-            info = trial.user_attrs.get(TRIAL_ATTR) or {}
-            pid = info.get("pid")
-            if info.get("host") == HOST and isinstance(pid, int) and pid != os.getpid() \
-                    and not _alive(pid):
+        running = {t.number: t for t in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t.number not in self._open}
+        if not running or not self._tracker.store.exists():
+            return
+        self._tracker.store.sync()  # a fold marks the runs of dead processes killed
+        killed = self._tracker.store.sql(
+            "SELECT t.value AS trial, r.run_id FROM runs r JOIN tags t ON t.run_id = r.run_id "
+            "JOIN tags s ON s.run_id = r.run_id WHERE r.status = 'killed' AND "
+            "s.key = 'sweep_id' AND s.value = ? AND t.key = 'trial'", [self.sweep_id])
+        for number, run_id in killed.rows():
+            trial = running.get(int(number))
+            if trial is not None:
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL,
                                 skip_if_finished=True)
-                run_id = info.get("run_id")
-                if isinstance(run_id, str):
-                    self._annotate_dead_run(run_id, trial)
+                self._annotate_dead_run(run_id, trial)
 
     def _annotate_dead_run(self, run_id: str, trial: FrozenTrial) -> None:
         """Give the run of a trial whose process died the trial's params and state.
@@ -615,16 +639,6 @@ def _numbers(result: Any) -> list[float] | None:
 
 def _timestamp(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
 
 
 def _sweep_id(study: optuna_module.Study) -> str:
