@@ -55,6 +55,9 @@ _LAZY = {
     "Lineage": "nbtrail.store._records",
     "DuckDBStore": "nbtrail.store._duckdb",
     "reproduce": "nbtrail.experiments._reproduce",
+    "sweep": "nbtrail.sweeps._api",
+    "track_study": "nbtrail.sweeps._api",
+    "Sweep": "nbtrail.sweeps._sweep",
 }
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "Lineage",
     "NbtrailError",
     "Run",
+    "Sweep",
     "Tracker",
     "__version__",
     "active_run",
@@ -89,7 +93,9 @@ __all__ = [
     "set_tag",
     "set_tags",
     "sql",
+    "sweep",
     "sync",
+    "track_study",
 ]
 
 if TYPE_CHECKING:
@@ -98,6 +104,8 @@ if TYPE_CHECKING:
     from .experiments._reproduce import reproduce
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
+    from .sweeps._api import sweep, track_study
+    from .sweeps._sweep import Sweep
     from .tracking._autolog import autolog
     from .tracking._fluent import (
         active_run,

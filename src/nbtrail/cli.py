@@ -1,9 +1,10 @@
 """The ``nbtrail`` command line: list, inspect, query and compare the runs in a store.
 
-Every command only reads, except ``reproduce`` (which logs the re-executed run) and
-``exp`` (which makes git branches). The store is ``--store PATH`` if given, else the one the
-settings point at (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current
-folder); a missing store is reported, never created.
+Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
+(which makes git branches) and ``sweep worker`` (which runs sweep trials and records them).
+The store is ``--store PATH`` if given, else the one the settings point at
+(``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
+store is reported, never created (the worker creates one to record its trials).
 
 Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
 filter or SQL...), 2 for a command line that does not parse. Both print one
@@ -21,6 +22,7 @@ Examples::
     nbtrail reproduce 01J9ZK3T4Q --rtol 1e-4
     nbtrail exp new feat/more-trees
     nbtrail exp restore 01J9ZK3T4Q --branch retry-baseline
+    nbtrail sweep worker rf-depth --storage postgresql://user@db/optuna --objective train:objective
 """
 
 from __future__ import annotations
@@ -94,13 +96,27 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:  # also refuses NaN
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
     return value
 
 
@@ -273,6 +289,30 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--branch", metavar="NAME",
                          help="the branch name (default: nbtrail/<short run id>)")
     restore.set_defaults(handler=_exp_restore)
+
+    sweep = commands.add_parser("sweep", parents=[store_opt], allow_abbrev=False,
+                                help="take part in an Optuna sweep (needs nbtrail[sweeps])")
+    sweep_commands = sweep.add_subparsers(dest="sweep_command", metavar="COMMAND",
+                                          required=True)
+    worker = sweep_commands.add_parser(
+        "worker", parents=[store_opt], allow_abbrev=False,
+        help="run trials of an existing sweep here, recorded in this machine's store",
+        description="Join the sweep NAME: load its study from --storage, run trials of the "
+                    "objective and record each as a run in this machine's store. The "
+                    "notebook's sweep.sync() brings them into its own store.",
+    )
+    worker.add_argument("name", metavar="NAME", help="the sweep's name, as in nt.sweep(name=...)")
+    worker.add_argument("--objective", metavar="MODULE:FUNCTION", required=True,
+                        help="the objective, e.g. train:objective for objective() in train.py "
+                             "(looked up from the current folder too)")
+    worker.add_argument("--storage", metavar="URL",
+                        help="the study's database, e.g. postgresql://user:pass@host/db "
+                             "(default: the sweep's journal file in the store)")
+    worker.add_argument("--n-trials", metavar="N", type=_positive_int,
+                        help="run N trials in this worker")
+    worker.add_argument("--timeout", metavar="SECONDS", type=_positive_float,
+                        help="start no trial after this many seconds")
+    worker.set_defaults(handler=_sweep_worker)
     return parser
 
 
@@ -541,6 +581,18 @@ def _exp_restore(args: argparse.Namespace) -> int:
     from .experiments._gitops import restore_run
 
     print(restore_run(args.run_id, branch=args.branch, store=_open_store(args)).to_text())
+    return 0
+
+
+def _sweep_worker(args: argparse.Namespace) -> int:
+    from .sweeps._worker import run_worker
+
+    if args.n_trials is None and args.timeout is None:
+        raise InvalidInputError("give --n-trials N or --timeout SECONDS (or both)")
+    given = getattr(args, "store", None)
+    with config(**({"home": given} if given else {})):
+        run_worker(args.name, args.storage, args.objective, n_trials=args.n_trials,
+                   timeout=args.timeout)
     return 0
 
 

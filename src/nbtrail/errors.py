@@ -16,6 +16,10 @@ class InvalidInputError(NbtrailError, ValueError):
     """A value passed to nbtrail is not acceptable; the message names it and the fix."""
 
 
+class MissingExtraError(NbtrailError, ImportError):
+    """An optional dependency of the feature used is not installed; the message says how."""
+
+
 class FilterError(InvalidInputError):
     """A run filter or ordering expression could not be parsed."""
 

@@ -220,14 +220,19 @@ class ActiveRun:
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def end(self, status: Status = "finished", error: str | None = None) -> None:
-        """End the run (idempotent); the ``with`` block calls it for you."""
+    def end(self, status: Status = "finished", error: str | None = None, *,
+            end_time: float | None = None) -> None:
+        """End the run (idempotent); the ``with`` block calls it for you.
+
+        ``end_time`` (seconds since the epoch) defaults to now.
+        """
         with self._lock:
             if self._status != "running":
                 return
             self._status = status
         self._writer.append({"t": "run_end", "run_id": self.run_id, "status": status,
-                             "end_time": time.time(), "error": error})
+                             "end_time": time.time() if end_time is None else end_time,
+                             "error": error})
         self._tracker.run_ended(self)
         self._writer.flush()
 

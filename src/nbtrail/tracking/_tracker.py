@@ -65,8 +65,13 @@ class Tracker:
         *,
         parent: ActiveRun | str | None = None,
         nested: bool = True,
+        start_time: float | None = None,
     ) -> ActiveRun:
-        """Start a run and make it the active one (see ``nt.run``)."""
+        """Start a run and make it the active one (see ``nt.run``).
+
+        ``start_time`` (seconds since the epoch) records a run that began earlier, such
+        as a sweep trial another machine ran; the default is now.
+        """
         from ulid import ULID
 
         from ._environment import seen_seeds
@@ -80,7 +85,7 @@ class Tracker:
             parent = self.active_run()
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
         run_id = str(ULID())
-        now = time.time()
+        now = time.time() if start_time is None else start_time
         writer = self.store.writer()
 
         # Children share their parent's capture: the code, environment and notebook

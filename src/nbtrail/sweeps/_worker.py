@@ -1,0 +1,72 @@
+"""``nbtrail sweep worker``: join a sweep from another machine (or terminal).
+
+The worker loads the study from the shared storage, runs trials of the objective given
+as ``module:function`` and records them in its own store (``--store``, else
+``NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder). The
+notebook's ``sweep.sync()`` later records the same trials in the notebook's store.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+from ..errors import InvalidInputError, NbtrailError
+from ..tracking._tracker import get_tracker
+from . import _storage
+from ._sweep import Objective, Sweep
+
+_OBJECTIVE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def load_objective(spec: str) -> Objective:
+    """Import ``module:function`` (the module is looked up from the current folder too)."""
+    if not _OBJECTIVE_SPEC.match(spec):
+        raise InvalidInputError(
+            f"--objective must be 'module:function', e.g. 'train:objective' for the function "
+            f"objective in train.py, got {spec!r}"
+        )
+    module_name, attribute = spec.split(":")
+    # As `python -m` does: modules next to where the worker is started are importable.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise NbtrailError(
+            f"cannot import module {module_name!r} for --objective {spec!r} ({exc}); run the "
+            "worker from the folder that holds it, or put it on PYTHONPATH"
+        ) from None
+    found: object = module
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise NbtrailError(f"module {module_name!r} has no {attribute!r} (from --objective "
+                               f"{spec!r})")
+    if not callable(found):
+        raise InvalidInputError(f"--objective {spec!r} names a {type(found).__name__}, not a "
+                                "function taking an optuna.Trial")
+    return found  # type: ignore[return-value]
+
+
+def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int | None,
+               timeout: float | None, progress: bool = True) -> Sweep:
+    """Run trials of the existing sweep ``name`` in ``storage``; returns the sweep."""
+    func = load_objective(objective)
+    optuna = _storage.optuna()
+    tracker = get_tracker()
+    spec = _storage.storage_spec(storage, name, tracker.store.home)
+    try:
+        study = optuna.load_study(study_name=name, storage=spec.open())
+    except KeyError:
+        raise NbtrailError(
+            f"no sweep {name!r} in {spec.describe()}; start it first, e.g. "
+            f"nt.sweep(objective, name={name!r}, storage=...) in the notebook"
+        ) from None
+    sweep = Sweep(study, tracker=tracker, spec=spec)
+    sweep.role = "worker"
+    if progress:  # the progress line says what Optuna's per-trial INFO lines would
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return sweep.optimize(func, n_trials, timeout=timeout, progress=progress)
