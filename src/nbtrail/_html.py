@@ -73,6 +73,8 @@ def section(title: str, body: str) -> str:
 
 
 def _short(value: object, limit: int = 120) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"  # the digits a reader compares, not float noise
     text = "" if value is None else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
