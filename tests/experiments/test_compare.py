@@ -220,3 +220,39 @@ def test_cli_compare_mistakes_are_one_line(repo, two_branches, capsys, argv, mes
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("nbtrail: error: ") and message in err and "Traceback" not in err
+
+
+def test_a_repository_without_commits_compares_its_snapshots(tmp_path, monkeypatch):
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    monkeypatch.chdir(repo)
+    (repo / "train.py").write_text("C = 1\n")
+    with nt.run(name="first"):
+        pass
+    (repo / "train.py").write_text("C = 2\n")
+    (repo / "notes.md").write_text("more\n")
+    with nt.run(name="second"):
+        pass
+    [row] = nt.branches().rows(named=True)
+    assert row["branch"] == "main" and row["runs"] == 2
+    assert row["exists"] is False  # the branch has no commit yet, so no ref
+    comparison = nt.compare(branches=["main"])
+    assert comparison.labels == ("main",)
+    first, second = nt.runs(order_by="start_time")["run_id"].to_list()
+    diff = nt.compare(runs=[first, second], latency=False).code[0]
+    assert {(f.path, f.status) for f in diff.files} == {("train.py", "modified"),
+                                                         ("notes.md", "added")}
+
+
+def test_runs_in_a_linked_worktree_belong_to_its_branch(repo, two_branches, tmp_path,
+                                                         monkeypatch):
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "feat/elsewhere", str(linked))
+    monkeypatch.chdir(linked)
+    other = train("w1", C=4.0, rows=200)
+    assert nt.get_run(other).git["branch"] == "feat/elsewhere"
+    row = nt.branches().filter(branch="feat/elsewhere").row(0, named=True)
+    assert row["exists"] is True and row["head_commit"] == git(repo, "rev-parse", "main")
+    comparison = nt.compare(["main", "feat/elsewhere"], metric="val_f1", latency=False)
+    assert comparison.code[0].files == ()  # same tree as main's best run
