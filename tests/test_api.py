@@ -304,3 +304,15 @@ def test_an_idle_writer_leaves_the_database_alone(home, monkeypatch):
         assert folds, "a new write was never folded"
         monkeypatch.undo()
         run.end()
+
+
+def test_tags_from_the_environment_label_top_level_runs(home, monkeypatch):
+    monkeypatch.setenv("NBTRAIL_TAGS", '{"launched_by": "ci", "team": "env"}')
+    with nt.run(name="outer", tags={"team": "risk"}) as outer, nt.run(name="inner") as inner:
+        pass
+    assert nt.get_run(outer.run_id).tags == {"launched_by": "ci", "team": "risk"}
+    assert nt.get_run(inner.run_id).tags == {}
+    monkeypatch.setenv("NBTRAIL_TAGS", "[1, 2]")
+    with pytest.raises(InvalidInputError, match="NBTRAIL_TAGS must be a JSON object"):
+        nt.run(name="bad")
+    assert nt.runs()["name"].to_list().count("bad") == 0  # nothing half-written

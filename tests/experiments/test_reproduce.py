@@ -167,6 +167,7 @@ def test_reproduce_matches_and_leaves_the_checkout_untouched(project: Project,
     assert again.name == "baseline" and again.params == {"seed": 7}  # the snapshot's code
     assert again.git["commit"] == store.get_run(result.run_id).git["snapshot"]
     assert again.git["branch"] is None
+    assert again.tags == {"nbtrail.reproduces": result.run_id}
     assert not Path(again.notebook).exists()  # the worktree is gone
     assert not _leftover_worktrees(result.run_id)
     assert "reproduces as" in result.to_text() and "acc" in result.to_text()

@@ -8,6 +8,7 @@ original by name and order, and the latest metric values are compared within a t
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _html
 from ..errors import InvalidInputError, ReproduceError
 from ..tracking._git import _git, _run
+from ..tracking._tracker import TAGS_VARIABLE
 from ._gitops import SHORT_RUN_ID, require_snapshot
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from ..store._records import Run
 
 _METRIC_COLUMNS = ("key", "original", "reproduced", "abs_diff", "match")
+# The tag a reproduced run carries: the id of the run it reproduces.
+REPRODUCES_TAG = "nbtrail.reproduces"
 
 
 @dataclass(frozen=True)
@@ -209,7 +213,8 @@ def reproduce_run(
         if progress:
             progress(f"executing {notebook} of run {original.run_id} at snapshot "
                      f"{sha[:12]} in {worktree}")
-        error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name, log=log)
+        error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name, log=log,
+                         reproduces=original.run_id)
         reproduced = _find_reproduced(store, original, path)
         done = True
     finally:
@@ -263,7 +268,7 @@ def _notebook_in_snapshot(run: Run, root: str, sha: str) -> str:
     )
 
 
-def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
+def _execute(path: Path, *, store: DuckDBStore, timeout: float | None, reproduces: str,
              kernel_name: str | None, log: Path) -> str | None:
     """Run the notebook top to bottom; the failure as one line, or None on success."""
     try:
@@ -308,7 +313,7 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None,
     # then runs in this environment, where nbtrail and the run's packages are installed.
     path_var = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     env = {**os.environ, "NBTRAIL_HOME": str(store.home.resolve()), "JPY_SESSION_NAME": str(path),
-           "PATH": path_var}
+           "PATH": path_var, TAGS_VARIABLE: json.dumps({REPRODUCES_TAG: reproduces})}
     cells = len(nb.cells)
     try:
         # The kernel's own stderr (start-up warnings, a crash) goes to a file, not the

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._config import Settings, config
+from ..errors import InvalidInputError
 from ..store._duckdb import DuckDBStore
 from ._run import ActiveRun
 
@@ -84,6 +85,9 @@ class Tracker:
         if parent is None and nested:
             parent = self.active_run()
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
+        # Read before anything is written: a bad value must not leave half a run behind.
+        # Children get none: their parent carries them.
+        environment_tags = _tags_from_environment() if parent_id is None else {}
         run_id = str(ULID())
         now = time.time() if start_time is None else start_time
         writer = self.store.writer()
@@ -122,6 +126,8 @@ class Tracker:
             run._edge(capture.code_id, run_id, "code", now)
         if capture.env_id:
             run._edge(capture.env_id, run_id, "environment", now)
+        if parent_id is None:
+            tags = {**environment_tags, **(tags or {})}
         if tags:
             run.set_tags(tags)
         with self._lock:
@@ -217,6 +223,27 @@ class Tracker:
 
 
 _trackers: dict[Path, Tracker] = {}
+TAGS_VARIABLE = "NBTRAIL_TAGS"
+
+
+def _tags_from_environment() -> dict[str, Any]:
+    """Tags for every top-level run of this process, from ``$NBTRAIL_TAGS`` (a JSON object).
+
+    Lets a program that starts a kernel or script label the runs it makes, as
+    ``nt.reproduce`` does with ``nbtrail.reproduces``.
+    """
+    text = os.environ.get(TAGS_VARIABLE)
+    if not text:
+        return {}
+    try:
+        tags = json.loads(text)
+    except ValueError:
+        tags = None
+    if not isinstance(tags, dict):
+        raise InvalidInputError(
+            f"{TAGS_VARIABLE} must be a JSON object such as '{{\"team\": \"risk\"}}', "
+            f"got {text!r}; fix or unset it")
+    return tags
 _trackers_lock = threading.Lock()
 
 
