@@ -1,5 +1,6 @@
 """Many processes, one store: no lock errors, no lost records, killed runs detected."""
 
+import contextlib
 import json
 import os
 import signal
@@ -50,10 +51,28 @@ print(json.dumps({"slowest": slowest, "answers": answers, "errors": errors}))
 """
 
 
+_spawned: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_orphans():
+    """A test that fails or times out must not leave its processes (and their children)."""
+    yield
+    while _spawned:
+        proc = _spawned.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _spawn(code, *args):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own group: killpg reaches workers
+    _spawned.append(proc)
+    return proc
 
 
 @pytest.mark.slow

@@ -47,7 +47,7 @@ def production_figures(store: DuckDBStore, run: Run, *, model: str | None = None
         return figures
     try:
         estimator = _load(store, found, trusted)
-        rows = _rows(store, run, found)
+        rows = _rows(store, run)
         predict = getattr(estimator, "predict", None)
         if not callable(predict):
             raise NbtrailError(f"{found['class_name']} has no predict method")
@@ -77,18 +77,17 @@ def _load(store: DuckDBStore, model: dict[str, Any], trusted: bool | Sequence[st
     return deserialize_model(data, model["format"], trusted=trusted)
 
 
-def _rows(store: DuckDBStore, run: Run, model: dict[str, Any]) -> pl.DataFrame:
+def _rows(store: DuckDBStore, run: Run) -> pl.DataFrame:
     import polars as pl
 
     samples = [d for d in run.datasets if d.get("sample_sha256")]
-    training = [d for d in samples if d["dataset_id"] == model.get("training_dataset_id")]
 
     def rank(d: dict[str, Any]) -> int:
         role = d["role"]
         return _ROLE_ORDER.index(role) if role in _ROLE_ORDER else len(_ROLE_ORDER)
 
-    # Held-out rows first; the training rows only when there are none.
-    candidates = sorted(samples, key=rank) or training
+    # Held-out rows first: the training rows only when there are none.
+    candidates = sorted(samples, key=rank)
     if not candidates:
         raise NbtrailError("no data set sample to time predictions on; log the data with "
                            "run.log_dataset(...)")
