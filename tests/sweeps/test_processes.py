@@ -19,7 +19,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def cpu_bound(trial):
     x = trial.suggest_float("x", -3, 3)
-    total = sum(i * i for i in range(20_000))  # holds the GIL: threads would not help
+    # ~10 ms that hold the GIL: threads would not help, and both workers get to start
+    total = sum(i * i for i in range(200_000))
     nt.log_metric("pid", os.getpid())
     trial.report(x, 0)
     if trial.number % 5 == 4:
