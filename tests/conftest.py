@@ -12,11 +12,28 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 
+def isolate_git(mp: pytest.MonkeyPatch) -> None:
+    """Keep the developer's git config (signing, hooks, identity) and any outer repo out."""
+    mp.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
+        mp.delenv(var, raising=False)
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """No test may touch the repo: runs capture git state from the current folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NBTRAIL_HOME", str(tmp_path / "default-store"))
+    isolate_git(monkeypatch)
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run git in ``cwd``; its output without the trailing newline."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {args} failed: {proc.stderr}")
+    return proc.stdout.strip()
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ import nbtrail as nt
 from nbtrail import cli
 from nbtrail.store._records import Run
 
+from .conftest import git
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -34,11 +36,6 @@ class Built:
     commit: str
 
 
-def _git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """One store with four runs, logged from inside a throwaway git repository."""
@@ -51,11 +48,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
         for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
             mp.delenv(var, raising=False)
-        _git(repo, "init", "-q", "-b", "main")
+        git(repo, "init", "-q", "-b", "main")
         (repo / "train.py").write_text("lr = 0.1\n")
-        _git(repo, "add", "-A")
-        _git(repo, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "-m", "init")
-        commit = _git(repo, "rev-parse", "HEAD")
+        git(repo, "add", "-A")
+        git(repo, "-c", "user.name=T", "-c", "user.email=t@e", "commit", "-q", "-m", "init")
+        commit = git(repo, "rev-parse", "HEAD")
         (repo / "report.txt").write_text("accuracy: good\n")
         mp.chdir(repo)
 

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def isolate_git(mp: pytest.MonkeyPatch) -> None:
-    """Keep the developer's git config (signing, hooks, identity) and any outer repo out."""
-    mp.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
-        mp.delenv(var, raising=False)
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@e", *args],
-                          cwd=cwd, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {args} failed: {proc.stderr}")
-    return proc.stdout.strip()
+from ..conftest import SRC, git
 
 
 def init_repo(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "T")
+    git(path, "config", "user.email", "t@e")
     return path
 
 

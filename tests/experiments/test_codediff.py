@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 import os
-import subprocess
 import tracemalloc
 from pathlib import Path
 
@@ -18,22 +17,7 @@ from nbtrail.experiments._codediff import (
     diff_commits,
 )
 
-from ..conftest import python_output
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own git config (signing, hooks, identity) must not leak into the tests.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def git(cwd: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, text=True)
-    assert proc.returncode == 0, f"git {args} failed: {proc.stderr}"
-    return proc.stdout.strip()
+from ..conftest import git, python_output
 
 
 def commit_all(repo: Path, message: str = "commit") -> str:

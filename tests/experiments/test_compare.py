@@ -1,7 +1,6 @@
 """nt.branches and nt.compare on real git repositories made in temp folders."""
 
 import json
-import subprocess
 
 import numpy as np
 import polars as pl
@@ -12,10 +11,7 @@ import nbtrail as nt
 from nbtrail.cli import main
 from nbtrail.errors import InvalidInputError, NotFoundError
 
-
-def git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()
+from ..conftest import git
 
 
 @pytest.fixture

@@ -11,12 +11,8 @@ from nbtrail import cli
 from nbtrail.errors import InvalidInputError, SnapshotError
 from nbtrail.experiments import ExperimentBranch, new_experiment, restore_run
 
-from ._repos import checkout_state, commit_all, git, init_repo, isolate_git
-
-
-@pytest.fixture(autouse=True)
-def _git_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate_git(monkeypatch)
+from ..conftest import git
+from ._repos import checkout_state, commit_all, init_repo
 
 
 @pytest.fixture

@@ -23,19 +23,8 @@ from nbtrail.experiments._reproduce import (
     reproduce_run,
 )
 
-from ._repos import (
-    SRC,
-    checkout_state,
-    commit_all,
-    execute_notebook,
-    git,
-    init_repo,
-    isolate_git,
-    write_notebook,
-)
-
-pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
+from ..conftest import SRC, git, isolate_git
+from ._repos import checkout_state, commit_all, execute_notebook, init_repo, write_notebook
 
 SETUP = "import random\nimport nbtrail as nt\nrandom.seed(SEED)"
 TRAIN = """\
@@ -77,7 +66,6 @@ class Project:
 
 @pytest.fixture(autouse=True)
 def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    isolate_git(monkeypatch)
     # The kernels reproduce starts inherit the environment: they must import this nbtrail.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))

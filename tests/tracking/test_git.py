@@ -10,23 +10,9 @@ import pytest
 from nbtrail.errors import GitError, InvalidInputError
 from nbtrail.tracking._git import GitInfo, capture_git, snapshot_worktree
 
+from ..conftest import git
+
 REF = "refs/nbtrail/runs/run1"
-
-
-@pytest.fixture(autouse=True)
-def isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own git config (signing, hooks, identity) must not leak into the tests.
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, text=True)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {args} failed: {proc.stderr}")
-    return proc.stdout.strip()
 
 
 def init_repo(path: Path, *, identity: bool = True) -> Path:
