@@ -132,6 +132,16 @@ if TYPE_CHECKING:
     from .tracking._tracker import Tracker
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Where jupyter_server finds nbtrail's server extension (enabled on install)."""
+    return [{"module": "nbtrail.server"}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the prebuilt sidebar (``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "nbtrail"}]
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

@@ -65,6 +65,10 @@ class Store(abc.ABC):
         """One row a run, with params, tags and latest metrics as columns."""
 
     @abc.abstractmethod
+    def count_runs(self, *, where: str | None = None, experiment: str | None = None) -> int:
+        """How many runs ``runs(where=..., experiment=...)`` returns without a limit."""
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
         """A run with everything recorded about it (a unique id prefix is accepted)."""
 

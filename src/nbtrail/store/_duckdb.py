@@ -390,6 +390,13 @@ class DuckDBStore(Store):
             return runs_query(con, where=where, order_by=order_by, experiment=experiment,
                               limit=limit, offset=offset)
 
+    def count_runs(self, *, where: str | None = None, experiment: str | None = None) -> int:
+        """How many runs ``runs(where=..., experiment=...)`` returns without a limit."""
+        from ._query import count_runs
+
+        with self._read_connection() as con:
+            return count_runs(con, where=where, experiment=experiment)
+
     def resolve_run_id(self, con: duckdb.DuckDBPyConnection, run_id: str) -> str:
         """Full run id from an id or a unique prefix of at least 6 characters."""
         if not isinstance(run_id, str) or not run_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._filter import compile_filter, compile_order_by
+from ._filter import Field, compile_filter, compile_order_by
 from ._records import Lineage, Run
 
 if TYPE_CHECKING:
@@ -45,32 +45,11 @@ def runs_query(
     scope = "WHERE experiment = ?" if experiment is not None else ""
     scope_params: list[Any] = [experiment] if experiment is not None else []
 
-    keys: dict[str, dict[str, list[str]]] = {"params": {}, "metrics": {}, "tags": {}}
-    in_scope = f"run_id IN (SELECT run_id FROM runs {scope})" if scope else "TRUE"
-    for kind, key, types in con.execute(f"""
-        SELECT 'params', key, list(DISTINCT value_type) FROM params WHERE {in_scope} GROUP BY key
-        UNION ALL SELECT 'metrics', key, NULL FROM latest_metrics WHERE {in_scope} GROUP BY key
-        UNION ALL SELECT 'tags', key, NULL FROM tags WHERE {in_scope} GROUP BY key
-        ORDER BY 1, 2""", scope_params * 3 if scope else []).fetchall():
-        keys[kind][key] = types
-
+    keys = _keys(con, scope, scope_params)
     params: list[Any] = list(scope_params)
     # Phase 1: the page, joining one narrow column per field the filter or order names.
-    needed = sorted({f for f in compiled.fields | order_fields if f.kind != "attr"},
-                    key=lambda f: f.column)
-    joins = []
-    for i, field in enumerate(needed):
-        if field.key in keys[field.kind]:
-            # A NaN metric neither matches a comparison nor sorts first: it counts as missing.
-            value = ("CASE WHEN isnan(value) THEN NULL ELSE value END"
-                     if field.kind == "metrics" else "value")
-            joins.append(f"LEFT JOIN (SELECT run_id, {value} AS {field.sql()} "
-                         f"FROM {_TABLES[field.kind]} WHERE key = ?) AS f{i} USING (run_id)")
-            params.append(field.key)
-        else:  # no run has this key: a NULL column keeps the query valid
-            joins.append(f"LEFT JOIN (SELECT NULL::VARCHAR AS run_id, "
-                         f"NULL::{'DOUBLE' if field.kind == 'metrics' else 'VARCHAR'} "
-                         f"AS {field.sql()}) AS f{i} USING (run_id)")
+    joins, join_params = _field_joins(compiled.fields | order_fields, keys)
+    params.extend(join_params)
     page = ""
     if limit is not None or offset:
         upper = "" if limit is None else f" AND _pos <= {int(offset) + int(limit)}"
@@ -112,6 +91,53 @@ def runs_query(
 
 
 _TABLES = {"params": "params", "metrics": "latest_metrics", "tags": "tags"}
+
+
+def count_runs(con: duckdb.DuckDBPyConnection, *, where: str | None,
+               experiment: str | None) -> int:
+    """How many runs match ``where`` (and ``experiment``): the size of every page together."""
+    compiled = compile_filter(where)
+    scope = "WHERE experiment = ?" if experiment is not None else ""
+    scope_params: list[Any] = [experiment] if experiment is not None else []
+    joins, join_params = _field_joins(compiled.fields, _keys(con, scope, scope_params))
+    query = (f"WITH base AS ({_BASE} {scope}) SELECT count(*) FROM base {' '.join(joins)} "
+             f"WHERE {compiled.sql}")
+    return int(con.execute(query, [*scope_params, *join_params, *compiled.params])
+               .fetchall()[0][0])
+
+
+def _keys(con: duckdb.DuckDBPyConnection, scope: str,
+          scope_params: list[Any]) -> dict[str, dict[str, list[str]]]:
+    """Every param, metric and tag key of the runs in scope (params with their value types)."""
+    keys: dict[str, dict[str, list[str]]] = {"params": {}, "metrics": {}, "tags": {}}
+    in_scope = f"run_id IN (SELECT run_id FROM runs {scope})" if scope else "TRUE"
+    for kind, key, types in con.execute(f"""
+        SELECT 'params', key, list(DISTINCT value_type) FROM params WHERE {in_scope} GROUP BY key
+        UNION ALL SELECT 'metrics', key, NULL FROM latest_metrics WHERE {in_scope} GROUP BY key
+        UNION ALL SELECT 'tags', key, NULL FROM tags WHERE {in_scope} GROUP BY key
+        ORDER BY 1, 2""", scope_params * 3 if scope else []).fetchall():
+        keys[kind][key] = types
+    return keys
+
+
+def _field_joins(fields: frozenset[Field],
+                 keys: dict[str, dict[str, list[str]]]) -> tuple[list[str], list[Any]]:
+    """One narrow ``LEFT JOIN`` a param, metric or tag field, and their bound parameters."""
+    joins, params = [], []
+    needed = sorted({f for f in fields if f.kind != "attr"}, key=lambda f: f.column)
+    for i, field in enumerate(needed):
+        if field.key in keys[field.kind]:
+            # A NaN metric neither matches a comparison nor sorts first: it counts as missing.
+            value = ("CASE WHEN isnan(value) THEN NULL ELSE value END"
+                     if field.kind == "metrics" else "value")
+            joins.append(f"LEFT JOIN (SELECT run_id, {value} AS {field.sql()} "
+                         f"FROM {_TABLES[field.kind]} WHERE key = ?) AS f{i} USING (run_id)")
+            params.append(field.key)
+        else:  # no run has this key: a NULL column keeps the query valid
+            joins.append(f"LEFT JOIN (SELECT NULL::VARCHAR AS run_id, "
+                         f"NULL::{'DOUBLE' if field.kind == 'metrics' else 'VARCHAR'} "
+                         f"AS {field.sql()}) AS f{i} USING (run_id)")
+    return joins, params
 
 
 def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:

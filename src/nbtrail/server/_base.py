@@ -1,0 +1,174 @@
+"""The base handler every nbtrail endpoint derives from.
+
+It requires login on every verb, maps nbtrail's own errors to HTTP statuses with a
+``{"message": ..., "error": ...}`` body, runs store calls off the event loop, and turns
+query arguments into checked values (a malformed one is a 400 naming it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from ..errors import (
+    InvalidInputError,
+    NbtrailError,
+    NotFoundError,
+    StoreLockedError,
+    StoreNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
+    from ..store._duckdb import DuckDBStore
+    from ._stores import Stores
+
+T = TypeVar("T")
+
+# nbtrail error -> HTTP status. Anything else that is an NbtrailError (a store newer than
+# this nbtrail, a git failure) is a conflict with the state of the store: 409.
+_STATUS: tuple[tuple[type[NbtrailError], int], ...] = (
+    (InvalidInputError, 400),
+    (StoreNotFoundError, 404),
+    (NotFoundError, 404),
+    (StoreLockedError, 409),
+    (NbtrailError, 409),
+)
+
+
+class ArgumentError(InvalidInputError):
+    """A query argument or request body field of an API call is malformed."""
+
+
+class BaseHandler(APIHandler):
+    """Common ground of the nbtrail handlers (each verb still needs ``@web.authenticated``)."""
+
+    @property
+    def stores(self) -> Stores:
+        """The stores this server reads, built once at load time."""
+        return self.settings["nbtrail_stores"]  # type: ignore[no-any-return]
+
+    @property
+    def store(self) -> DuckDBStore:
+        """The store this request reads: the ``store`` argument, else the configured one."""
+        return self.stores.get(self.get_argument("store", None))
+
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a (blocking) store call on the worker threads; the event loop keeps serving."""
+        executor: Executor = self.settings["nbtrail_executor"]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, lambda: function(*args, **kwargs))
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        """Send ``data`` as JSON (dates as ISO text, NaN and infinities as null)."""
+        self.set_status(status)
+        self.finish(json.dumps(jsonable(data), allow_nan=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Send nbtrail's own errors with their status and message as they are."""
+        exc_info = kwargs.get("exc_info")
+        error = exc_info[1] if exc_info else None
+        if isinstance(error, NbtrailError):
+            status = next(code for kind, code in _STATUS if isinstance(error, kind))
+            self.clear()
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": str(error), "error": type(error).__name__}))
+            return
+        if isinstance(error, web.HTTPError) or error is None:
+            super().write_error(status_code, **kwargs)
+            return
+        # Unexpected: logged with its traceback by tornado; the panel gets a sentence.
+        self.set_status(500)
+        self.finish(json.dumps({
+            "message": f"nbtrail's server extension failed: {type(error).__name__}: {error}",
+            "error": "InternalError",
+        }))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        """Expected mistakes are not worth a traceback in the server log."""
+        if isinstance(value, NbtrailError):
+            self.log.info("nbtrail: %s %s -> %s", self.request.method, self.request.uri, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    # -- query arguments -------------------------------------------------------------------
+
+    def text_arg(self, name: str, default: str | None = None) -> str | None:
+        """A text argument; empty counts as missing."""
+        value = self.get_argument(name, None)
+        return value if value else default
+
+    def list_arg(self, name: str) -> list[str]:
+        """A comma-separated argument (repeating the argument works too)."""
+        return [item.strip() for value in self.get_arguments(name)
+                for item in value.split(",") if item.strip()]
+
+    def int_arg(self, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        """An integer argument within ``[low, high]``."""
+        value = self.get_argument(name, None)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ArgumentError(f"{name} must be an integer, got {value!r}") from None
+        if number < low or (high is not None and number > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ArgumentError(f"{name} must be {bound}, got {number}")
+        return number
+
+    def bool_arg(self, name: str, default: bool) -> bool:
+        """A boolean argument: true/false, 1/0, yes/no."""
+        value = self.get_argument(name, None)
+        if value is None or value == "":
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes"):
+            return True
+        if lowered in ("0", "false", "no"):
+            return False
+        raise ArgumentError(f"{name} must be true or false, got {value!r}")
+
+    def choice_arg(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        """One of ``choices``."""
+        value = self.get_argument(name, None) or default
+        if value not in choices:
+            raise ArgumentError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body, which must be a JSON object."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as exc:
+            raise ArgumentError(f"the request body is not JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ArgumentError("the request body must be a JSON object")
+        return body
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every part JSON can hold: dates as ISO text, NaN as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "to_dicts"):  # a polars DataFrame: one object a row
+        return jsonable(value.to_dicts())
+    return value

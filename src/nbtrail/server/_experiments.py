@@ -1,0 +1,167 @@
+"""Experiments and git branches, comparisons, and sweeps with their trials."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tornado import web
+
+from ..errors import NotFoundError
+from ..experiments import _branches, _compare
+from ._base import ArgumentError, BaseHandler
+from ._runs import frame_json
+
+if TYPE_CHECKING:
+    from ..store._duckdb import DuckDBStore
+
+
+class ExperimentsHandler(BaseHandler):
+    """``GET /nbtrail/api/experiments``: the tree of experiments and their git branches."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """One entry an experiment, with run counts and its branches."""
+        self.reply(await self.call(experiment_tree, self.store))
+
+
+def experiment_tree(store: DuckDBStore) -> list[dict[str, Any]]:
+    """Experiments, newest activity first, each with its branches (runs, running, last run)."""
+    frame = store.sql("""
+        SELECT experiment, git_branch AS branch, count(*) AS runs,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               max(start_time) AS last_run
+        FROM runs GROUP BY ALL ORDER BY last_run DESC""")
+    tree: dict[str, dict[str, Any]] = {}
+    for row in frame.iter_rows(named=True):
+        node = tree.setdefault(row["experiment"], {
+            "experiment": row["experiment"], "runs": 0, "running": 0,
+            "last_run": row["last_run"], "branches": []})
+        node["runs"] += row["runs"]
+        node["running"] += row["running"]
+        node["branches"].append({k: row[k] for k in ("branch", "runs", "running", "last_run")})
+    return list(tree.values())
+
+
+class BranchesHandler(BaseHandler):
+    """``GET /nbtrail/api/branches``: every git branch with runs, and its best run."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Arguments: metric (the best run's), mode (max or min)."""
+        metric = self.text_arg("metric")
+        mode = self.choice_arg("mode", ("max", "min"), "max")
+        frame = await self.call(_branches.branches, self.store, metric, mode)
+        self.reply(frame_json(frame))
+
+
+class CompareHandler(BaseHandler):
+    """``GET /nbtrail/api/compare``: runs, branches or experiments side by side."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Exactly one of runs, branches, experiments (comma-separated); metric, mode, latency."""
+        chosen = {name: self.list_arg(name) for name in ("runs", "branches", "experiments")}
+        given = {name: values for name, values in chosen.items() if values}
+        if len(given) != 1:
+            raise ArgumentError(
+                "give exactly one of runs=, branches= or experiments= (comma-separated), got "
+                f"{', '.join(given) or 'none'}")
+        ((kind, names),) = given.items()
+        if len(names) < 2:
+            raise ArgumentError(f"{kind}= needs at least two comma-separated values to compare")
+        metric = self.text_arg("metric")
+        mode = self.choice_arg("mode", ("max", "min"), "max")
+        latency = self.bool_arg("latency", False)
+        comparison = await self.call(
+            _compare.compare, self.store, metric=metric, mode=mode, latency=latency,
+            **{kind: names})
+        self.reply(comparison_json(comparison))
+
+
+def comparison_json(comparison: _compare.Comparison) -> dict[str, Any]:
+    """Every section of a comparison as tables; curves grouped by metric then label."""
+    sections = {name: frame_json(frame) for name, frame in comparison.to_polars().items()
+                if name != "curves"}
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    for label, _run_id, key, step, value in comparison.curves.rows():
+        curves.setdefault(key, {}).setdefault(label, []).append([step, value])
+    notes = [diff.note for diff in comparison.code if diff.note]
+    return {"labels": list(comparison.labels), "metric": comparison.metric,
+            "curves": curves, "code_notes": notes, **sections}
+
+
+class SweepsHandler(BaseHandler):
+    """``GET /nbtrail/api/sweeps``: every sweep in the store."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """One entry a sweep: name, directions, sessions, trials by state, best value."""
+        self.reply(await self.call(sweep_list, self.store))
+
+
+def sweep_list(store: DuckDBStore) -> list[dict[str, Any]]:
+    """Sweeps found through their runs' tags, newest first (no Optuna needed)."""
+    frame = store.sql("""
+        WITH tag AS (SELECT run_id, key, value FROM tags
+                     WHERE key IN ('sweep', 'sweep_id', 'sweep_role', 'directions', 'trial',
+                                   'trial_state')),
+             wide AS (PIVOT tag ON key IN ('sweep', 'sweep_id', 'sweep_role', 'directions',
+                                           'trial', 'trial_state')
+                      USING any_value(value) GROUP BY run_id)
+        SELECT w.sweep_id, any_value(w.sweep) AS name,
+               any_value(w.directions) FILTER (WHERE w.sweep_role IS NOT NULL) AS directions,
+               count(*) FILTER (WHERE w.sweep_role IS NOT NULL) AS sessions,
+               count(*) FILTER (WHERE w.trial IS NOT NULL) AS trials,
+               count(*) FILTER (WHERE w.trial_state = 'complete') AS complete,
+               count(*) FILTER (WHERE w.trial_state = 'pruned') AS pruned,
+               count(*) FILTER (WHERE w.trial_state = 'fail') AS failed,
+               count(*) FILTER (WHERE r.status = 'running') AS running,
+               min(r.start_time) AS started, max(r.start_time) AS last_run
+        FROM wide w JOIN runs r USING (run_id)
+        WHERE w.sweep_id IS NOT NULL GROUP BY w.sweep_id ORDER BY last_run DESC""")
+    return frame.to_dicts()
+
+
+class SweepHandler(BaseHandler):
+    """``GET /nbtrail/api/sweeps/{sweep_id}``: the trials of one sweep and its best trial."""
+
+    @web.authenticated
+    async def get(self, sweep_id: str) -> None:
+        """Trials ordered by number, with values, params and state."""
+        self.reply(await self.call(sweep_trials, self.store, sweep_id))
+
+
+def sweep_trials(store: DuckDBStore, sweep_id: str) -> dict[str, Any]:
+    """One sweep: its trials as a table and the best complete trial (single objective)."""
+    import polars as pl
+
+    found = [s for s in sweep_list(store) if s["sweep_id"] == sweep_id]
+    if not found:
+        raise NotFoundError(f"no sweep {sweep_id!r} in the store at {store.location}")
+    sweep = found[0]
+    quoted = sweep_id.replace("'", "''")
+    frame = store.runs(where=f"tags.sweep_id = '{quoted}' and tags.trial is not null")
+    directions = (sweep["directions"] or "maximize").split(",")
+    values = (["metrics.value"] if len(directions) == 1
+              else [f"metrics.values_{i}" for i in range(len(directions))])
+    frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"),
+                               pl.col("tags.trial_state").alias("state"))
+    keep = ["trial", "state", "status", *(c for c in values if c in frame.columns),
+            *(c for c in frame.columns if c.startswith("params.")),
+            "duration", "start_time", "run_id"]
+    trials = frame.select(keep).sort("trial")
+    trials = trials.drop([c for c in trials.columns if c.startswith("params.")
+                          and trials[c].null_count() == trials.height])
+    best = None
+    if len(directions) == 1 and values[0] in trials.columns:
+        complete = trials.filter(pl.col("state") == "complete",
+                                 pl.col(values[0]).is_not_null() & ~pl.col(values[0]).is_nan())
+        if complete.height:
+            pick = complete.sort(values[0], descending=directions[0] == "maximize").row(
+                0, named=True)
+            best = {"trial": pick["trial"], "run_id": pick["run_id"], "value": pick[values[0]],
+                    "params": {k.removeprefix("params."): v for k, v in pick.items()
+                               if k.startswith("params.")}}
+    return {**sweep, "directions": directions,
+            "value_columns": [c for c in values if c in trials.columns],
+            "trials": frame_json(trials), "best": best}

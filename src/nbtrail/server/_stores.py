@@ -1,0 +1,43 @@
+"""The stores the server reads: the configured one, built at load time, and others on demand."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..errors import StoreNotFoundError
+from ..store._duckdb import DB_NAME, DuckDBStore
+
+
+class Stores:
+    """One ``DuckDBStore`` a folder, built on first use and kept for the server's life.
+
+    A store object keeps one read-only DuckDB instance it attaches the file to for each
+    read, so building it once per folder keeps reads at about a millisecond.
+    """
+
+    def __init__(self, default: Path) -> None:
+        self.default = default
+        self._stores = {default: DuckDBStore(default)}
+        self._lock = threading.Lock()
+
+    def get(self, path: str | None = None) -> DuckDBStore:
+        """The store at ``path`` (the default store when ``None``).
+
+        A folder other than the default must already hold a store: the sidebar's store
+        path setting may name any store, but never makes one appear where none is.
+        """
+        if path is None:
+            return self._stores[self.default]
+        folder = Path(path).expanduser().resolve()
+        with self._lock:
+            found = self._stores.get(folder)
+            if found is None:
+                if not ((folder / DB_NAME).exists() or (folder / "journal").is_dir()):
+                    raise StoreNotFoundError(
+                        f"no nbtrail store at {folder} (the sidebar's store path setting); "
+                        "clear the setting to use this server's store, or name a folder "
+                        "that holds nbtrail.duckdb"
+                    )
+                found = self._stores[folder] = DuckDBStore(folder)
+            return found

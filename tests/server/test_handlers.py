@@ -1,0 +1,223 @@
+"""Every REST handler of the server extension, through a real Jupyter server (pytest-jupyter)."""
+
+import duckdb
+import pytest
+
+from nbtrail.server._routes import ROUTES
+
+from .conftest import build_demo, quoted
+
+
+async def runs_by_name(api, **params):
+    status, body = await api("runs", limit="1000", **params)
+    assert status == 200, body
+    return {r["name"]: r for r in body["runs"]}
+
+
+async def test_store_info_names_the_configured_store(api, demo_store, jp_root_dir):
+    status, body = await api("store")
+    assert status == 200
+    assert body["location"] == str(demo_store) and body["exists"] is True
+    assert body["root_dir"] == str(jp_root_dir.resolve())
+
+
+async def test_runs_filter_order_page_and_columns(api):
+    status, body = await api("runs", where="metrics.val_f1 > 0.5 and params.solver = 'lbfgs'",
+                             order_by="-metrics.val_f1", columns="metrics.val_f1,params.C")
+    assert status == 200, body
+    assert [r["name"] for r in body["runs"]] == ["more-trees", "baseline"]
+    assert body["total"] == 2
+    first = body["runs"][0]
+    assert first["values"] == {"metrics.val_f1": 1.0, "params.C": 3.0}
+    assert first["branch"] == "feat/more-trees" and first["status"] == "finished"
+    assert "val_f1" in body["keys"]["metrics"] and "C" in body["keys"]["params"]
+
+    status, page = await api("runs", limit="3", offset="3", order_by="name")
+    assert status == 200
+    assert page["total"] == 10 and len(page["runs"]) == 3
+    status, everything = await api("runs", order_by="name")
+    assert [r["name"] for r in page["runs"]] == [r["name"] for r in everything["runs"]][3:6]
+
+    status, body = await api("runs", experiment="feat/more-trees")
+    assert [r["name"] for r in body["runs"]] == ["more-trees"]
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({"where": "metrics.acc >"}, "filter"),
+    ({"where": "params.C = 'unterminated"}, "unterminated"),
+    ({"order_by": "-"}, "order"),
+    ({"limit": "ten"}, "limit must be an integer"),
+    ({"limit": "-1"}, "limit must be between"),
+    ({"limit": "100000"}, "limit must be between"),
+    ({"offset": "1.5"}, "offset must be an integer"),
+    ({"columns": "acc"}, "columns must be"),
+])
+async def test_malformed_runs_arguments_get_400_with_a_message(api, params, words):
+    status, body = await api("runs", **params)
+    assert status == 400, body
+    assert words in body["message"]
+
+
+async def test_one_run_has_everything_the_panel_shows(api):
+    baseline = (await runs_by_name(api))["baseline"]
+    status, body = await api("runs", baseline["run_id"])
+    assert status == 200, body
+    run = body["run"]
+    assert run["params"] == {"C": 1.0, "solver": "lbfgs"}
+    assert run["metrics"]["loss"] == pytest.approx(0.38)
+    assert body["histories"]["loss"]["points"] == [[0, 0.9], [1, 0.6], [2, 0.45], [3, 0.4],
+                                                   [4, 0.38]]
+    (dataset,) = run["datasets"]
+    assert dataset["name"] == "customers" and dataset["n_rows"] == 300
+    assert "age" in str(dataset["stats"])
+    assert [a["name"] for a in run["artifacts"]] == ["notes.txt"]
+    assert run["git"]["branch"] == "main" and run["git"]["snapshot"]
+    assert run["env"]["python"]
+    assert "cells" not in (run["code"] or {})
+    kinds = {n["kind"] for n in body["lineage"]["nodes"]}
+    assert {"run", "dataset", "model"} <= kinds
+    # A unique prefix works as in nt.get_run.
+    status, short = await api("runs", baseline["run_id"][:12])
+    assert status == 200 and short["run"]["run_id"] == baseline["run_id"]
+
+
+async def test_unknown_run_metric_and_node_are_404_with_the_reason(api):
+    status, body = await api("runs", "01NOSUCHRUN0000000000000000")
+    assert status == 404 and "no run" in body["message"]
+    baseline = (await runs_by_name(api))["baseline"]
+    status, body = await api("runs", baseline["run_id"], "metrics", "nope")
+    assert status == 404 and "its metrics: loss, val_f1" in body["message"]
+    status, body = await api("lineage", "mdl_nothing")
+    assert status == 404 and "mdl_nothing" in body["message"]
+
+
+async def test_metric_history_and_lineage(api):
+    baseline = (await runs_by_name(api))["baseline"]
+    status, body = await api("runs", baseline["run_id"], "metrics", "loss")
+    assert status == 200
+    assert body["columns"] == ["step", "value", "timestamp"] and len(body["rows"]) == 5
+    status, body = await api("lineage", baseline["run_id"], direction="down", depth="2")
+    assert status == 200 and body["direction"] == "down"
+    assert any(e["relation"] for e in body["edges"])
+    status, body = await api("lineage", baseline["run_id"], direction="sideways")
+    assert status == 400 and "direction must be one of" in body["message"]
+
+
+async def test_artifact_download_serves_the_stored_bytes(api, jp_fetch):
+    baseline = (await runs_by_name(api))["baseline"]
+    response = await jp_fetch("nbtrail", "api", "runs", baseline["run_id"], "artifacts",
+                              "notes.txt")
+    assert response.body == b"baseline: C=1.0\n"
+    assert "attachment" in response.headers["Content-Disposition"]
+
+
+async def test_a_path_outside_the_store_is_refused(api, jp_fetch, demo_store):
+    baseline = (await runs_by_name(api))["baseline"]
+    run_id = baseline["run_id"]
+    for name in ("../../../../etc/passwd", quoted("../../../../etc/passwd"), "/etc/passwd"):
+        status, body = await api("runs", run_id, "artifacts", name)
+        assert status in (403, 404), (name, status)
+        assert b"root:" not in str(body).encode()
+    status, body = await api("runs", store="/etc")
+    assert status == 404 and "no nbtrail store at /etc" in body["message"]
+
+
+async def test_a_blob_linked_outside_the_store_is_refused(tmp_path, api):
+    store = build_demo(tmp_path / "copy")  # a store of its own: the demo store stays intact
+    con = duckdb.connect(str(store / "nbtrail.duckdb"), read_only=True)
+    ((run_id, sha),) = con.execute(
+        "SELECT a.run_id, a.sha256 FROM artifacts a JOIN runs r USING (run_id) "
+        "WHERE r.name = 'baseline'").fetchall()
+    con.close()
+    blob = store / "artifacts" / "sha256" / sha[:2] / sha
+    blob.unlink()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the browser")
+    blob.symlink_to(secret)
+    status, body = await api("runs", run_id, "artifacts", "notes.txt", store=str(store))
+    assert status == 403, body
+    assert "outside the store" in body["message"]
+
+
+async def test_experiment_tree_and_branches(api):
+    status, tree = await api("experiments")
+    assert status == 200
+    by_name = {e["experiment"]: e for e in tree}
+    assert by_name["main"]["runs"] == 9 and by_name["feat/more-trees"]["runs"] == 1
+    assert by_name["main"]["branches"][0]["branch"] == "main"
+    status, body = await api("branches", metric="val_f1")
+    assert status == 200
+    assert body["columns"][:3] == ["branch", "runs", "best_val_f1"]
+    rows = {r[0]: r for r in body["rows"]}
+    assert set(rows) == {"main", "feat/more-trees"}
+    status, body = await api("branches", mode="median")
+    assert status == 400 and "mode must be one of max, min" in body["message"]
+
+
+async def test_compare_runs_and_branches(api):
+    runs = await runs_by_name(api)
+    ids = f"{runs['baseline']['run_id']},{runs['strong-reg']['run_id']}"
+    status, body = await api("compare", runs=ids)
+    assert status == 200, body
+    assert body["labels"] == ["baseline", "strong-reg"]
+    params = {row[0]: row for row in body["params"]["rows"]}
+    assert params["C"][1:] == ["1.0", "0.1", True]
+    assert set(body["curves"]["loss"]) == {"baseline", "strong-reg"}
+
+    status, body = await api("compare", branches="main,feat/more-trees", metric="val_f1",
+                             latency="true")
+    assert status == 200, body
+    assert body["labels"] == ["main", "feat/more-trees"]
+    assert body["runs"]["rows"][1][1] == runs["more-trees"]["run_id"]
+    production = dict(zip(body["production"]["columns"], body["production"]["rows"][0],
+                          strict=True))
+    assert production["model"] == "churn" and production["size_bytes"] > 0
+    assert body["code"]["rows"], "the code diff between the branches' snapshots"
+
+
+@pytest.mark.parametrize(("params", "words"), [
+    ({}, "exactly one of runs=, branches= or experiments="),
+    ({"runs": "a,b", "branches": "main,x"}, "exactly one of"),
+    ({"branches": "main"}, "at least two"),
+    ({"branches": "main,nope"}, "no runs on branch 'nope'"),
+    ({"runs": "a,b", "latency": "maybe"}, "latency must be true or false"),
+])
+async def test_malformed_compare_gets_a_message(api, params, words):
+    status, body = await api("compare", **params)
+    assert status in (400, 404), body
+    assert words in body["message"]
+
+
+async def test_sweeps_and_their_trials(api):
+    status, sweeps = await api("sweeps")
+    assert status == 200
+    (sweep,) = sweeps
+    assert sweep["name"] == "c-search" and sweep["trials"] == 5 and sweep["complete"] == 5
+    status, body = await api("sweeps", sweep["sweep_id"])
+    assert status == 200, body
+    columns = body["trials"]["columns"]
+    assert columns[:4] == ["trial", "state", "status", "metrics.value"]
+    values = [row[3] for row in body["trials"]["rows"]]
+    assert body["best"]["value"] == max(values)
+    assert body["directions"] == ["maximize"]
+    status, body = await api("sweeps", "nope")
+    assert status == 404 and "no sweep" in body["message"]
+
+
+@pytest.mark.parametrize(("pattern", "handler"), ROUTES, ids=[p for p, _ in ROUTES])
+async def test_every_route_refuses_a_request_without_the_token(pattern, handler, api):
+    path = pattern.replace("([^/]+)", "01ABC").replace("(.+)", "loss")
+    for method in ("GET", "POST"):
+        if not hasattr(handler, method.lower()):
+            continue
+        status, _ = await api(*path.split("/"), method=method,
+                              body="{}" if method == "POST" else None,
+                              headers={"Authorization": "token wrong"})
+        assert status == 403, (path, method, status)
+
+
+async def test_a_post_without_xsrf_from_a_cookie_session_is_refused(api):
+    status, _ = await api("package", method="POST", body={"ref": "x"},
+                          headers={"Authorization": "", "Cookie": "_xsrf=abc"})
+    assert status == 403
+
