@@ -1,0 +1,196 @@
+/**
+ * Wire types of nbtrail's REST API (src/nbtrail/server) and the ids the extension uses.
+ * Keep in sync with docs/jupyterlab.md.
+ */
+
+export const PLUGIN_ID = 'nbtrail:plugin';
+export const SIDEBAR_ID = 'nbtrail-experiments';
+
+export namespace CommandIDs {
+  export const open = 'nbtrail:open';
+  export const openNotebookRuns = 'nbtrail:open-notebook-runs';
+  export const openRun = 'nbtrail:open-run';
+  export const compareRuns = 'nbtrail:compare-runs';
+  export const compareBranches = 'nbtrail:compare-branches';
+  export const openSweep = 'nbtrail:open-sweep';
+  export const refresh = 'nbtrail:refresh';
+}
+
+/** User settings (schema/plugin.json). */
+export interface ISettings {
+  storePath: string;
+  refreshInterval: number;
+  defaultMetric: string;
+  buildImage: boolean;
+}
+
+export const DEFAULT_SETTINGS: ISettings = {
+  storePath: '',
+  refreshInterval: 5,
+  defaultMetric: '',
+  buildImage: true
+};
+
+/** A JSON value as the server sends it. */
+export type Value = string | number | boolean | null | Value[] | { [key: string]: Value };
+
+/** A table with its column order: what the server sends for DataFrames. */
+export interface ITable {
+  columns: string[];
+  rows: Value[][];
+}
+
+export interface IStoreInfo {
+  location: string;
+  exists: boolean;
+  root_dir: string;
+  version: string;
+}
+
+export interface IBranchNode {
+  branch: string | null;
+  runs: number;
+  running: number;
+  last_run: string;
+}
+
+export interface IExperimentNode {
+  experiment: string;
+  runs: number;
+  running: number;
+  last_run: string;
+  branches: IBranchNode[];
+}
+
+export type RunStatus = 'running' | 'finished' | 'failed' | 'killed';
+
+export interface IRunRow {
+  run_id: string;
+  name: string | null;
+  experiment: string;
+  status: RunStatus;
+  start_time: string;
+  end_time: string | null;
+  duration: number | null;
+  parent_id: string | null;
+  branch: string | null;
+  commit: string | null;
+  notebook: string | null;
+  error: string | null;
+  values: { [column: string]: Value };
+}
+
+export interface IRunsPage {
+  total: number;
+  offset: number;
+  limit: number;
+  columns: string[];
+  keys: { metrics: string[]; params: string[]; tags: string[] };
+  runs: IRunRow[];
+}
+
+export interface IDataset {
+  dataset_id: string;
+  name: string;
+  role: string;
+  fingerprint: string;
+  n_rows: number | null;
+  n_columns: number | null;
+  schema: { name: string; dtype: string; nullable: boolean }[] | null;
+  stats: { [column: string]: { [stat: string]: Value } } | null;
+}
+
+export interface IRun {
+  run_id: string;
+  name: string | null;
+  experiment: string;
+  status: RunStatus;
+  start_time: string;
+  end_time: string | null;
+  duration: number | null;
+  parent_id: string | null;
+  error: string | null;
+  notebook: string | null;
+  params: { [key: string]: Value };
+  metrics: { [key: string]: number | null };
+  tags: { [key: string]: string };
+  datasets: IDataset[];
+  models: { [key: string]: Value }[];
+  artifacts: { name: string; sha256: string; size_bytes: number; media_type: string | null }[];
+  git: {
+    root: string;
+    commit: string | null;
+    branch: string | null;
+    dirty: boolean | null;
+    snapshot: string | null;
+  } | null;
+  env: { python: string; platform: string; packages: { [name: string]: string } | null } | null;
+  code: { ref: string | null; notebook: string | null; n_cells: number } | null;
+  seeds: { [key: string]: Value };
+  children: string[];
+}
+
+export interface ILineage {
+  root: string;
+  direction: string;
+  nodes: { id: string; kind: string; label: string | null }[];
+  edges: { src: string; dst: string; relation: string }[];
+}
+
+export interface IRunDetails {
+  run: IRun;
+  histories: { [key: string]: { points: [number, number | null][]; total: number } };
+  lineage: ILineage;
+}
+
+export interface IComparison {
+  labels: string[];
+  metric: string | null;
+  curves: { [key: string]: { [label: string]: [number, number | null][] } };
+  code_notes: string[];
+  runs: ITable;
+  metrics: ITable;
+  params: ITable;
+  data: ITable;
+  data_changes: ITable;
+  code: ITable;
+  environment: ITable;
+  production: ITable;
+}
+
+export interface ISweepSummary {
+  sweep_id: string;
+  name: string;
+  directions: string | null;
+  sessions: number;
+  trials: number;
+  complete: number;
+  pruned: number;
+  failed: number;
+  running: number;
+  started: string;
+  last_run: string;
+}
+
+export interface ISweep extends Omit<ISweepSummary, 'directions' | 'trials'> {
+  directions: string[];
+  value_columns: string[];
+  trials: ITable;
+  best: { trial: number; run_id: string; value: number; params: { [key: string]: Value } } | null;
+}
+
+export interface IPackageJob {
+  job_id: string;
+  ref: string;
+  state: 'queued' | 'running' | 'done' | 'failed';
+  step: string;
+  fraction: number;
+  result: {
+    package_id: string;
+    context: string;
+    image: { tag: string; digest: string | null; size_bytes: number | null } | null;
+    build_command: string;
+    [key: string]: Value;
+  } | null;
+  error: string | null;
+}
