@@ -58,6 +58,9 @@ _LAZY = {
     "sweep": "nbtrail.sweeps._api",
     "track_study": "nbtrail.sweeps._api",
     "Sweep": "nbtrail.sweeps._sweep",
+    "package": "nbtrail.package._api",
+    "Package": "nbtrail.package._api",
+    "serve": "nbtrail.package._local",
 }
 
 __all__ = [
@@ -66,6 +69,7 @@ __all__ = [
     "DuckDBStore",
     "Lineage",
     "NbtrailError",
+    "Package",
     "Run",
     "Sweep",
     "Tracker",
@@ -87,9 +91,11 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "package",
     "reproduce",
     "run",
     "runs",
+    "serve",
     "set_tag",
     "set_tags",
     "sql",
@@ -102,6 +108,8 @@ if TYPE_CHECKING:
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
+    from .package._api import Package, package
+    from .package._local import serve
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .sweeps._api import sweep, track_study
