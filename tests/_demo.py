@@ -13,6 +13,18 @@ import sys
 from pathlib import Path
 
 
+def build_in_subprocess(repo: Path) -> Path:
+    """Build the demo project at ``repo`` in a fresh interpreter; return its store folder."""
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {k: v for k, v in os.environ.items() if k != "NBTRAIL_HOME"}
+    env["PYTHONPATH"] = str(src)
+    result = subprocess.run([sys.executable, __file__, str(repo)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise AssertionError(f"building the demo store failed:\n{result.stderr}")
+    return repo / ".nbtrail"
+
+
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 

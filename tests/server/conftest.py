@@ -1,8 +1,5 @@
 import json
-import subprocess
-import sys
 import urllib.parse
-from pathlib import Path
 
 import pytest
 
@@ -10,19 +7,7 @@ import pytest
 # plugin in the root conftest they would put an event loop around every test of the suite.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
 
-from ..conftest import ROOT, SRC
-
-DEMO = ROOT / "tests" / "_demo.py"
-
-
-def build_demo(folder: Path) -> Path:
-    """The demo project (tests/_demo.py) built in a fresh interpreter; its store folder."""
-    env = {k: v for k, v in __import__("os").environ.items() if k != "NBTRAIL_HOME"}
-    env["PYTHONPATH"] = str(SRC)
-    result = subprocess.run([sys.executable, str(DEMO), str(folder)], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    return folder / ".nbtrail"
+from .._demo import build_in_subprocess as build_demo
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,19 @@ export function formatValue(value: Value | undefined): string {
   if (typeof value === 'object') {
     return JSON.stringify(value);
   }
+  if (typeof value === 'string' && ISO_TIME.test(value)) {
+    return formatTime(value);
+  }
   return String(value);
+}
+
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
+
+/** An ISO time, short: the time of day for today, else the date. */
+export function formatShortTime(iso: string | null | undefined): string {
+  const full = formatTime(iso);
+  const today = formatTime(new Date().toISOString()).slice(0, 10);
+  return full.startsWith(today) ? full.slice(11) : full.slice(0, 10);
 }
 
 /** Seconds as "4.2 s", "3 min 5 s", "2 h 10 min". */

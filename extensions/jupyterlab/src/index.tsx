@@ -139,8 +139,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Compare Branches',
       execute: args => {
         const branches = args.branches as string[];
-        openMain(`nbtrail-branches-${branches.join('-')}`, `Branches ${branches.join(' vs ')}`, () => (
-          <CompareView what="branches" names={branches} metric={model.settings.defaultMetric}
+        const metric = (args.metric as string | undefined) ?? model.settings.defaultMetric;
+        openMain(`nbtrail-branches-${branches.join('-')}-${metric}`, `Branches ${branches.join(' vs ')}`, () => (
+          <CompareView what="branches" names={branches} metric={metric}
             storeParams={model.storeParams()} />
         ));
       }

@@ -188,6 +188,7 @@ export interface IPackageJob {
   result: {
     package_id: string;
     context: string;
+    tag: string;
     image: { tag: string; digest: string | null; size_bytes: number | null } | null;
     build_command: string;
     [key: string]: Value;

@@ -77,7 +77,10 @@ export function PackageAction(props: {
               {job.result.image ? (
                 <code>{job.result.image.tag}</code>
               ) : (
-                <>not built — build it with <code>{job.result.build_command}</code></>
+                <>
+                  <code>{job.result.tag}</code> not built: build it with{' '}
+                  <code>{job.result.build_command}</code>
+                </>
               )}
             </dd>
           </dl>

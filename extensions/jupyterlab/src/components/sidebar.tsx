@@ -4,7 +4,7 @@ import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { formatDuration, formatTime, formatValue, quoteFilter } from '../format';
+import { formatDuration, formatShortTime, formatTime, formatValue, quoteFilter } from '../format';
 import { ExperimentsModel } from '../model';
 import { CommandIDs, IRunRow } from '../tokens';
 import { ErrorBox, Notice } from './common';
@@ -105,7 +105,6 @@ function Tree(props: { model: ExperimentsModel; commands: CommandRegistry }): JS
               title={`experiment ${node.experiment}`}
               onClick={() => model.setQuery({ experiment: node.experiment, where: '' })}
             >
-              <span className="nbt-tree-icon">▸</span>
               {node.experiment}
               <span className="nbt-count">{node.runs}</span>
               {node.running > 0 && <span className="nbt-live">{node.running} running</span>}
@@ -243,17 +242,16 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
     return () => observer.disconnect();
   }, []);
   const columns: IColumn[] = [
-    { title: 'Name', field: 'name', width: 'minmax(110px, 2fr)', cell: r => r.name ?? r.run_id.slice(0, 10) },
-    { title: 'Started', field: 'start_time', width: '128px', cell: r => formatTime(r.start_time) },
-    { title: 'Duration', field: 'duration', width: '70px', cell: r => formatDuration(r.duration) },
+    { title: 'Name', field: 'name', width: 'minmax(80px, 1fr)', cell: r => r.name ?? r.run_id.slice(0, 10) },
+    { title: 'Started', field: 'start_time', width: '58px', cell: r => formatShortTime(r.start_time) },
     ...model.query.columns.map(c => ({
       title: c.replace(/^(metrics|params|tags)\./, ''),
       field: c,
-      width: '80px',
+      width: '58px',
       cell: (r: IRunRow) => formatValue(r.values[c])
     }))
   ];
-  const template = `26px 14px ${columns.map(c => c.width).join(' ')}`;
+  const template = `18px 10px ${columns.map(c => c.width).join(' ')}`;
   const total = model.total;
   const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
   const last = Math.min(total - 1, Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
@@ -285,7 +283,12 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
         aria-selected={selected}
         className={`nbt-row${selected ? ' nbt-row-selected' : ''}`}
         style={{ top, gridTemplateColumns: template }}
-        title={run.error ?? `${run.run_id} · ${run.experiment}${run.branch ? ' · ' + run.branch : ''}`}
+        title={
+          run.error ??
+          `${run.run_id} · ${run.experiment}${run.branch ? ' · ' + run.branch : ''} · ` +
+            `started ${formatTime(run.start_time)}` +
+            (run.duration !== null ? ` · took ${formatDuration(run.duration)}` : '')
+        }
         onClick={() => void commands.execute(CommandIDs.openRun, { runId: run.run_id, name: label })}
       >
         <span role="gridcell" onClick={e => e.stopPropagation()}>
@@ -298,7 +301,7 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
         </span>
         <span role="gridcell" className={`nbt-dot nbt-status-${run.status}`} title={run.status} aria-label={run.status} />
         {columns.map(c => (
-          <span key={c.field} role="gridcell" className={c.field.startsWith('metrics.') || c.field === 'duration' ? 'nbt-num' : undefined}>
+          <span key={c.field} role="gridcell" className={c.field.startsWith('metrics.') ? 'nbt-num' : undefined}>
             {c.cell(run)}
           </span>
         ))}
@@ -341,6 +344,7 @@ function Actions(props: { model: ExperimentsModel; commands: CommandRegistry }):
   const branches = model.branches;
   const [a, setA] = React.useState('');
   const [b, setB] = React.useState('');
+  const [metric, setMetric] = React.useState(model.settings.defaultMetric);
   const first = a || branches[0] || '';
   const second = b || branches.find(x => x !== first) || '';
   const selected = [...model.selected.entries()];
@@ -378,10 +382,18 @@ function Actions(props: { model: ExperimentsModel; commands: CommandRegistry }):
               <option key={x}>{x}</option>
             ))}
           </select>
+          <select aria-label="Best run by" value={metric} onChange={e => setMetric(e.target.value)}>
+            <option value="">newest run</option>
+            {model.keys.metrics.map(k => (
+              <option key={k} value={k}>
+                best {k}
+              </option>
+            ))}
+          </select>
           <button
             className="nbt-button"
             disabled={!first || !second || first === second}
-            onClick={() => void commands.execute(CommandIDs.compareBranches, { branches: [first, second] })}
+            onClick={() => void commands.execute(CommandIDs.compareBranches, { branches: [first, second], metric })}
           >
             Compare branches
           </button>
