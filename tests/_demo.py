@@ -50,7 +50,7 @@ def build(repo: Path) -> None:
     rng = np.random.default_rng(0)
     frame = pl.DataFrame({"age": rng.normal(40, 10, 300), "income": rng.normal(50, 15, 300),
                           "plan": rng.choice(["basic", "pro"], 300).tolist()})
-    X = frame.select("age", "income").to_numpy()
+    X = frame.select("age", "income").to_pandas()  # the model learns its feature names
     y = (frame["age"] + frame["income"] > 90).to_numpy()
 
     def train(name: str, C: float, losses: list[float]) -> None:

@@ -221,3 +221,24 @@ async def test_a_post_without_xsrf_from_a_cookie_session_is_refused(api):
                           headers={"Authorization": "", "Cookie": "_xsrf=abc"})
     assert status == 403
 
+
+# Malformed packaging requests never start a job: the shared demo store stays untouched.
+@pytest.mark.parametrize(("body", "status", "words"), [
+    ({}, 400, '"ref"'),
+    ({"ref": ""}, 400, '"ref"'),
+    ({"ref": "01ABCDEFGH", "build": "yes"}, 400, '"build" must be a bool'),
+    ({"ref": "01ABCDEFGH", "colour": "red"}, 400, "unknown field(s) colour"),
+    ("not json", 400, "not JSON"),
+    ([1, 2], 400, "JSON object"),
+    ({"ref": "01NOSUCHRUN"}, 404, "no run"),
+    ({"ref": "mdl_nothing"}, 404, "no model 'mdl_nothing'"),
+])
+async def test_malformed_package_requests_are_refused_with_a_message(api, body, status, words):
+    got, reply = await api("package", method="POST", body=body)
+    assert got == status, reply
+    assert words in reply["message"]
+
+
+async def test_an_unknown_job_is_404(api):
+    status, body = await api("package", "job_nope")
+    assert status == 404 and "no packaging job" in body["message"]

@@ -55,24 +55,3 @@ async def test_a_run_without_a_model_fails_with_a_readable_error(api):
     job = await wait_for(api, job["job_id"])
     assert job["state"] == "failed"
     assert "model" in job["error"] and "Traceback" not in job["error"]
-
-
-@pytest.mark.parametrize(("body", "status", "words"), [
-    ({}, 400, '"ref"'),
-    ({"ref": ""}, 400, '"ref"'),
-    ({"ref": "01ABCDEFGH", "build": "yes"}, 400, '"build" must be a bool'),
-    ({"ref": "01ABCDEFGH", "colour": "red"}, 400, "unknown field(s) colour"),
-    ("not json", 400, "not JSON"),
-    ([1, 2], 400, "JSON object"),
-    ({"ref": "01NOSUCHRUN"}, 404, "no run"),
-    ({"ref": "mdl_nothing"}, 404, "no model 'mdl_nothing'"),
-])
-async def test_malformed_package_requests_are_refused_with_a_message(api, body, status, words):
-    got, reply = await api("package", method="POST", body=body)
-    assert got == status, reply
-    assert words in reply["message"]
-
-
-async def test_an_unknown_job_is_404(api):
-    status, body = await api("package", "job_nope")
-    assert status == 404 and "no packaging job" in body["message"]
