@@ -23,11 +23,11 @@ export function formatValue(value: Value | undefined): string {
 
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/;
 
-/** An ISO time, short: the time of day for today, else the date. */
+/** An ISO time, short: hours and minutes for today, else month and day. */
 export function formatShortTime(iso: string | null | undefined): string {
   const full = formatTime(iso);
   const today = formatTime(new Date().toISOString()).slice(0, 10);
-  return full.startsWith(today) ? full.slice(11) : full.slice(0, 10);
+  return full.startsWith(today) ? full.slice(11, 16) : full.slice(5, 10);
 }
 
 /** Seconds as "4.2 s", "3 min 5 s", "2 h 10 min". */

@@ -281,7 +281,7 @@ export class ExperimentsModel {
   private _keys: IRunsPage['keys'] = { metrics: [], params: [], tags: [] };
   private _error: ApiError | null = null;
   private _queryError: string | null = null;
-  private _loading = false;
+  private _loading = true; // until the first answer: no "No run matches" flash
   private _selected = new Map<string, string>();
   private _changed = new Signal<this, void>(this);
 }

@@ -60,7 +60,7 @@ class BaseHandler(APIHandler):
     @property
     def store(self) -> DuckDBStore:
         """The store this request reads: the ``store`` argument, else the configured one."""
-        return self.stores.get(self.get_argument("store", None))
+        return self.stores.get(self.get_argument("store", None) or None)
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a (blocking) store call on the worker threads; the event loop keeps serving."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from tornado import web
 
@@ -142,19 +143,13 @@ class ArtifactHandler(BaseHandler):
         media = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.set_header("Content-Type", media)
         self.set_header("Content-Disposition",
-                        f"attachment; filename*=UTF-8''{_rfc5987(name.rsplit('/', 1)[-1])}")
+                        f"attachment; filename*=UTF-8''{quote(name.rsplit('/', 1)[-1], safe='')}")
         self.set_header("X-Content-Type-Options", "nosniff")
         with open(resolved, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 self.write(chunk)
                 await self.flush()
         await self.finish(set_content_type=media)
-
-
-def _rfc5987(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text, safe="")
 
 
 class LineageHandler(BaseHandler):

@@ -243,7 +243,7 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
   }, []);
   const columns: IColumn[] = [
     { title: 'Name', field: 'name', width: 'minmax(80px, 1fr)', cell: r => r.name ?? r.run_id.slice(0, 10) },
-    { title: 'Started', field: 'start_time', width: '58px', cell: r => formatShortTime(r.start_time) },
+    { title: 'Start', field: 'start_time', width: '48px', cell: r => formatShortTime(r.start_time) },
     ...model.query.columns.map(c => ({
       title: c.replace(/^(metrics|params|tags)\./, ''),
       field: c,

@@ -11,8 +11,8 @@ export interface IResource<T> {
 
 /**
  * Fetch ``path`` with ``params``; while ``live(data)`` is true, fetch again every
- * ``interval`` seconds, doubling the wait after a failure (up to a minute) and skipping
- * while the browser tab is hidden.
+ * ``interval`` seconds. After a failure (shown by the caller) it tries again, doubling
+ * the wait each time up to a minute. Nothing is fetched while the browser tab is hidden.
  */
 export function useApi<T>(
   path: string,
@@ -49,10 +49,8 @@ export function useApi<T>(
           return;
         }
         setError(e instanceof ApiError ? e : new ApiError(String(e), 0));
-        if (data !== null) {
-          wait = Math.min(wait * 2, 60);
-          timer = window.setTimeout(load, wait * 1000);
-        }
+        wait = Math.min(wait * 2, 60);
+        timer = window.setTimeout(load, wait * 1000);
       }
     };
     void load();
