@@ -56,6 +56,9 @@ def lab(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NBTRAIL_HOME"}
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "jupyter-config")  # no user settings
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")
+    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)  # no "get notified about Jupyter news?" prompt over the views
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab-workspaces")
     log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
@@ -109,10 +112,6 @@ def test_the_sidebar_end_to_end(lab, page):
     from playwright.sync_api import expect
 
     page.goto(f"{lab['url']}/lab?token={lab['token']}")
-    news = page.get_by_role("button", name="No", exact=True)  # JupyterLab's news prompt
-    news.or_(page.get_by_role("tab", name="Experiments (nbtrail)")).first.wait_for()
-    if news.is_visible():
-        news.click()
     page.get_by_role("tab", name="Experiments (nbtrail)").click()
     sidebar = page.locator("#nbtrail-experiments")
     runs = sidebar.get_by_role("grid", name="Runs")

@@ -230,20 +230,30 @@ interface IColumn {
 function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }): JSX.Element {
   const { model, commands } = props;
   const scroller = React.useRef<HTMLDivElement>(null);
+  const outer = React.useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = React.useState(0);
   const [height, setHeight] = React.useState(400);
+  const [width, setWidth] = React.useState(300);
   React.useEffect(() => {
     const el = scroller.current;
-    if (!el) {
+    const box = outer.current;
+    if (!el || !box) {
       return;
     }
-    const observer = new ResizeObserver(() => setHeight(el.clientHeight));
+    const observer = new ResizeObserver(() => {
+      setHeight(el.clientHeight);
+      setWidth(box.clientWidth); // the panel's width: the rows may be wider and scroll
+    });
     observer.observe(el);
+    observer.observe(box);
     return () => observer.disconnect();
   }, []);
   const columns: IColumn[] = [
     { title: 'Name', field: 'name', width: 'minmax(80px, 1fr)', cell: r => r.name ?? r.run_id.slice(0, 10) },
-    { title: 'Start', field: 'start_time', width: '48px', cell: r => formatShortTime(r.start_time) },
+    // A narrow sidebar keeps the chosen columns and drops the start (it is in the tooltip).
+    ...(width < 190 + 62 * model.query.columns.length
+      ? []
+      : [{ title: 'Start', field: 'start_time', width: '48px', cell: (r: IRunRow) => formatShortTime(r.start_time) }]),
     ...model.query.columns.map(c => ({
       title: c.replace(/^(metrics|params|tags)\./, ''),
       field: c,
@@ -309,7 +319,7 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
     );
   }
   return (
-    <div className="nbt-runs" role="grid" aria-label="Runs" aria-rowcount={total}>
+    <div className="nbt-runs" role="grid" aria-label="Runs" aria-rowcount={total} ref={outer}>
       <div className="nbt-row nbt-row-header" role="row" style={{ gridTemplateColumns: template }}>
         <span role="columnheader" />
         <span role="columnheader" title="status" />
