@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -49,6 +50,13 @@ def test_public_names_are_stable_and_documented():
             continue
         obj = getattr(nt, name)
         assert (obj.__doc__ or "").strip(), f"nbtrail.{name} has no docstring"
+
+
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    # Importing nbtrail.x sets the attribute x on nbtrail, replacing a function of that name.
+    subpackages = {p.name for p in Path(nt.__file__).parent.iterdir()
+                   if (p / "__init__.py").exists()}
+    assert not subpackages & set(nt.__all__)
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -42,7 +42,7 @@ from ._protocol import (
 )
 from ._signature import RangePolicy, SignatureError
 
-log = logging.getLogger("nbtrail.serve")
+log = logging.getLogger("nbtrail.serving")
 
 # prometheus_client's multi-process mode: set for servers with several worker processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

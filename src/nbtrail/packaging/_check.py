@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._modelio import deserialize_model
 from ..errors import InvalidInputError
-from ..serve._bundle import ModelBundle
-from ..serve._signature import Signature, SignatureError
+from ..serving._bundle import ModelBundle
+from ..serving._signature import Signature, SignatureError
 from ._source import ModelSource
 
 if TYPE_CHECKING:
