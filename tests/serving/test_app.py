@@ -8,25 +8,10 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-import nbtrail as nt
-from nbtrail.serving import ModelBundle, ServeSettings, create_app
-
-from ..packaging._models import train_churn
+from nbtrail.serving import ServeSettings, create_app
 
 ROWS = [{"age": 30, "income": 55.0, "plan": "pro"},
         {"age": 61, "income": 41.5, "plan": "basic"}]
-
-
-@pytest.fixture
-def folder(home, tmp_path):
-    trained = train_churn()
-    return nt.package(trained.model_id, name="churn", output=tmp_path / "ctx",
-                      build=False).context / "model"
-
-
-@pytest.fixture
-def bundle(folder):
-    return ModelBundle.load(folder)
 
 
 @pytest.fixture
@@ -179,14 +164,15 @@ def test_bodies_over_the_limit_get_413(bundle):
 
 
 def test_a_failing_model_answers_500_and_the_server_keeps_serving(bundle, client, caplog):
-    original = bundle.model.predict
+    def breaks_on_one_row(method):
+        def broken(features):
+            if len(features) == 1:
+                raise RuntimeError("secret internals")
+            return method(features)
+        return broken
 
-    def broken(features):
-        if len(features) == 1:
-            raise RuntimeError("secret internals")
-        return original(features)
-
-    bundle.model.predict = broken
+    bundle.model.predict = breaks_on_one_row(bundle.model.predict)
+    bundle.model.predict_proba = breaks_on_one_row(bundle.model.predict_proba)
     answer = client.post("/predict", json={"records": ROWS[:1]})
     assert answer.status_code == 500
     body = answer.json()
