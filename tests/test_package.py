@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -51,6 +52,13 @@ def test_public_names_are_stable_and_documented():
         assert (obj.__doc__ or "").strip(), f"nbtrail.{name} has no docstring"
 
 
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    # Importing nbtrail.x sets the attribute x on nbtrail, replacing a function of that name.
+    subpackages = {p.name for p in Path(nt.__file__).parent.iterdir()
+                   if (p / "__init__.py").exists()}
+    assert not subpackages & set(nt.__all__)
+
+
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = nt.nope
@@ -78,7 +86,7 @@ def test_older_store_is_migrated_on_open(tmp_path, monkeypatch):
     con.close()
 
 
-def test_a_version_1_store_gains_dataset_samples(tmp_path):
+def test_a_version_1_store_gains_dataset_samples_and_packages(tmp_path):
     home = tmp_path / "store"
     home.mkdir()
     con = duckdb.connect(str(home / "nbtrail.duckdb"))
@@ -94,6 +102,8 @@ def test_a_version_1_store_gains_dataset_samples(tmp_path):
     store.sync()
     assert store.get_run("01OLD").status == "finished"
     assert store.get_run(run.run_id).datasets[0]["sample_sha256"] is not None
+    assert store.sql("select count(*) as n from packages")["n"][0] == 0
+    assert store.sql("select max(version) as v from schema_info")["v"][0] == 3
     store.close()
 
 

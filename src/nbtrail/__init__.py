@@ -58,9 +58,9 @@ _LAZY = {
     "sweep": "nbtrail.sweeps._api",
     "track_study": "nbtrail.sweeps._api",
     "Sweep": "nbtrail.sweeps._sweep",
-    "package": "nbtrail.package._api",
-    "Package": "nbtrail.package._api",
-    "serve": "nbtrail.package._local",
+    "package": "nbtrail.packaging._api",
+    "Package": "nbtrail.packaging._api",
+    "serve": "nbtrail.packaging._local",
 }
 
 __all__ = [
@@ -108,8 +108,8 @@ if TYPE_CHECKING:
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
-    from .package._api import Package, package
-    from .package._local import serve
+    from .packaging._api import Package, package
+    from .packaging._local import serve
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .sweeps._api import sweep, track_study

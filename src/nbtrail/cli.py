@@ -638,7 +638,7 @@ def _sweep_worker(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from .package._api import package
+    from .packaging._api import package
 
     given = getattr(args, "store", None)
     with config(**({"home": given} if given else {})):
@@ -664,7 +664,7 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .package._local import serve
+    from .packaging._local import serve
 
     given = getattr(args, "store", None)
     with config(**({"home": given} if given else {})):

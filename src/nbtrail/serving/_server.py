@@ -52,5 +52,5 @@ def serve(folder: str | Path, *, host: str = "127.0.0.1", port: int = 8080, work
         os.environ[MULTIPROC_ENV] = metrics_dir
         os.environ[_CONFIG_ENV] = json.dumps({"folder": str(folder), "trusted": trusted,
                                               "settings": asdict(settings)})
-        uvicorn.run("nbtrail.serve._server:_app_from_environment", factory=True, host=host,
+        uvicorn.run("nbtrail.serving._server:_app_from_environment", factory=True, host=host,
                     port=port, workers=workers, log_level=log_level, access_log=False)

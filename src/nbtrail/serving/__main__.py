@@ -1,4 +1,4 @@
-"""``python -m nbtrail.serve MODEL_FOLDER``: the entry point of model images."""
+"""``python -m nbtrail.serving MODEL_FOLDER``: the entry point of model images."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ._server import serve
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m nbtrail.serve",
+    parser = argparse.ArgumentParser(prog="python -m nbtrail.serving",
                                      description="Serve a model folder made by nt.package.")
     parser.add_argument("folder", help="the model folder (model file, signature.json, "
                                        "lineage.json)")

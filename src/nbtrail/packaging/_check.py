@@ -11,15 +11,15 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._modelio import deserialize_model
 from ..errors import InvalidInputError
-from ..serve._bundle import ModelBundle
-from ..serve._signature import Signature, SignatureError
+from ..serving._bundle import ModelBundle
+from ..serving._signature import Signature, SignatureError
 from ._source import ModelSource
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ..store._duckdb import DuckDBStore
 
 _TRIAL_ROWS = 100
@@ -91,6 +91,10 @@ def checked_signature(store: DuckDBStore, source: ModelSource, model_bytes: byte
         outputs.append({"name": "predict_proba", "dtype": "double",
                         "shape": [-1, result.probabilities.shape[1]],
                         "classes": result.classes})
+        # Most classifiers predict the most probable class; where this one does on every
+        # trial row, the server saves a model call per request. Custom thresholds do not.
+        most_probable = np.asarray(model.classes_)[result.probabilities.argmax(axis=1)]
+        spec["predict_from_proba"] = bool(np.array_equal(most_probable, result.predictions))
     spec["outputs"] = outputs
     return spec
 

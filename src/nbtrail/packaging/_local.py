@@ -11,10 +11,10 @@ from typing import Any
 
 from .. import _html
 from ..errors import InvalidInputError, NbtrailError
-from ..serve._app import ServeSettings, load_app
-from ..serve._bundle import SIGNATURE_FILE
-from ..serve._server import serve as serve_folder
-from ..serve._signature import RangePolicy
+from ..serving._app import ServeSettings, load_app
+from ..serving._bundle import SIGNATURE_FILE
+from ..serving._server import serve as serve_folder
+from ..serving._signature import RangePolicy
 from ._api import Package, prepare
 from ._context import write_model_folder
 

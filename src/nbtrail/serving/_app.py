@@ -7,12 +7,13 @@ only, and the traceback goes to the server's log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import NbtrailError
+from ._batching import Batcher
 from ._bundle import ModelBundle
 from ._predlog import PredictionLog
 from ._protocol import (
@@ -42,7 +44,7 @@ from ._protocol import (
 )
 from ._signature import RangePolicy, SignatureError
 
-log = logging.getLogger("nbtrail.serve")
+log = logging.getLogger("nbtrail.serving")
 
 # prometheus_client's multi-process mode: set for servers with several worker processes.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -129,6 +131,7 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
                       if settings.log_dir else None)
     signature = bundle.signature
     metadata = v2_model_metadata(bundle.name, bundle.version, signature)
+    batcher = Batcher(bundle)
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -149,8 +152,8 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         if name != bundle.name:
             raise _RequestFailed(404, f"no model {name!r}; this server serves {bundle.name!r}")
 
-    def run_model(columns: dict[str, list[Any]], request_id: str,
-                  probabilities: bool = True) -> tuple[Any, list[dict[str, str]]]:
+    async def run_model(columns: dict[str, list[Any]], request_id: str,
+                        probabilities: bool = True) -> tuple[Any, list[dict[str, str]]]:
         try:
             checked = signature.check(columns, range_policy=settings.range_policy)
         except SignatureError as exc:
@@ -160,7 +163,7 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         for warning in checked.warnings:
             metrics.out_of_range.labels(warning.field).inc()
         try:
-            result = bundle.predict(checked, probabilities=probabilities)
+            result = await batcher.predict(checked, probabilities=probabilities)
         except Exception:
             metrics.errors.inc()
             log.exception("prediction failed (request %s)", request_id)
@@ -226,8 +229,8 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         body = await read_json(request)
         columns, given_id = columns_from_v2(body, signature)
         wanted = {o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)}
-        result, warnings = run_model(columns, request_id,
-                                     probabilities=not wanted or "predict_proba" in wanted)
+        result, warnings = await run_model(
+            columns, request_id, probabilities=not wanted or "predict_proba" in wanted)
         tensors = [v2_tensor("predict", result.predictions)]
         if result.probabilities is not None:
             tensors.append(v2_tensor("predict_proba", result.probabilities))
@@ -242,7 +245,7 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
 
     async def predict(request: Request, request_id: str) -> Response:
         columns = columns_from_plain(await read_json(request))
-        result, warnings = run_model(columns, request_id)
+        result, warnings = await run_model(columns, request_id)
         answer: dict[str, Any] = {"predictions": result.predictions.tolist()}
         if result.probabilities is not None:
             answer["probabilities"] = result.probability_rows()
@@ -281,7 +284,15 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         Route("/predict", endpoint("predict", predict), methods=["POST"]),
         Route("/metrics", metrics_endpoint),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+        if prediction_log is not None:
+            prediction_log.close()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found},
+                    lifespan=lifespan)
     app.state.bundle = bundle
     app.state.prediction_log = prediction_log
     return app

@@ -13,14 +13,14 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InvalidInputError
-from ..serve._bundle import LINEAGE_FILE, MODEL_FILES, SIGNATURE_FILE
+from ..serving._bundle import LINEAGE_FILE, MODEL_FILES, SIGNATURE_FILE
 from ._source import ModelSource
 
 PORT = 8080
 UID = 10001
 LABEL_PREFIX = "dev.nbtrail."
 # The serving runtime's own files, copied into the image as a package named nbtrail.
-_SERVER_FILES = ("errors.py", "_modelio.py", "serve")
+_SERVER_FILES = ("errors.py", "_modelio.py", "serving")
 _MARKER = ".nbtrail-package"
 
 
@@ -82,7 +82,7 @@ WORKDIR /app
 EXPOSE {PORT}
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \\
   CMD ["python3", "-c", {json.dumps(probe)}]
-CMD ["python3", "-m", "nbtrail.serve", "/app/model"]
+CMD ["python3", "-m", "nbtrail.serving", "/app/model"]
 """
 
 
@@ -162,7 +162,7 @@ curl -X POST localhost:{PORT}/v2/models/{name}/infer -H 'content-type: applicati
 kubectl apply -f k8s/
 ```
 
-Without a container: `nbtrail serve .` (or `python -m nbtrail.serve model` with `app/`
+Without a container: `nbtrail serve .` (or `python -m nbtrail.serving model` with `app/`
 on `PYTHONPATH`).
 
 - `model/signature.json`: the input columns, types, ranges and categories seen in

@@ -3,7 +3,7 @@
 This package imports only the standard library, numpy, starlette, uvicorn and
 prometheus_client (plus what the model needs), never the rest of nbtrail: model images
 carry it without DuckDB, polars or JupyterLab. Start it with ``nbtrail serve`` or, inside
-an image, ``python -m nbtrail.serve MODEL_FOLDER``.
+an image, ``python -m nbtrail.serving MODEL_FOLDER``.
 """
 
 from ._app import ServeSettings, create_app, load_app

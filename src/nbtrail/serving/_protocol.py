@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidInputError
-from ._signature import Kind, Signature
+from ._signature import MISSING, Kind, Signature
 
 _V2_TYPES = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BYTES"}
@@ -42,8 +42,7 @@ def columns_from_plain(body: Any) -> dict[str, list[Any]]:
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise ProtocolError("'records' must be a list of objects, one per row")
         names = dict.fromkeys(name for record in records for name in record)
-        # A key missing from some records becomes None there, which the signature reports.
-        return {name: [record.get(name) for record in records] for name in names}
+        return {name: [record.get(name, MISSING) for record in records] for name in names}
     if "columns" in body:
         columns = body["columns"]
         if not isinstance(columns, dict) or not all(isinstance(v, list)

@@ -72,6 +72,15 @@ class Checked:
     warnings: list[Problem] = field(default_factory=list)
 
 
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+# A row (record) that lacks a column: told apart from an explicit null.
+MISSING: Any = _Missing()
+
+
 class SignatureError(InvalidInputError):
     """The request does not match the signature; ``problems`` names each field."""
 
@@ -156,6 +165,10 @@ def _convert(column: Column, values: Sequence[Any]
              ) -> tuple[np.ndarray, list[Problem], list[int]]:
     """One column as an array, its problems, and the rows outside the training range."""
     kind = column.kind
+    absent = [i for i, v in enumerate(values) if v is MISSING]
+    if absent:
+        return (np.asarray([], dtype=object),
+                [Problem(column.name, f"missing from {_rows(absent)}")], [])
     nulls = [i for i, v in enumerate(values) if v is None]
     problems = []
     if nulls and not column.nullable:

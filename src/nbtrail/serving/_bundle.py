@@ -107,12 +107,19 @@ class ModelBundle:
         return np.column_stack(arrays)
 
     def predict(self, checked: Checked, *, probabilities: bool = True) -> Prediction:
-        """Run the model on checked input."""
+        """Run the model on checked input.
+
+        When packaging found the model's ``predict`` to be the most probable class, the
+        answer is taken from one ``predict_proba`` call instead of two model calls.
+        """
         features = self._frame(checked)
-        predictions = np.asarray(self.model.predict(features))
+        classes = getattr(self.model, "classes_", None)
         proba = None
         if probabilities and self.has_probabilities:
             proba = np.asarray(self.model.predict_proba(features), dtype=np.float64)
-        classes = getattr(self.model, "classes_", None)
+        if proba is not None and self.signature.spec.get("predict_from_proba"):
+            predictions = np.asarray(classes)[np.argmax(proba, axis=1)]
+        else:
+            predictions = np.asarray(self.model.predict(features))
         return Prediction(predictions, proba,
                           None if classes is None else np.asarray(classes).tolist())
