@@ -1,6 +1,6 @@
 """Build a demo project: a git repository whose store holds runs on two branches and a sweep.
 
-Run as a script in a fresh interpreter (``python tests/_demo.py FOLDER``) so nothing of the
+Run as a script in a fresh interpreter (``python -P tests/_demo.py FOLDER``) so nothing of the
 test process (trackers, settings, cwd) leaks into it; only nbtrail's public API is used.
 The store is the one nt picks from the repository: ``FOLDER/.nbtrail``.
 """
@@ -18,7 +18,8 @@ def build_in_subprocess(repo: Path) -> Path:
     src = Path(__file__).resolve().parents[1] / "src"
     env = {k: v for k, v in os.environ.items() if k != "NBTRAIL_HOME"}
     env["PYTHONPATH"] = str(src)
-    result = subprocess.run([sys.executable, __file__, str(repo)], env=env,
+    # -P: the script's folder (tests/, whose packages shadow PyPI names) stays off sys.path.
+    result = subprocess.run([sys.executable, "-P", __file__, str(repo)], env=env,
                             capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise AssertionError(f"building the demo store failed:\n{result.stderr}")
