@@ -58,17 +58,24 @@ _LAZY = {
     "sweep": "nbtrail.sweeps._api",
     "track_study": "nbtrail.sweeps._api",
     "Sweep": "nbtrail.sweeps._sweep",
+    "validate": "nbtrail.monitor._api",
+    "drift": "nbtrail.monitor._api",
+    "DriftReport": "nbtrail.monitor._drift",
+    "ValidationReport": "nbtrail.monitor._validate",
+    "dashboard": "nbtrail.dashboard",
 }
 
 __all__ = [
     "ActiveRun",
     "Comparison",
+    "DriftReport",
     "DuckDBStore",
     "Lineage",
     "NbtrailError",
     "Run",
     "Sweep",
     "Tracker",
+    "ValidationReport",
     "__version__",
     "active_run",
     "artifact_path",
@@ -76,6 +83,8 @@ __all__ = [
     "branches",
     "compare",
     "config",
+    "dashboard",
+    "drift",
     "get_run",
     "lineage",
     "load_model",
@@ -96,12 +105,17 @@ __all__ = [
     "sweep",
     "sync",
     "track_study",
+    "validate",
 ]
 
 if TYPE_CHECKING:
+    from .dashboard import dashboard
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
+    from .monitor._api import drift, validate
+    from .monitor._drift import DriftReport
+    from .monitor._validate import ValidationReport
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .sweeps._api import sweep, track_study
