@@ -235,7 +235,7 @@ def graph(title: str, nodes: Sequence[tuple[str, str, str]],
         return section(title, "<div>(no nodes)</div>")
     kinds = [k for k in order if any(n[1] == k for n in nodes)]
     kinds += sorted({n[1] for n in nodes} - set(kinds))
-    box_w, box_h, gap_x, gap_y = 170, 34, 60, 12
+    box_w, box_h, gap_x, gap_y = 190, 34, 60, 12
     place: dict[str, tuple[float, float]] = {}
     rows = 0
     for column, kind in enumerate(kinds):
@@ -267,8 +267,8 @@ def graph(title: str, nodes: Sequence[tuple[str, str, str]],
         parts.append(f'<rect x="{x}" y="{y0}" width="{box_w}" height="{box_h}" rx="4" '
                      f'fill="#fff" stroke="{colours[kind]}" stroke-width="2"/>'
                      f'<text x="{x + 6}" y="{y0 + 14}" font-weight="bold">'
-                     f'{escape(_short(label or node_id, 28))}</text>'
+                     f'{escape(_short(label or node_id, 30))}</text>'
                      f'<text x="{x + 6}" y="{y0 + 27}" fill="#666">'
-                     f'{escape(_short(node_id, 30))}</text>')
+                     f'{escape(_short(node_id, 31))}</text>')
     parts.append("</svg>")
     return section(title, f'<div style="overflow-x:auto">{"".join(parts)}</div>')

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+import types
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,3 +154,17 @@ def serve(home: str | os.PathLike[str] | None = None, *, port: int = 5006,
         pass
     finally:
         server.stop()
+
+
+class _CallablePackage(types.ModuleType):
+    """The package, made callable: calling it calls :func:`dashboard`.
+
+    Python binds ``nbtrail.dashboard`` to the package once it is imported, hiding the
+    function of the same name; this way ``nt.dashboard(...)`` works either way.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Dashboard:
+        return dashboard(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -47,7 +47,7 @@ def _download(store: DuckDBStore, view: _views.View, **widgets: Any) -> pn.widge
         return io.StringIO(_safe(_views.export)(store, view, **values))
 
     return pn.widgets.FileDownload(callback=snapshot, filename=f"nbtrail-{view}.html",
-                                   label="Export HTML", button_type="light", width=130)
+                                   label="Export HTML", width=130)
 
 
 def _first(options: list[tuple[str, str]] | dict[str, str], wanted: str | None) -> str | None:
@@ -69,10 +69,10 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     choices = _views.choices(store)
 
     # runs
-    experiment = pn.widgets.Select(name="Experiment", options=["", *choices["experiments"]],
+    experiment = pn.widgets.Select(label="Experiment", options=["", *choices["experiments"]],
                                    width=180)
-    status = pn.widgets.Select(name="Status", options=["", *choices["statuses"]], width=120)
-    where = pn.widgets.TextInput(name="Filter", placeholder="metrics.acc > 0.9 and "
+    status = pn.widgets.Select(label="Status", options=["", *choices["statuses"]], width=120)
+    where = pn.widgets.TextInput(label="Filter", placeholder="metrics.acc > 0.9 and "
                                  "params.penalty = 'l2'", width=360)
 
     def runs_table(experiment: str, status: str, where: str) -> pn.viewable.Viewable:
@@ -97,19 +97,21 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
 
     # one run, and a comparison
     recent = dict(_views.recent_run_ids(store))
-    run = pn.widgets.Select(name="Run", options=recent, value=_first(recent, args.get("run")),
+    run = pn.widgets.Select(label="Run", options=recent, value=_first(recent, args.get("run")),
                             width=420)
     run_tab = pn.Column(pn.Row(run, _download(store, "run", run_id=run)),
                         _html_pane(_views.run_html, store, run), name="Run",
                         sizing_mode="stretch_width")
-    picked = pn.widgets.MultiChoice(name="Runs to compare", options=recent,
-                                    value=list(recent.values())[:2], width=640)
+    picked = pn.widgets.MultiChoice(label="Runs to compare", options=recent,
+                                    value=[r for r in _views.runs_with_curves(store)
+                                           if r in recent.values()] or
+                                    list(recent.values())[:2], width=640)
     compare_tab = pn.Column(pn.Row(picked, _download(store, "compare", run_ids=picked)),
                             _html_pane(_views.compare_html, store, picked), name="Compare",
                             sizing_mode="stretch_width")
 
     # branches
-    metric = pn.widgets.Select(name="Best by metric", options=["", *choices["metrics"]],
+    metric = pn.widgets.Select(label="Best by metric", options=["", *choices["metrics"]],
                                width=200)
 
     def branches_html(metric: str) -> str:
@@ -121,7 +123,7 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
 
     # sweeps
     sweep_options = dict(_views.sweeps(store))
-    sweep = pn.widgets.Select(name="Sweep", options=sweep_options,
+    sweep = pn.widgets.Select(label="Sweep", options=sweep_options,
                               value=_first(sweep_options, args.get("sweep")), width=320)
     sweeps_tab = pn.Column(
         pn.Row(sweep, _download(store, "sweeps", sweep_id=sweep)),
@@ -133,7 +135,7 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     models = store.sql("SELECT model_id, name FROM models ORDER BY created_at DESC LIMIT 200")
     default_node = args.get("node") or (models["model_id"][0] if models.height else
                                         next(iter(recent.values()), ""))
-    node = pn.widgets.TextInput(name="Node id (model, run, data set, package)",
+    node = pn.widgets.TextInput(label="Node id (model, run, data set, package)",
                                 value=default_node, width=420)
     lineage_tab = pn.Column(
         pn.Row(node, _download(store, "lineage", node_id=node)),
@@ -143,7 +145,7 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
 
     # monitoring
     monitored = dict(_views.monitored_models(store))
-    model = pn.widgets.Select(name="Model", options=monitored,
+    model = pn.widgets.Select(label="Model", options=monitored,
                               value=_first(monitored, args.get("model")), width=480)
     monitoring_tab = pn.Column(
         pn.Row(model, _download(store, "monitoring", model_id=model)),

@@ -66,6 +66,15 @@ def recent_run_ids(store: DuckDBStore, limit: int = 200) -> list[tuple[str, str]
             for run_id, name, experiment in frame.rows()]
 
 
+def runs_with_curves(store: DuckDBStore, limit: int = 2) -> list[str]:
+    """The newest runs with a metric logged at several steps: what a comparison starts on."""
+    frame = store.sql("""
+        SELECT r.run_id FROM runs r WHERE r.run_id IN (
+            SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
+        ORDER BY r.start_time DESC LIMIT ?""", [limit])
+    return frame["run_id"].to_list()
+
+
 def sweeps(store: DuckDBStore) -> list[tuple[str, str]]:
     """(label, sweep id) of every sweep, newest first."""
     frame = store.sql("""
@@ -197,14 +206,16 @@ def compare_html(store: DuckDBStore, run_ids: Sequence[str]) -> str:
     table = _html.table(["", *names], rows, max_rows=200, highlight=differs,
                         caption="highlighted: values that differ")
     curves = []
-    metric_keys = sorted({k for r in found for k in r.metrics})[:_CURVES]
-    for key in metric_keys:
+    for key in sorted({k for r in found for k in r.metrics}):
         series = {}
         for run, name in zip(found, names, strict=True):
             if key in run.metrics:
                 history = store.metric_history(run.run_id, key)
                 series[name] = list(zip(history["step"], history["value"], strict=True))
-        curves.append(_html.line_chart(key, series))
+        if any(len(points) > 1 for points in series.values()):  # a curve, not a dot
+            curves.append(_html.line_chart(key, series))
+        if len(curves) == _CURVES:
+            break
     return table + f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
 
 

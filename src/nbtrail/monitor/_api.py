@@ -153,7 +153,8 @@ def _store(report: DriftReport, ref: Reference) -> DriftReport:
     tags = {KIND_TAG: MONITORING, "verdict": "drift" if report.has_drift else "ok"}
     if ref.model_id:
         tags["model_id"] = ref.model_id
-    with tracker.start_run(name=f"drift {subject}", experiment=MONITORING, tags=tags,
+    with tracker.start_run(name=f"drift {ref.model_name or subject}", experiment=MONITORING,
+                           tags=tags,
                            nested=False) as run:
         report = replace(report, run_id=run.run_id)
         run.log_params({"reference": report.reference, "current": report.current,

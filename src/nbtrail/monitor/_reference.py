@@ -24,6 +24,7 @@ class Reference:
     columns: dict[str, ColumnProfile]
     prediction: ColumnProfile | None = None
     model_id: str | None = None
+    model_name: str | None = None
     run_id: str | None = None
     dataset_id: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
@@ -84,7 +85,8 @@ def resolve(ref: object, store: DuckDBStore, *, prediction_column: str | None = 
     }
     reference = Reference(
         label=f"{what} (training data {dataset['name']!r}, {dataset['n_rows']} rows)",
-        columns=columns, model_id=model["model_id"] if model else None, run_id=run.run_id,
+        columns=columns, model_id=model["model_id"] if model else None,
+        model_name=model["name"] if model else None, run_id=run.run_id,
         dataset_id=dataset["dataset_id"], metrics=dict(run.metrics))
     if model is None:
         return replace(reference, notes=(f"{what} has no model, so prediction drift is "
