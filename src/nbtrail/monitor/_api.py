@@ -10,7 +10,7 @@ from ..errors import InvalidInputError
 from ..tracking._tracker import get_tracker
 from ._data import PREDICTION, REQUEST_ID, Data, load
 from ._drift import DriftReport, MetricChange, Thresholds, compare, metric_change
-from ._profile import count
+from ._profile import scan
 from ._reference import Reference, resolve
 from ._validate import ValidationReport, validate_data
 
@@ -87,7 +87,7 @@ def drift(reference: object, current: object, labels: object = None, *,
     elif ref.prediction is not None:
         notes.append(f"the current data has no {prediction_column!r} column, so prediction "
                      "drift is not measured")
-    counted = count(data.frame, kinds, edges=edges)
+    counted, _ = scan(data.frame, kinds, edges=edges)
     results = tuple(compare(name, ref.columns[name], counted[name], thresholds)
                     for name in features)
     prediction = None

@@ -133,17 +133,18 @@ def compare_numeric(name: str, ref: ColumnProfile, cur: ColumnProfile,
                             reason=why, **base)
     ref_counts, cur_counts = np.array(ref.counts, float), np.array(cur.counts, float)
     n, m = int(ref_counts.sum()), int(cur_counts.sum())
-    distance, p_value = 0.0, 1.0
-    if n and m:
-        gaps = np.cumsum(ref_counts)[:-1] / n - np.cumsum(cur_counts)[:-1] / m
-        distance = float(np.abs(gaps).max(initial=0.0))
-        p_value = _ks_p_value(distance, n, m)
+    if not n or not m:
+        return FeatureDrift(test=None, statistic=None, p_value=None, psi=None, drifted=False,
+                            reason="no finite values to compare", **base)
+    gaps = np.cumsum(ref_counts)[:-1] / n - np.cumsum(cur_counts)[:-1] / m
+    distance = float(np.abs(gaps).max(initial=0.0))
+    p_value = _ks_p_value(distance, n, m)
     # Fine bin i ends at edges[i] (the last at +inf); deciles group the fine bins.
     edges, deciles = ref.edges, ref.psi_edges
     group = np.searchsorted(deciles, [*edges, math.inf], side="left")
     size = len(deciles) + 1
-    ref_groups = [*np.bincount(group, ref_counts, size), ref.nulls]
-    cur_groups = [*np.bincount(group, cur_counts, size), cur.nulls]
+    ref_groups = _group_shares(ref, np.bincount(group, ref_counts, size) / n)
+    cur_groups = _group_shares(cur, np.bincount(group, cur_counts, size) / m)
     labels = [f"≤ {_label(deciles[0])}" if deciles else "all",
               *(f"({_label(a)}, {_label(b)}]" for a, b in itertools.pairwise(deciles)),
               *([f"> {_label(deciles[-1])}"] if deciles else []), "missing"]
@@ -153,8 +154,16 @@ def compare_numeric(name: str, ref: ColumnProfile, cur: ColumnProfile,
     return FeatureDrift(
         test="ks", statistic=distance, p_value=p_value, psi=index, drifted=drifted,
         reason=reason, buckets=tuple(labels),
-        reference_shares=tuple(_shares(ref_groups, ref.rows)),
-        current_shares=tuple(_shares(cur_groups, cur.rows)), **base)
+        reference_shares=tuple(ref_groups), current_shares=tuple(cur_groups), **base)
+
+
+def _group_shares(profile: ColumnProfile, shares: Any) -> list[float]:
+    """Shares of all rows: the value bins scaled to the non-null share, then the nulls.
+
+    The bins may count a sample of the values (a reference streamed from data).
+    """
+    rows = profile.rows or 1
+    return [*(shares * profile.non_null / rows).tolist(), profile.nulls / rows]
 
 
 def compare_categorical(name: str, ref: ColumnProfile, cur: ColumnProfile,

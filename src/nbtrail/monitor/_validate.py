@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _html
 from ._data import Data
-from ._profile import ColumnProfile, count, kind_of_polars
+from ._profile import ColumnProfile, kind_of_polars, scan
 
 if TYPE_CHECKING:
     import polars as pl
@@ -141,8 +141,7 @@ def validate_data(data: Data, reference: Reference) -> ValidationReport:
                                         _examples(frame, name, fractional)))
         checked[name] = ref
     bounds = {name: (ref.min, ref.max) for name, ref in checked.items() if ref.kind == "numeric"}
-    counted = count(frame, {name: ref.kind for name, ref in checked.items()}, edges={},
-                    bounds=bounds)
+    counted, _ = scan(frame, {name: ref.kind for name, ref in checked.items()}, bounds=bounds)
     rows = frame.select(pl.len()).collect(engine="streaming").item() if not counted else \
         next(iter(counted.values())).rows
     for name, ref in checked.items():
