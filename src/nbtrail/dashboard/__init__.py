@@ -79,12 +79,9 @@ class Dashboard:
         return page
 
     def _static(self) -> str:
-        from ._views import VIEWS, export
+        from ._views import export
 
-        view = self.args.get("view", "runs")
-        if view not in VIEWS or view != "runs":
-            view = "runs"
-        page = export(self.store, view)
+        page = export(self.store, "runs")
         start, end = page.index("<body"), page.rindex("</body>")
         return page[page.index(">", start) + 1:end]
 
