@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -38,18 +39,25 @@ print(json.dumps({{"elapsed": elapsed,
 def test_public_names_are_stable_and_documented():
     assert nt.__all__ == [
         "ActiveRun", "Comparison", "DriftReport", "DuckDBStore", "Lineage", "NbtrailError",
-        "Run", "Sweep", "Tracker", "ValidationReport", "__version__", "active_run",
+        "Package", "Run", "Sweep", "Tracker", "ValidationReport", "__version__", "active_run",
         "artifact_path", "autolog", "branches", "compare", "config", "dashboard", "drift",
         "get_run", "lineage", "load_model", "log_artifact", "log_dataset", "log_metric",
-        "log_metrics", "log_model", "log_param", "log_params", "metric_history", "reproduce",
-        "run", "runs", "set_tag", "set_tags", "sql", "sweep", "sync", "track_study",
-        "validate",
+        "log_metrics", "log_model", "log_param", "log_params", "metric_history", "package",
+        "reproduce", "run", "runs", "serve", "set_tag", "set_tags", "sql", "sweep", "sync",
+        "track_study", "validate",
     ]
     for name in nt.__all__:
         if name == "__version__":
             continue
         obj = getattr(nt, name)
         assert (obj.__doc__ or "").strip(), f"nbtrail.{name} has no docstring"
+
+
+def test_no_public_name_is_shadowed_by_a_subpackage():
+    # Importing nbtrail.x sets the attribute x on nbtrail, replacing a function of that name.
+    subpackages = {p.name for p in Path(nt.__file__).parent.iterdir()
+                   if (p / "__init__.py").exists()}
+    assert not subpackages & set(nt.__all__)
 
 
 def test_unknown_attribute_is_an_attribute_error():

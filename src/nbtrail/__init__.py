@@ -62,7 +62,10 @@ _LAZY = {
     "drift": "nbtrail.monitor._api",
     "DriftReport": "nbtrail.monitor._drift",
     "ValidationReport": "nbtrail.monitor._validate",
-    "dashboard": "nbtrail.dashboard",
+    "dashboard": "nbtrail.dashboards",
+    "package": "nbtrail.packaging._api",
+    "Package": "nbtrail.packaging._api",
+    "serve": "nbtrail.packaging._local",
 }
 
 __all__ = [
@@ -72,6 +75,7 @@ __all__ = [
     "DuckDBStore",
     "Lineage",
     "NbtrailError",
+    "Package",
     "Run",
     "Sweep",
     "Tracker",
@@ -96,9 +100,11 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "package",
     "reproduce",
     "run",
     "runs",
+    "serve",
     "set_tag",
     "set_tags",
     "sql",
@@ -109,13 +115,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .dashboard import dashboard
+    from .dashboards import dashboard
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
     from .monitor._api import drift, validate
     from .monitor._drift import DriftReport
     from .monitor._validate import ValidationReport
+    from .packaging._api import Package, package
+    from .packaging._local import serve
     from .store._duckdb import DuckDBStore
     from .store._records import Lineage, Run
     from .sweeps._api import sweep, track_study

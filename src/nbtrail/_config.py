@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 STORE_DIRNAME = ".nbtrail"
@@ -32,6 +32,9 @@ class Settings:
             database while it keeps logging.
         capture_git: Record git state and snapshot the working tree at run start.
         capture_environment: Record Python, platform and installed packages at run start.
+        build_isolation: ``--isolation`` for podman image builds (``"chroot"`` where there
+            are no user namespaces, as inside containers and CI); ``None`` means:
+            ``$NBTRAIL_BUILD_ISOLATION``, else podman's default.
     """
 
     home: str | os.PathLike[str] | None = None
@@ -39,6 +42,8 @@ class Settings:
     fold_interval: float = 1.0
     capture_git: bool = True
     capture_environment: bool = True
+    build_isolation: str | None = field(
+        default_factory=lambda: os.environ.get("NBTRAIL_BUILD_ISOLATION") or None)
 
     def resolve_home(self, cwd: Path | None = None) -> Path:
         """Return the absolute store folder these settings point at."""

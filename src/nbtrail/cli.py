@@ -380,6 +380,47 @@ def build_parser() -> argparse.ArgumentParser:
                              "Bearer T header)")
     dashboard.add_argument("--show", action="store_true", help="open it in a browser")
     dashboard.set_defaults(handler=_dashboard)
+
+    package = commands.add_parser(
+        "package", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="turn a logged model into a container build context (and image)",
+        description="Write a build context for the model (Dockerfile, pinned lockfile, the "
+                    "model in skops format, its signature and lineage, the server, "
+                    "Kubernetes manifests) and build the image when podman or docker answers.",
+    )
+    package.add_argument("ref", metavar="RUN_OR_MODEL",
+                         help="a model id (mdl_...) or a run id (its latest model)")
+    package.add_argument("--name", help="image and Kubernetes name (default: the model's name)")
+    package.add_argument("--output", metavar="DIR", help="the context folder "
+                                                         "(default: dist/NAME)")
+    package.add_argument("--base-image", metavar="IMAGE",
+                         help="default: python:<training Python>-slim")
+    package.add_argument("--build", action=argparse.BooleanOptionalAction, default=None,
+                         help="build the image (default: when a container engine answers)")
+    package.add_argument("--trusted", action="store_true",
+                         help="allow a pickled model (its code runs when the server loads it)")
+    package.set_defaults(handler=_package)
+
+    serve = commands.add_parser(
+        "serve", parents=[store_opt], allow_abbrev=False,
+        help="serve a packaged model over HTTP (KServe V2 and POST /predict)",
+        description="Serve a package folder, its model folder, or a logged model by id, "
+                    "without a container.",
+    )
+    serve.add_argument("source", metavar="DIR_OR_RUN",
+                       help="a folder made by nbtrail package, or a model or run id")
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=_non_negative_int, default=8080, help="default: 8080")
+    serve.add_argument("--workers", type=_positive_int, default=1,
+                       help="worker processes (default: 1)")
+    serve.add_argument("--range-policy", choices=["warn", "reject"], default="warn",
+                       help="values outside the training range: warn (default) or reject")
+    serve.add_argument("--log-dir", metavar="DIR", help="keep a prediction log in DIR")
+    serve.add_argument("--max-body-bytes", type=_positive_int, default=10 << 20,
+                       help="larger requests get 413 (default: 10 MiB)")
+    serve.add_argument("--trusted", action="store_true",
+                       help="allow a pickled model (its code runs when loaded)")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -725,10 +766,47 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from .dashboard import serve
+    from .dashboards import serve
 
     serve(_open_store(args).home, port=args.port, address=args.address,
           basic_auth=args.basic_auth, token=args.token, show=args.show)
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from .packaging._api import package
+
+    given = getattr(args, "store", None)
+    with config(**({"home": given} if given else {})):
+        result = package(
+            args.ref, name=args.name, output=args.output, base_image=args.base_image,
+            build=args.build, trusted=args.trusted,
+            progress=None if args.json else
+            lambda step, _: print(f"{PROG}: {step}", file=sys.stderr, flush=True),
+        )
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    print(f"package {result.package_id}\ncontext {result.context}")
+    if result.image is not None:
+        print(f"image   {result.image.tag}\ndigest  {result.image.digest}\n"
+              f"size    {format_size(result.image.size_bytes)}")
+    else:
+        if result.engine_missing:
+            print("no container engine answers here (podman info / docker info), so the "
+                  "image was not built", file=sys.stderr)
+        print(f"build   {result.build_command}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .packaging._local import serve
+
+    given = getattr(args, "store", None)
+    with config(**({"home": given} if given else {})):
+        serve(args.source, host=args.host, port=args.port, workers=args.workers,
+              range_policy=args.range_policy, log_dir=args.log_dir,
+              max_body_bytes=args.max_body_bytes, trusted=args.trusted)
     return 0
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -11,14 +12,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from nbtrail._modelio import deserialize_model, referenced_modules
 from nbtrail.errors import InvalidInputError, UntrustedModelError
 from nbtrail.tracking._datasets import profile_dataset
-from nbtrail.tracking._models import (
-    SerializedModel,
-    deserialize_model,
-    infer_signature,
-    serialize_model,
-)
+from nbtrail.tracking._models import SerializedModel, infer_signature, serialize_model
 
 
 class Doubler(TransformerMixin, BaseEstimator):
@@ -158,6 +155,23 @@ def test_unsupported_sklearn_model_can_fall_back_to_pickle(
     assert (stored.format, stored.flavor) == ("pickle", "sklearn")
     loaded = deserialize_model(stored.data, "pickle", trusted=True)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("pickled", [False, True])
+def test_referenced_modules_are_read_without_loading(
+    xy: tuple[np.ndarray, np.ndarray], pickled: bool
+) -> None:
+    # Two estimators of one module: the pickle refers to it the second time through its memo.
+    model = Pipeline([("scale", StandardScaler()), ("double", Doubler()),
+                      ("clf", LogisticRegression())]).fit(*xy)
+    if pickled:
+        data, format = pickle.dumps(model, protocol=5), "pickle"
+    else:
+        stored = serialize_model(model)
+        data, format = stored.data, stored.format
+    modules = referenced_modules(data, format)
+    assert {"sklearn.pipeline", "sklearn.preprocessing._data",
+            "sklearn.linear_model._logistic", __name__} <= modules
 
 
 def test_bad_data_and_format() -> None:

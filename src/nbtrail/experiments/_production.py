@@ -68,7 +68,7 @@ def production_figures(store: DuckDBStore, run: Run, *, model: str | None = None
 
 
 def _load(store: DuckDBStore, model: dict[str, Any], trusted: bool | Sequence[str]) -> Any:
-    from ..tracking._models import deserialize_model
+    from .._modelio import deserialize_model
 
     if model["format"] == "pickle" and trusted is not True:
         raise NbtrailError("a pickled model runs code when loaded; pass trusted=True "

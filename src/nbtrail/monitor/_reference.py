@@ -114,7 +114,7 @@ def _with_predictions(reference: Reference, store: DuckDBStore, model: Mapping[s
     """
     import polars as pl
 
-    from ..tracking._models import deserialize_model
+    from .._modelio import deserialize_model
 
     if sample is None:
         return replace(reference, notes=("the training data set has no stored sample, so "

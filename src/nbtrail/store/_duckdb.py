@@ -62,6 +62,7 @@ _RW_CONFIG = {"storage_compatibility_version": "v1.5.0"}
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
     "ds_": "dataset", "mdl_": "model", "art_": "artifact", "code_": "code", "env_": "environment",
+    "pkg_": "package",
 }
 
 

@@ -68,6 +68,11 @@ TABLES: dict[str, _Table] = {
         ("code_id", "git_root", "base_commit", "snapshot_commit", "ref", "notebook", "cells"),
         ("code_id",), jsons=("cells",),
     ),
+    "packages": _Table(
+        ("package_id", "model_id", "run_id", "name", "context_path", "base_image", "image_tag",
+         "image_digest", "image_size_bytes", "created_at"),
+        ("package_id",), replace=True, times=("created_at",),
+    ),
     "edges": _Table(
         ("src_id", "dst_id", "relation", "created_at"), ("src_id", "dst_id", "relation"),
         times=("created_at",),

@@ -208,8 +208,8 @@ def lineage_query(
         "SELECT 1 FROM edges WHERE src_id = ? OR dst_id = ? LIMIT 1", [node_id, node_id]
     ).fetchall() or con.execute("SELECT 1 FROM runs WHERE run_id = ?", [node_id]).fetchall()
     if not known:
-        raise NotFoundError(f"no run, data set, model or artifact {node_id!r} in the store at "
-                            f"{store_location}")
+        raise NotFoundError(f"no run, data set, model, artifact or package {node_id!r} in the "
+                            f"store at {store_location}")
     steps = []
     if direction in ("up", "both"):
         steps.append(("dst_id", "src_id"))
@@ -252,5 +252,7 @@ def _labels(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
             WHERE code_id IN (SELECT unnest($1))
         UNION ALL SELECT env_id, 'python ' || python FROM environments
             WHERE env_id IN (SELECT unnest($1))
+        UNION ALL SELECT package_id, coalesce(image_tag, name) FROM packages
+            WHERE package_id IN (SELECT unnest($1))
     """, [ids]).fetchall()
     return {str(i): str(label) for i, label in rows}

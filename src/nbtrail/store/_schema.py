@@ -151,8 +151,26 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE datasets ADD COLUMN sample_sha256 VARCHAR")
 
 
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    # Serving packages made from models (nt.package), and the images built from them.
+    con.execute("""
+        CREATE TABLE packages (
+            package_id VARCHAR PRIMARY KEY,
+            model_id VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            context_path VARCHAR NOT NULL,
+            base_image VARCHAR,
+            image_tag VARCHAR,
+            image_digest VARCHAR,
+            image_size_bytes BIGINT,
+            created_at TIMESTAMPTZ NOT NULL
+        )
+    """)
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

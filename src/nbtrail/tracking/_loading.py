@@ -18,7 +18,7 @@ def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> objec
     Example:
         >>> model = nt.load_model("mdl_01J…")   # doctest: +SKIP
     """
-    from ._models import deserialize_model
+    from .._modelio import deserialize_model
 
     if not isinstance(model_id, str) or not model_id.startswith("mdl_"):
         raise InvalidInputError(

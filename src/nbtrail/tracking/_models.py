@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import builtins
-import io
-import json
 import pickle as _pickle
 import sys
-import zipfile
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbtrail.errors import InvalidInputError, UntrustedModelError
-from nbtrail.tracking._datasets import DatasetProfile, profile_dataset
+from .._modelio import PICKLE, SKOPS, skops_refs
+from ..errors import InvalidInputError
+from ._datasets import DatasetProfile, profile_dataset
 
-SKOPS = "skops"
-PICKLE = "pickle"
-# Type paths from these packages load without being listed; anything else must be trusted.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 # Signature fields a profile of the full data set knows better than a small example.
 _FROM_PROFILE = ("min", "max", "categories")
 
@@ -43,25 +35,11 @@ def _is_sklearn_estimator(model: object) -> bool:
     return base is not None and isinstance(model, base.BaseEstimator)
 
 
-def _schema_refs(node: Any) -> Iterator[tuple[str, str]]:
-    if isinstance(node, dict):
-        module, name = node.get("__module__"), node.get("__class__")
-        if isinstance(module, str) and isinstance(name, str):
-            yield module, name
-        for value in node.values():
-            yield from _schema_refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _schema_refs(value)
-
-
 def _unloadable_refs(data: bytes) -> list[str]:
     # skops happily dumps lambdas and functions defined inside functions but then cannot
     # import them back, so check every reference resolves in the modules already loaded.
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        schema = json.loads(archive.read("schema.json"))
     missing = set()
-    for module, name in _schema_refs(schema):
+    for module, name in skops_refs(data):
         loaded = sys.modules.get(module)
         if loaded is not None and getattr(loaded, name, None) is None:
             missing.add(f"{module}.{name}")
@@ -108,61 +86,6 @@ def serialize_model(model: object, *, pickle: bool = False) -> SerializedModel:
         ) from exc
     flavor = "sklearn" if _is_sklearn_estimator(model) else class_name
     return SerializedModel(data, PICKLE, flavor, class_name)
-
-
-def _trusted_by_default(type_path: str) -> bool:
-    if type_path.startswith(_TRUSTED_PREFIXES):
-        return True
-    module, _, name = type_path.rpartition(".")
-    # Builtin classes only: builtin functions such as eval or exec must be trusted explicitly.
-    return module == "builtins" and isinstance(getattr(builtins, name, None), type)
-
-
-def deserialize_model(data: bytes, format: str, *, trusted: bool | Sequence[str] = False) -> object:
-    """Load a model stored by :func:`serialize_model`.
-
-    For skops data, types from scikit-learn, numpy, scipy and builtin classes are trusted;
-    any other type must be listed in ``trusted`` (or ``trusted=True`` trusts everything)
-    or :class:`~nbtrail.errors.UntrustedModelError` is raised. Pickled models need
-    ``trusted=True`` because unpickling can run arbitrary code.
-    """
-    if format == PICKLE:
-        if trusted is not True:
-            raise UntrustedModelError(
-                "pickled models can run arbitrary code when loaded; pass trusted=True only "
-                "for files you trust"
-            )
-        return _pickle.loads(data)
-    if format != SKOPS:
-        raise InvalidInputError(
-            f"unknown model format {format!r}; expected {SKOPS!r} or {PICKLE!r}"
-        )
-
-    import skops.io
-
-    if isinstance(trusted, bool):
-        allowed: set[str] = set()
-    else:
-        allowed = {trusted} if isinstance(trusted, str) else set(trusted)
-    try:
-        found = skops.io.get_untrusted_types(data=data)
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise InvalidInputError(f"the model data is not a valid skops file: {exc}") from exc
-    refused = [t for t in found if not _trusted_by_default(t) and t not in allowed]
-    if refused and trusted is not True:
-        raise UntrustedModelError(
-            f"the model needs types that are not trusted: {', '.join(refused)}; check where "
-            "they come from, then pass trusted=[...] with these names (or trusted=True to "
-            "trust every type in the file)"
-        )
-    try:
-        # skops itself no longer takes trusted=True, so everything accepted is passed by name.
-        return skops.io.loads(data, trusted=found)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidInputError(
-            f"cannot load the model: it needs code that cannot be imported here ({exc}); "
-            "install or import the package that defines it"
-        ) from exc
 
 
 def _columns(profile: DatasetProfile) -> dict[str, dict[str, Any]]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import nbtrail as nt
-from nbtrail.dashboard import APP_FILE, read_only_store
-from nbtrail.dashboard._views import VIEWS, export
+from nbtrail.dashboards import APP_FILE, read_only_store
+from nbtrail.dashboards._views import VIEWS, export
 from nbtrail.errors import NbtrailError
 
 from .conftest import ARTIFACTS, free_port, serving

@@ -1,8 +1,9 @@
 """The team dashboard: a read-only Panel app over the store (``nbtrail[dashboard]``).
 
 This package is the only place that imports Panel, and only when a dashboard is built:
-``import nbtrail.dashboard`` stays cheap. ``nbtrail dashboard`` serves it; ``nt.dashboard()``
-shows it in a notebook; ``panel serve`` can serve ``nbtrail/dashboard/app.py`` too.
+``import nbtrail.dashboards`` stays cheap. ``nbtrail dashboard`` serves it; ``nt.dashboard()``
+shows it in a notebook; ``panel serve`` can serve ``nbtrail/dashboards/app.py`` too. (The
+package is plural so that importing it cannot hide the function ``nbtrail.dashboard``.)
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import types
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,16 +152,3 @@ def serve(home: str | os.PathLike[str] | None = None, *, port: int = 5006,
     finally:
         server.stop()
 
-
-class _CallablePackage(types.ModuleType):
-    """The package, made callable: calling it calls :func:`dashboard`.
-
-    Python binds ``nbtrail.dashboard`` to the package once it is imported, hiding the
-    function of the same name; this way ``nt.dashboard(...)`` works either way.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Dashboard:
-        return dashboard(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

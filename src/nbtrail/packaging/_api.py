@@ -1,0 +1,210 @@
+"""``nt.package``: from a logged model to a build context, and an image where it can."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import _html
+from .._config import config
+from .._modelio import PICKLE, referenced_modules
+from ..errors import InvalidInputError, UntrustedModelError
+from . import _build, _context, _lock
+from ._check import checked_signature
+from ._source import ModelSource, log_object, resolve
+
+if TYPE_CHECKING:
+    from ..store._duckdb import DuckDBStore
+
+Progress = Callable[[str, float], None]
+# Kubernetes object names (DNS-1123 labels), which image names accept too.
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Package:
+    """A build context made by :func:`package`, and its image when one was built."""
+
+    package_id: str
+    name: str
+    context: Path
+    model_id: str
+    run_id: str
+    tag: str
+    build_command: str
+    image: _build.Image | None = None
+    engine_missing: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, ready for JSON."""
+        return {"package_id": self.package_id, "name": self.name,
+                "context": str(self.context), "model_id": self.model_id,
+                "run_id": self.run_id, "tag": self.tag, "build_command": self.build_command,
+                "image": self.image.to_dict() if self.image else None}
+
+    def __repr__(self) -> str:
+        if self.image:
+            built = f"image {self.image.tag} {self.image.digest[:19]}"
+        else:
+            why = "no container engine here" if self.engine_missing else "not built"
+            built = f"{why}; build with: {self.build_command}"
+        return f"<Package {self.name} {self.package_id} at {self.context}: {built}>"
+
+    def _repr_html_(self) -> str:
+        rows: dict[str, Any] = {"package_id": self.package_id, "context": str(self.context),
+                                "model_id": self.model_id, "run_id": self.run_id}
+        if self.image:
+            rows |= {"image": self.image.tag, "digest": self.image.digest,
+                     "size_mb": self.image.size_bytes / 1e6, "engine": self.image.engine}
+        else:
+            if self.engine_missing:
+                rows["image"] = "not built: no container engine here"
+            rows["build with"] = self.build_command
+        return _html.mapping(f"package {self.name}", rows)
+
+
+def _default_name(source: ModelSource) -> str:
+    name = re.sub(r"[^a-z0-9-]+", "-", source.name.lower()).strip("-")[:63].strip("-")
+    return name or "model"
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInputError(
+            f"package name {name!r} is not usable as an image and Kubernetes name; use "
+            "lower-case letters, digits and '-' (at most 63, starting and ending with a "
+            "letter or digit), e.g. 'churn-model'"
+        )
+    return name
+
+
+def _server_roots(source: ModelSource) -> list[str]:
+    roots = list(_lock.SERVER_DISTRIBUTIONS)
+    if source.format != PICKLE:
+        roots.append("skops")
+    if source.frame in ("pandas", "polars"):
+        roots.append(source.frame)
+    return roots
+
+
+def prepare(store: DuckDBStore, ref: str, *, trusted: bool) -> tuple[ModelSource, bytes]:
+    """The model ``ref`` names, its bytes, and its signature checked by a trial run."""
+    source = resolve(store, ref)
+    if source.format == PICKLE and not trusted:
+        raise UntrustedModelError(
+            f"model {source.model_id} is a pickle, which runs code when the server loads it; "
+            "pass trusted=True (--trusted) if you trust it"
+        )
+    model_bytes = store.blob_path(source.sha256).read_bytes()
+    signature = checked_signature(store, source, model_bytes, trusted=trusted)
+    return dataclasses.replace(source, signature=signature), model_bytes
+
+
+def package(
+    model: object,
+    *,
+    name: str | None = None,
+    output: str | Path | None = None,
+    base_image: str | None = None,
+    build: bool | None = None,
+    trusted: bool = False,
+    input_example: object = None,
+    progress: Progress | None = None,
+) -> Package:
+    """Turn a model into a container build context, and build it where an engine is present.
+
+    ``model`` is a model id (``mdl_…``), a run id (its latest model) or a fitted model
+    object (logged first, into the active run or a new one, with ``input_example``).
+    The context at ``output`` (default ``dist/<name>``) holds a Dockerfile (virtual env,
+    non-root user, health check, OCI and lineage labels), ``requirements.lock`` pinned to
+    the training environment, the model in skops format with ``signature.json`` and
+    ``lineage.json``, the server, a README and Kubernetes manifests.
+
+    ``build=None`` builds when podman or docker answers, ``True`` insists, ``False`` only
+    writes the context. ``base_image`` defaults to ``python:<training python>-slim``.
+    Pickled models need ``trusted=True``, which the image then also carries. ``progress``
+    is called as ``progress(step, fraction)``.
+
+    Example:
+        >>> pkg = nt.package(run.run_id, name="churn")           # doctest: +SKIP
+        >>> pkg.context, pkg.image                               # doctest: +SKIP
+    """
+    from ulid import ULID
+
+    from ..tracking._tracker import get_store, get_tracker
+
+    def step(text: str, fraction: float) -> None:
+        if progress is not None:
+            progress(text, fraction)
+
+    step("resolving the model", 0.0)
+    if name is not None:
+        _check_name(name)
+    if not isinstance(model, str):
+        model = log_object(model, name=name or "model", input_example=input_example,
+                           trusted=trusted)
+    store = get_store()
+    source, model_bytes = prepare(store, model, trusted=trusted)
+    name = _check_name(name if name is not None else _default_name(source))
+    output = Path(output) if output is not None else Path("dist") / name
+    tag = f"{name}:{source.sha256[:12]}"
+    python = source.python or "3.11"
+    base_image = base_image or f"python:{'.'.join(python.split('.')[:2])}-slim"
+    isolation = config.current.build_isolation
+    engine = None
+    if build is not False:
+        step("looking for a container engine", 0.05)
+        engine = _build.find_engine()
+        if engine is None and build:
+            raise _build.BuildError(
+                "no container engine answers (podman info / docker info failed); install "
+                "podman or start docker, or call with build=False and build the context "
+                "elsewhere"
+            )
+    command = _build.as_text(_build.build_command(engine or "docker", output.resolve(), tag,
+                                                  isolation if engine else None))
+
+    step("pinning packages", 0.1)
+    roots = _server_roots(source) + sorted(
+        _lock.distributions_for(referenced_modules(model_bytes, source.format)))
+    lockfile = _lock.render(_lock.lock(roots, source.packages), python)
+
+    step("writing the build context", 0.2)
+    package_id = f"pkg_{ULID()}"
+    _context.write_context(
+        output, source=source, model_bytes=model_bytes, lockfile=lockfile, name=name,
+        package_id=package_id, base_image=base_image, image=tag, build_command=command,
+        trusted=trusted,
+    )
+    image = None
+    if engine is not None:
+        step(f"building the image with {engine}", 0.3)
+        image = _build.build(engine, output.resolve(), tag, isolation=isolation,
+                             on_output=lambda line: step(line, 0.5))
+    result = Package(package_id=package_id, name=name, context=output.resolve(),
+                     model_id=source.model_id, run_id=source.run_id, tag=tag,
+                     build_command=command, image=image,
+                     engine_missing=build is None and engine is None)
+    _record(get_tracker().store.writer(), result, base_image)
+    step("done", 1.0)
+    return result
+
+
+def _record(writer: Any, result: Package, base_image: str) -> None:
+    now = time.time()
+    image = result.image
+    writer.append({
+        "t": "packages", "package_id": result.package_id, "model_id": result.model_id,
+        "run_id": result.run_id, "name": result.name, "context_path": str(result.context),
+        "base_image": base_image, "image_tag": image.tag if image else None,
+        "image_digest": image.digest if image else None,
+        "image_size_bytes": image.size_bytes if image else None, "created_at": now,
+    })
+    writer.append({"t": "edges", "src_id": result.model_id, "dst_id": result.package_id,
+                   "relation": "packaged", "created_at": now})
+    writer.flush()
