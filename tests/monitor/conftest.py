@@ -49,12 +49,12 @@ def trained(home):
 
 
 def write_log(folder: Path, frame: pd.DataFrame, model, *, model_id: str | None = None,
-              files: int = 2) -> list[str]:
+              files: int = 2, rows_per_request: int = 1) -> list[str]:
     """Prediction log files in the serving runtime's format; returns the request ids."""
     folder.mkdir(parents=True, exist_ok=True)
     predictions = model.predict(frame)
     probabilities = model.predict_proba(frame)
-    ids = [f"req_{i:06d}" for i in range(len(frame))]
+    ids = [f"req_{i // rows_per_request:06d}" for i in range(len(frame))]
     records = frame.to_dict("records")
     chunks = np.array_split(np.arange(len(frame)), files)
     for number, rows in enumerate(chunks):

@@ -88,6 +88,21 @@ def test_prediction_log_is_read_and_predictions_drift(trained, tmp_path):
     assert 0.5 < with_labels.metric.current <= 1.0
 
 
+def test_labels_of_requests_with_several_rows_need_their_position(trained, tmp_path):
+    model_id, model = trained
+    rows = sample(300, seed=4)
+    truth = (rows.amount > 100).astype(int).to_numpy()
+    write_log(tmp_path / "log", rows, model, rows_per_request=10)
+    request_ids = [f"req_{i // 10:06d}" for i in range(300)]
+    labels = pl.DataFrame({"request_id": request_ids, "label": truth})
+    with pytest.raises(InvalidInputError, match="add a 'row' column"):
+        nt.drift(model_id, tmp_path / "log", labels=labels, log=False)
+    labels = labels.with_columns(row=pl.Series([i % 10 for i in range(300)]))
+    report = nt.drift(model_id, tmp_path / "log", labels=labels, log=False)
+    assert report.metric.rows == 300
+    assert report.metric.current == pytest.approx((model.predict(rows) == truth).mean())
+
+
 def test_degraded_metric_is_part_of_the_verdict(trained):
     model_id, model = trained
     fresh = sample(1000, seed=5)
@@ -205,3 +220,22 @@ def test_cli_validate(trained, tmp_path, capsys):
                      "--json", *store]) == 1
     assert json.loads(capsys.readouterr().out)["problems"][0]["examples"] == "'gold'"
     np.testing.assert_equal(cli.main(["validate", "mdl_x", "nope.parquet", *store]), 2)
+
+
+def test_log_written_by_the_serving_runtime_is_read(trained, tmp_path):
+    from nbtrail.serving._predlog import PredictionLog
+
+    model_id, model = trained
+    rows = sample(3000, seed=12, shift=20.0)
+    log = PredictionLog(tmp_path / "served", max_bytes=100_000)  # rotates into many files
+    for start in range(0, len(rows), 50):
+        part = rows.iloc[start:start + 50]
+        log.append(request_id=f"req_{start}", model="churn", model_id=model_id,
+                   model_sha256="ab" * 32, columns={c: part[c].tolist() for c in part},
+                   predictions=model.predict(part).tolist(),
+                   probabilities=[{"0": 1 - p, "1": p} for p in model.predict_proba(part)[:, 1]])
+    log.close()
+    assert len(list((tmp_path / "served").glob("predictions-*.jsonl"))) > 3
+    report = nt.drift(model_id, tmp_path / "served", log=False)
+    assert [f.n_current for f in report.features] == [3000] * 3
+    assert report.drifted == ["amount"] and report.prediction.drifted

@@ -18,6 +18,7 @@ from ._validate import ValidationReport, validate_data
 KIND_TAG = "nbtrail.kind"
 MONITORING = "monitoring"
 _LABEL = "__nbtrail_label__"
+_ROW = "__nbtrail_row__"
 
 
 def validate(data: object, against: object, *,
@@ -55,7 +56,8 @@ def drift(reference: object, current: object, labels: object = None, *,
     ``labels`` (the true outcomes, when they arrive) adds the model's metric: accuracy for
     a classifier, RMSE otherwise, against the value the training run logged. Give them
     aligned with the rows of ``current``, or for a log as a frame with ``request_id`` and
-    ``label`` columns.
+    ``label`` columns (and ``row``, the position in the request, when requests hold
+    several rows).
 
     Thresholds are documented in :class:`~nbtrail.monitor.Thresholds`. With ``log``
     (default: when the reference is a model or run), the report is stored as a monitoring
@@ -118,10 +120,21 @@ def _metric(data: Data, labels: object, ref: Reference, thresholds: Thresholds
         if not {"request_id", "label"} <= set(table.columns):
             raise InvalidInputError(
                 "labels given as a frame need columns 'request_id' and 'label' (the id the "
-                f"server returned with each prediction); got {', '.join(table.columns)}")
+                "server returned with each prediction), and 'row' (the row's position in "
+                f"its request) when requests hold several rows; got {', '.join(table.columns)}")
+        keys = [REQUEST_ID]
+        if "row" in table.columns:  # rows of one request share its id: their position counts
+            frame = frame.with_columns(pl.int_range(pl.len()).over(REQUEST_ID).alias(_ROW))
+            keys.append(_ROW)
         joined = frame.join(table.lazy().select(
-            pl.col("request_id").alias(REQUEST_ID), pl.col("label").alias(_LABEL)),
-            on=REQUEST_ID, how="inner")
+            pl.col("request_id").alias(REQUEST_ID), pl.col("label").alias(_LABEL),
+            *([pl.col("row").cast(pl.Int64).alias(_ROW)] if "row" in table.columns else [])),
+            on=keys, how="inner")
+        if len(keys) == 1 and joined.group_by(REQUEST_ID).len().filter(
+                pl.col("len") > 1).head(1).collect().height:
+            raise InvalidInputError(
+                "some labelled requests hold several rows, so a request id does not say which "
+                "row a label belongs to; add a 'row' column (0, 1, … within each request)")
     else:
         values = pl.Series(_LABEL, labels)
         collected = frame.collect()
