@@ -285,6 +285,9 @@ class DriftReport:
             parts.append(f"{self.metric.name} degraded")
         return "drift: " + "; ".join(parts)
 
+    def __repr__(self) -> str:
+        return f"<DriftReport {self.verdict}; reference: {self.reference}; current: {self.current}>"
+
     def to_polars(self) -> pl.DataFrame:
         """One row a feature, then ``prediction`` if measured.
 
