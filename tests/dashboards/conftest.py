@@ -54,6 +54,7 @@ with nt.run(name="train-model") as run:
         (OneHotEncoder(handle_unknown="ignore"), ["plan"]), remainder="passthrough"),
         LogisticRegression()).fit(train, train.amount > 100)
     model_id = run.log_model(model, "churn")
+nt.package(model_id, name="churn", output="dist/churn", build=False)
 for shift in (0, 5, 20):
     current = data(1000, shift=shift)
     nt.drift(model_id, current.assign(prediction=model.predict(current)))

@@ -45,7 +45,9 @@ def test_every_view_exports_static_html_and_nothing_is_written(built):
     assert "polyline" in pages["run"]  # the loss curve
     assert "parallel coordinates" in pages["sweeps"] and "importance for value" in pages["sweeps"]
     assert "monitored" in pages["lineage"] and "train-model" in pages["lineage"]
+    assert "packaged" in pages["lineage"] and ">package</text>" in pages["lineage"]
     assert "PSI per feature" in pages["monitoring"] and "drift:" in pages["monitoring"]
+    assert "pkg_" in pages["monitoring"]  # the model's package
     pn.panel(nt.dashboard(store=built.home).app())  # the whole app builds
     with pytest.raises(NbtrailError, match="read-only"):
         store.writer()

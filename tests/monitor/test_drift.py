@@ -134,6 +134,8 @@ def test_bad_logs_are_clear_errors(trained, tmp_path):
     (tmp_path / "other" / "predictions-20261123T120000Z-1.jsonl").write_text('{"a": 1}\n')
     with pytest.raises(InvalidInputError, match="does not hold prediction logs"):
         nt.drift(model_id, tmp_path / "other")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        nt.drift(model_id, tmp_path / "typo")
     with pytest.raises(InvalidInputError, match="none of the reference's columns"):
         nt.drift(model_id, pl.DataFrame({"z": [1, 2]}))
 
@@ -172,6 +174,10 @@ def test_thresholds_change_the_verdict(home):
     assert nt.drift(reference, current).drifted == []
     strict = nt.drift(reference, current, thresholds=Thresholds(psi=0.02))
     assert strict.drifted == ["amount"]
+    with pytest.raises(InvalidInputError, match="p_value must be in"):
+        Thresholds(p_value=0)
+    with pytest.raises(InvalidInputError, match="psi must be a number"):
+        Thresholds(psi=-1)
 
 
 def test_parquet_reference_and_current(home, tmp_path):

@@ -66,8 +66,21 @@ def test_against_a_frame_and_bad_references(trained, tmp_path):
     assert {p.problem for p in report.problems} == {"out_of_range"}
     with pytest.raises(NotFoundError, match="no model"):
         nt.validate(sample(10, seed=1), against="mdl_nope")
-    with pytest.raises(InvalidInputError, match="no Parquet file"):
+    with pytest.raises(InvalidInputError, match="does not exist"):
         nt.validate(tmp_path / "missing.parquet", against=sample(10, seed=1))
     (tmp_path / "data.csv").write_text("a\n1\n")
     with pytest.raises(InvalidInputError, match="neither a prediction log"):
         nt.validate(tmp_path / "data.csv", against=sample(10, seed=1))
+
+
+def test_a_prediction_log_is_validated_on_its_inputs(trained, tmp_path):
+    from .conftest import write_log
+
+    model_id, model = trained
+    rows = sample(300, seed=6)
+    rows.loc[0, "amount"] = 1e9
+    write_log(tmp_path / "log", rows, model)
+    report = nt.validate(tmp_path / "log", against=model_id)
+    assert report.rows == 300
+    assert [(p.column, p.problem, p.count) for p in report.problems] == [
+        ("amount", "out_of_range", 1)]

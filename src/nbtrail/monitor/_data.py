@@ -63,6 +63,9 @@ def load(data: object, *, what: str, prediction_column: str | None = None) -> Da
         path = Path(data)
         if path.is_dir():
             return read_log(path)
+        if not path.exists() and "*" not in path.name:
+            raise InvalidInputError(f"{what}: {str(path)!r} does not exist; give a prediction "
+                                    "log folder, a .parquet file or a frame")
         if path.suffix == ".parquet" or "*" in path.name:
             if not path.exists() and not list(path.parent.glob(path.name)):
                 raise InvalidInputError(f"{what}: no Parquet file matches {str(path)!r}")

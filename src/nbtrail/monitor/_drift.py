@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _html
+from ..errors import InvalidInputError
 from ._profile import ColumnProfile
 
 if TYPE_CHECKING:
@@ -53,6 +54,13 @@ class Thresholds:
     ks: float = 0.1
     cramers_v: float = 0.1
     metric_drop: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"threshold {name} must be a number ≥ 0, got {value!r}")
+        if not 0 < self.p_value <= 1:
+            raise InvalidInputError(f"threshold p_value must be in (0, 1], got {self.p_value}")
 
 
 @dataclass(frozen=True)
