@@ -37,7 +37,6 @@ class Data:
     """What the data is, for messages and the stored report (a path or a type name)."""
     prediction: bool = False
     """Whether ``frame`` has the prediction column ``PREDICTION``."""
-    is_log: bool = False
 
     def features(self) -> list[str]:
         """The columns that are model inputs."""
@@ -122,4 +121,4 @@ def read_log(folder: Path) -> Data:
         .cast(pl.String).alias(REQUEST_ID),
         pl.col("time").alias(TIME) if "time" in schema else pl.lit(None).alias(TIME),
     )
-    return Data(frame, str(folder), prediction=True, is_log=True)
+    return Data(frame, str(folder), prediction=True)
