@@ -87,7 +87,7 @@ def test_older_store_is_migrated_on_open(tmp_path, monkeypatch):
     con.close()
 
 
-def test_a_version_1_store_gains_dataset_samples(tmp_path):
+def test_a_version_1_store_gains_dataset_samples_and_packages(tmp_path):
     home = tmp_path / "store"
     home.mkdir()
     con = duckdb.connect(str(home / "nbtrail.duckdb"))
@@ -103,6 +103,8 @@ def test_a_version_1_store_gains_dataset_samples(tmp_path):
     store.sync()
     assert store.get_run("01OLD").status == "finished"
     assert store.get_run(run.run_id).datasets[0]["sample_sha256"] is not None
+    assert store.sql("select count(*) as n from packages")["n"][0] == 0
+    assert store.sql("select max(version) as v from schema_info")["v"][0] == 3
     store.close()
 
 

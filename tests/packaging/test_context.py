@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import pickle
 import re
 
@@ -235,3 +236,25 @@ print(json.dumps(answer.json()))
     result = run_python(code, env={"PYTHONPATH": ""})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["predictions"] in ([0], [1])
+
+
+def test_a_failed_build_says_why_and_keeps_the_context_on_record(trained, tmp_path, monkeypatch):
+    # A stand-in podman: answers `info`, fails `build` the way a bad base image would.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "podman"
+    fake.write_text('#!/bin/sh\n[ "$1" = info ] && exit 0\n'
+                    'echo "STEP 1/15: FROM nowhere"; echo "Error: no such image" >&2; exit 125\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    steps = []
+    with nt.config(build_isolation="chroot"), \
+            pytest.raises(BuildError, match="exit code 125") as failed:
+        nt.package(trained.model_id, output=tmp_path / "ctx",
+                   progress=lambda step, fraction: steps.append(step))
+    assert "--isolation chroot" in str(failed.value)
+    assert "Error: no such image" in str(failed.value)
+    assert "STEP 1/15: FROM nowhere" in steps
+    assert (tmp_path / "ctx" / "Dockerfile").is_file()
+    nt.sync()
+    assert nt.sql("select image_tag from packages")["image_tag"].to_list() == [None]

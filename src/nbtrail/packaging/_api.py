@@ -136,7 +136,7 @@ def package(
     """
     from ulid import ULID
 
-    from ..tracking._tracker import get_store, get_tracker
+    from ..tracking._tracker import get_store
 
     def step(text: str, fraction: float) -> None:
         if progress is not None:
@@ -181,16 +181,17 @@ def package(
         package_id=package_id, base_image=base_image, image=tag, build_command=command,
         trusted=trusted,
     )
-    image = None
+    result = Package(package_id=package_id, name=name, context=output.resolve(),
+                     model_id=source.model_id, run_id=source.run_id, tag=tag,
+                     build_command=command, engine_missing=build is None and engine is None)
+    # Recorded before the build too, so a failed build still leaves the context on record.
+    _record(store.writer(), result, base_image)
     if engine is not None:
         step(f"building the image with {engine}", 0.3)
         image = _build.build(engine, output.resolve(), tag, isolation=isolation,
                              on_output=lambda line: step(line, 0.5))
-    result = Package(package_id=package_id, name=name, context=output.resolve(),
-                     model_id=source.model_id, run_id=source.run_id, tag=tag,
-                     build_command=command, image=image,
-                     engine_missing=build is None and engine is None)
-    _record(get_tracker().store.writer(), result, base_image)
+        result = dataclasses.replace(result, image=image)
+        _record(store.writer(), result, base_image)
     step("done", 1.0)
     return result
 
