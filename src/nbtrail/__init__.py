@@ -58,6 +58,11 @@ _LAZY = {
     "sweep": "nbtrail.sweeps._api",
     "track_study": "nbtrail.sweeps._api",
     "Sweep": "nbtrail.sweeps._sweep",
+    "validate": "nbtrail.monitor._api",
+    "drift": "nbtrail.monitor._api",
+    "DriftReport": "nbtrail.monitor._drift",
+    "ValidationReport": "nbtrail.monitor._validate",
+    "dashboard": "nbtrail.dashboards",
     "package": "nbtrail.packaging._api",
     "Package": "nbtrail.packaging._api",
     "serve": "nbtrail.packaging._local",
@@ -66,6 +71,7 @@ _LAZY = {
 __all__ = [
     "ActiveRun",
     "Comparison",
+    "DriftReport",
     "DuckDBStore",
     "Lineage",
     "NbtrailError",
@@ -73,6 +79,7 @@ __all__ = [
     "Run",
     "Sweep",
     "Tracker",
+    "ValidationReport",
     "__version__",
     "active_run",
     "artifact_path",
@@ -80,6 +87,8 @@ __all__ = [
     "branches",
     "compare",
     "config",
+    "dashboard",
+    "drift",
     "get_run",
     "lineage",
     "load_model",
@@ -102,12 +111,17 @@ __all__ = [
     "sweep",
     "sync",
     "track_study",
+    "validate",
 ]
 
 if TYPE_CHECKING:
+    from .dashboards import dashboard
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
+    from .monitor._api import drift, validate
+    from .monitor._drift import DriftReport
+    from .monitor._validate import ValidationReport
     from .packaging._api import Package, package
     from .packaging._local import serve
     from .store._duckdb import DuckDBStore

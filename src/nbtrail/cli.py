@@ -1,7 +1,8 @@
 """The ``nbtrail`` command line: list, inspect, query and compare the runs in a store.
 
 Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
-(which makes git branches) and ``sweep worker`` (which runs sweep trials and records them).
+(which makes git branches), ``sweep worker`` (which runs sweep trials and records them) and
+``drift`` (which records its report as a monitoring run unless ``--no-log``).
 The store is ``--store PATH`` if given, else the one the settings point at
 (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
 store is reported, never created (the worker creates one to record its trials).
@@ -9,6 +10,8 @@ store is reported, never created (the worker creates one to record its trials).
 Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
 filter or SQL...), 2 for a command line that does not parse. Both print one
 ``nbtrail: error: ...`` message to stderr; anything unexpected keeps its traceback.
+``drift`` and ``validate`` answer a question, so for them 1 means "drift" / "problems"
+(with ``--fail-on-drift`` / ``--fail-on-problems``) and any error is 2.
 
 Examples::
 
@@ -23,6 +26,9 @@ Examples::
     nbtrail exp new feat/more-trees
     nbtrail exp restore 01J9ZK3T4Q --branch retry-baseline
     nbtrail sweep worker rf-depth --storage postgresql://user@db/optuna --objective train:objective
+    nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
+    nbtrail validate mdl_01J9ZK4A7C new-data.parquet
+    nbtrail dashboard --port 5006 --token s3cret
 """
 
 from __future__ import annotations
@@ -314,6 +320,67 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start no trial after this many seconds")
     worker.set_defaults(handler=_sweep_worker)
 
+    drift = commands.add_parser(
+        "drift", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="compare a prediction log (or data) with a model's training data",
+        description="Measure drift of DATA (a prediction log folder written by `nbtrail "
+                    "serve`, or a Parquet file) against the training data of MODEL_OR_RUN, "
+                    "per feature and for the predictions, and record the report as a "
+                    "monitoring run linked to the model.",
+        epilog="Exit status: 0 no drift (or drift without --fail-on-drift), 1 drift with "
+               "--fail-on-drift, 2 bad input.",
+    )
+    drift.add_argument("reference", metavar="MODEL_OR_RUN",
+                       help="a model id (mdl_…) or a run id (its last model)")
+    drift.add_argument("current", metavar="DATA",
+                       help="a prediction log folder, or a Parquet file of new rows")
+    drift.add_argument("--fail-on-drift", action="store_true",
+                       help="exit with status 1 when anything drifted (for CI or a scheduler)")
+    drift.add_argument("--html", metavar="FILE", help="also write the report as an HTML page")
+    drift.add_argument("--no-log", action="store_true",
+                       help="do not record the report in the store")
+    drift.add_argument("--psi", metavar="X", type=_positive_float,
+                       help="PSI at or above which a feature drifts (default: 0.2)")
+    drift.add_argument("--p-value", metavar="X", type=_positive_float,
+                       help="significance level of the KS / chi-square tests (default: 0.05)")
+    drift.set_defaults(handler=_drift)
+
+    validate = commands.add_parser(
+        "validate", parents=[store_opt, json_opt], allow_abbrev=False,
+        help="check data against a model's training data, column by column",
+        description="List missing or unexpected columns, wrong types, nulls, unseen "
+                    "categories and out-of-range values of DATA against MODEL_OR_RUN.",
+        epilog="Exit status: 0 valid (or problems without --fail-on-problems), 1 problems "
+               "with --fail-on-problems, 2 bad input.",
+    )
+    validate.add_argument("reference", metavar="MODEL_OR_RUN",
+                          help="a model id (mdl_…) or a run id (its last model)")
+    validate.add_argument("data", metavar="DATA",
+                          help="a Parquet file, or a prediction log folder")
+    validate.add_argument("--fail-on-problems", action="store_true",
+                          help="exit with status 1 when a problem is found")
+    validate.set_defaults(handler=_validate)
+
+    dashboard = commands.add_parser(
+        "dashboard", parents=[store_opt], allow_abbrev=False,
+        help="serve the read-only team dashboard (needs nbtrail[dashboard])",
+        description="Serve a Panel dashboard over the store: runs, run details, comparison, "
+                    "branches, sweeps, lineage and monitoring. It never writes to the store.",
+    )
+    dashboard.add_argument("--port", metavar="N", type=_non_negative_int, default=5006,
+                           help="the port to listen on, 0 for any free one (default: 5006)")
+    dashboard.add_argument("--address", metavar="HOST", default="127.0.0.1",
+                           help="the address to listen on (default: 127.0.0.1; 0.0.0.0 "
+                                "shares it on the network: set --basic-auth or --token)")
+    access = dashboard.add_mutually_exclusive_group()
+    access.add_argument("--basic-auth", metavar="USER:PASS", type=_user_password,
+                        help="require this user name and password (HTTP basic auth)")
+    access.add_argument("--token", metavar="T",
+                        help="require this token (?token=T once, or an Authorization: "
+                             "Bearer T header)")
+    dashboard.add_argument("--show", action="store_true", help="open it in a browser")
+    dashboard.set_defaults(handler=_dashboard)
+
     package = commands.add_parser(
         "package", parents=[store_opt, json_opt], allow_abbrev=False,
         help="turn a logged model into a container build context (and image)",
@@ -355,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a pickled model (its code runs when loaded)")
     serve.set_defaults(handler=_serve)
     return parser
+
+
+def _user_password(text: str) -> tuple[str, str]:
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("expected USER:PASSWORD, both non-empty")
+    return user, password
 
 
 def _add_ranking(parser: argparse.ArgumentParser) -> None:
@@ -634,6 +708,68 @@ def _sweep_worker(args: argparse.Namespace) -> int:
     with config(**({"home": given} if given else {})):
         run_worker(args.name, args.storage, args.objective, n_trials=args.n_trials,
                    timeout=args.timeout)
+    return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from .monitor import Thresholds, drift
+
+    try:
+        store = _open_store(args)
+        changes = {k: v for k, v in (("psi", args.psi), ("p_value", args.p_value))
+                   if v is not None}
+        with config(home=store.home):
+            report = drift(args.reference, args.current, log=not args.no_log,
+                           thresholds=Thresholds(**changes))
+        if args.html:
+            report.save_html(args.html)
+    except NbtrailError as exc:
+        _print_error(str(exc))
+        return 2
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.verdict)
+        _print_frame(report.to_polars().select(
+            "feature", "kind", "test", "statistic", "p_value", "psi", "drifted", "reason"))
+        if report.metric is not None:
+            print(f"{report.metric.name}: {report.metric.current:.4g} "
+                  f"(training: {report.metric.reference})")
+        for note in report.notes:
+            print(f"note: {note}")
+        if report.run_id:
+            print(f"recorded as monitoring run {report.run_id}")
+    return 1 if args.fail_on_drift and report.has_drift else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .monitor import validate
+
+    try:
+        store = _open_store(args)
+        with config(home=store.home):
+            report = validate(args.data, against=args.reference)
+    except NbtrailError as exc:
+        _print_error(str(exc))
+        return 2
+    if args.json:
+        _print_json({"reference": report.reference, "source": report.source,
+                     "rows": report.rows, "ok": report.ok,
+                     "problems": report.to_polars().to_dicts()})
+    elif report.ok:
+        print(f"valid: {report.rows} rows, no problem against {report.reference}")
+    else:
+        print(f"{len(report.problems)} problems in {report.rows} rows against "
+              f"{report.reference}")
+        _print_frame(report.to_polars())
+    return 1 if args.fail_on_problems and not report.ok else 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from .dashboards import serve
+
+    serve(_open_store(args).home, port=args.port, address=args.address,
+          basic_auth=args.basic_auth, token=args.token, show=args.show)
     return 0
 
 

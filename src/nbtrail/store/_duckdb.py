@@ -32,7 +32,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, NotFoundError, StoreLockedError, StoreNotFoundError
+from ..errors import (
+    InvalidInputError,
+    NbtrailError,
+    NotFoundError,
+    StoreLockedError,
+    StoreNotFoundError,
+)
 from . import _schema
 from ._base import Direction, Store
 from ._fold import FoldResult, fold
@@ -72,8 +78,11 @@ class DuckDBStore(Store):
     """The default, embedded store (see the module docstring for the layout)."""
 
     def __init__(self, home: str | os.PathLike[str], *, flush_interval: float = 0.2,
-                 fold_interval: float = 1.0) -> None:
+                 fold_interval: float = 1.0, read_only: bool = False) -> None:
         self.home = Path(home)
+        # A read-only store (the dashboard's) never writes: no journal, no blob, no fold
+        # and no migration; journals not folded yet are read through the overlay.
+        self.read_only = read_only
         self.db_path = self.home / DB_NAME
         self.journal_dir = self.home / "journal"
         self.blob_dir = self.home / "artifacts" / "sha256"
@@ -99,6 +108,7 @@ class DuckDBStore(Store):
 
     def writer(self) -> JournalWriter:
         """Return the journal writer of this process (created on first use)."""
+        self._refuse_write()
         with self._writer_lock:
             if self._writer is None:
                 self._make_home()
@@ -142,6 +152,7 @@ class DuckDBStore(Store):
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
+        self._refuse_write()
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.blob_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
         digest = hashlib.sha256()
@@ -178,6 +189,11 @@ class DuckDBStore(Store):
         if not path.exists():
             raise NotFoundError(f"no blob {sha256} in the store at {self.home}")
         return path
+
+    def _refuse_write(self) -> None:
+        if self.read_only:
+            raise NbtrailError(f"the store at {self.home} was opened read-only; nothing can "
+                               "be logged through it")
 
     def _blob_target(self, sha: str) -> Path:
         return self.blob_dir / sha[:2] / sha
@@ -218,6 +234,11 @@ class DuckDBStore(Store):
         if self.db_path.exists() and self._read_version() == _schema.SCHEMA_VERSION:
             self._schema_ok = True
             return
+        if self.read_only:
+            raise NbtrailError(
+                f"the store at {self.home} has no database of schema version "
+                f"{_schema.SCHEMA_VERSION} yet, and a read-only reader does not create or "
+                "migrate one; log or read once with nbtrail (e.g. `nbtrail runs ls`) first")
         from .. import __version__
 
         with self._lock(fcntl.LOCK_EX), self._read_write() as con:
@@ -234,8 +255,11 @@ class DuckDBStore(Store):
                  max_bytes: int | None = FOLD_BUDGET) -> FoldResult | None:
         """Fold one bounded pass of journals if the lock is free (or once it is, with wait).
 
-        Returns ``None`` when another process holds the lock; it is folding or reading.
+        Returns ``None`` when another process holds the lock; it is folding or reading,
+        and always for a read-only store.
         """
+        if self.read_only:
+            return None
         self._ensure_schema()
         if not wait:
             # flock is not fair: a stream of folders could starve a waiting reader, so

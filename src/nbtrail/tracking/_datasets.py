@@ -30,6 +30,8 @@ _FINGERPRINT_VERSION = b"nbtrail-dataset-v1\0"
 _BATCH_ROWS = 65_536
 _QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 _HISTOGRAM_BINS = 10
+# Cut points of the drift bins: the 1st to 99th percentiles (see ``percentile_bins``).
+PERCENTILES = tuple(i / 100 for i in range(1, 100))
 _TOP_VALUES = 20
 # Up to this many distinct values, string stats list them all so a signature can use them.
 MAX_CATEGORIES = 50
@@ -312,13 +314,18 @@ def _to_polars(table: pa.Table) -> list[pl.Series | None]:
     return series
 
 
-def _histogram(column: pa.ChunkedArray) -> dict[str, list[Any]] | None:
-    import numpy as np
+def _floats(column: pa.ChunkedArray) -> Any:
     import pyarrow as pa
 
     # Straight from Arrow into numpy: per-column polars calls cost more than the binning.
     # Unsafe cast: ints above 2**53 only need to land in the right bin, not stay exact.
-    floats = column.drop_null().cast(pa.float64(), safe=False).to_numpy()
+    return column.drop_null().cast(pa.float64(), safe=False).to_numpy()
+
+
+def _histogram(column: pa.ChunkedArray) -> dict[str, list[Any]] | None:
+    import numpy as np
+
+    floats = _floats(column)
     finite = floats[np.isfinite(floats)]
     if not len(finite):
         return None
@@ -332,6 +339,29 @@ def _histogram(column: pa.ChunkedArray) -> dict[str, list[Any]] | None:
     return {"edges": [float(edge) for edge in edges], "counts": [int(c) for c in counts]}
 
 
+def percentile_bins(values: Any) -> dict[str, list[Any]] | None:
+    """Cut points at the 1st…99th percentiles and how many values fall in each bin.
+
+    ``values`` is a float numpy array (nulls removed). Bin ``i`` holds the values in
+    ``(edges[i-1], edges[i]]`` with ``edges = sorted(set(percentiles))`` and open ends, so
+    ``counts`` has one more entry than ``edges``; ±inf fall in the end bins, NaN in none.
+    Drift tests bin new data on the same edges: the counts give the exact reference
+    distribution function at every edge (for Kolmogorov–Smirnov) and, grouped by decile,
+    the bins of the population stability index.
+    """
+    import numpy as np
+
+    values = values[~np.isnan(values)]
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    # "lower" picks data points, so a column of integers gets integer cut points.
+    percentiles = np.quantile(finite, PERCENTILES, method="lower")
+    edges = np.unique(percentiles)
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+    return {"percentiles": [float(p) for p in percentiles], "counts": [int(c) for c in counts]}
+
+
 def _string_values(values: pl.Series, n_unique: int) -> dict[str, Any]:
     counts = values.drop_nulls().alias("value").value_counts(name="count")
     # Ties broken by value so the list is the same on every run; top_k avoids a full sort.
@@ -341,6 +371,7 @@ def _string_values(values: pl.Series, n_unique: int) -> dict[str, Any]:
     }
     if n_unique <= MAX_CATEGORIES:
         result["categories"] = sorted(counts.get_column("value").to_list())
+        result["counts"] = dict(sorted(counts.iter_rows()))  # the reference of drift tests
     return result
 
 
@@ -414,6 +445,7 @@ def _column_stats(table: pa.Table) -> dict[str, dict[str, Any]]:
                     label: _finite(q) for label, q in zip(_QUANTILES, quantiles, strict=True)
                 },
                 "histogram": _histogram(table.column(i)),
+                "bins": percentile_bins(_floats(table.column(i))),
             }
             if dtype.is_float():
                 column |= {"nan": found["nan"], "inf": found["inf"]}
@@ -432,10 +464,11 @@ def profile_dataset(data: object, *, sample_rows: int = 0) -> DatasetProfile:
     Accepts pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy arrays and
     pyarrow Table/RecordBatch/ChunkedArray/Array. Every column's stats hold ``nulls`` and
     ``n_unique``; numeric columns add ``min``, ``max``, ``mean``, ``std``, ``quantiles`` and
-    a 10-bin ``histogram`` over their finite values (floats also count ``nan`` and ``inf``);
-    booleans add ``true``/``false`` counts; strings add the 20 most frequent values as
-    ``top``, ``min_length``, ``max_length`` and, with at most 50 distinct values, all of them
-    as ``categories``; temporal columns add ``min``/``max`` as ISO strings. Values that do
+    a 10-bin ``histogram`` over their finite values (floats also count ``nan`` and ``inf``)
+    and percentile ``bins`` (see :func:`percentile_bins`); booleans add ``true``/``false``
+    counts; strings add the 20 most frequent values as ``top``, ``min_length``,
+    ``max_length`` and, with at most 50 distinct values, all of them as ``categories`` and
+    their ``counts``; temporal columns add ``min``/``max`` as ISO strings. Values that do
     not exist (an empty column's mean, a NaN) are ``None``.
 
     With ``sample_rows``, ``sample`` holds that many rows drawn at random (seeded by the

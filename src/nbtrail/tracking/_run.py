@@ -218,6 +218,20 @@ class ActiveRun:
             ids.append(artifact_id)
         return ids
 
+    def log_input(self, node_id: str, relation: str = "input") -> None:
+        """Record that this run used something already in the store (a model, a run…).
+
+        Adds the lineage edge ``node_id -> run``: ``nt.lineage(node_id, direction="down")``
+        then finds this run. Data sets go through :meth:`log_dataset`, which profiles them.
+
+        Example:
+            >>> run.log_input("mdl_01J…", "monitored")   # doctest: +SKIP
+        """
+        self._check_open("input", node_id)
+        check_key("input id", node_id)
+        check_key("relation", relation)
+        self._edge(node_id, self.run_id, relation, time.time())
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def end(self, status: Status = "finished", error: str | None = None, *,

@@ -1,0 +1,173 @@
+"""The Panel app: one tab a view, each a few widgets over the HTML of ``_views``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import panel as pn
+
+from .. import _html
+from ..errors import NbtrailError
+from ..experiments._branches import branches
+from . import _views
+
+if TYPE_CHECKING:
+    from ..store._duckdb import DuckDBStore
+
+TITLE = "nbtrail"
+_ACCENT = "#4e79a7"
+_CSS = """
+.nbtrail-view table { font-size: 13px; }
+.nbtrail-view caption { color: #555; padding: 2px 0; }
+.nbtrail-view h3 { margin: 12px 0 4px 0; }
+"""
+
+
+def _safe(render: Callable[..., str]) -> Callable[..., str]:
+    """Show an expected error as a message in the view, never as a traceback."""
+    def wrapped(*args: Any, **kwargs: Any) -> str:
+        try:
+            return render(*args, **kwargs)
+        except NbtrailError as exc:
+            return f'<p style="color:#b42318">{_html.escape(exc)}</p>'
+    return wrapped
+
+
+def _html_pane(function: Callable[..., str], *args: Any) -> pn.pane.HTML:
+    return pn.pane.HTML(pn.bind(_safe(function), *args), sizing_mode="stretch_width",
+                        css_classes=["nbtrail-view"])
+
+
+def _download(store: DuckDBStore, view: _views.View, **widgets: Any) -> pn.widgets.FileDownload:
+    """A button exporting the view as it is now to a standalone HTML file."""
+    def snapshot() -> io.StringIO:
+        values = {name: w.value for name, w in widgets.items()}
+        return io.StringIO(_safe(_views.export)(store, view, **values))
+
+    return pn.widgets.FileDownload(callback=snapshot, filename=f"nbtrail-{view}.html",
+                                   label="Export HTML", width=130)
+
+
+def _first(options: list[tuple[str, str]] | dict[str, str], wanted: str | None) -> str | None:
+    values = list(options.values()) if isinstance(options, dict) else [v for _, v in options]
+    if wanted and wanted in values:
+        return wanted
+    return values[0] if values else None
+
+
+def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable.Viewable:
+    """The dashboard over ``store``.
+
+    ``args`` pick the tab and items (``view``, ``run``, ``model``, ``sweep``, ``node``), as
+    the page's query arguments do.
+    """
+    args = args or {}
+    pn.config.raw_css = [*pn.config.raw_css, _CSS] if _CSS not in pn.config.raw_css else \
+        pn.config.raw_css
+    choices = _views.choices(store)
+
+    # runs
+    experiment = pn.widgets.Select(label="Experiment", options=["", *choices["experiments"]],
+                                   width=180)
+    status = pn.widgets.Select(label="Status", options=["", *choices["statuses"]], width=120)
+    where = pn.widgets.TextInput(label="Filter", placeholder="metrics.acc > 0.9 and "
+                                 "params.penalty = 'l2'", width=360)
+
+    def runs_table(experiment: str, status: str, where: str) -> pn.viewable.Viewable:
+        try:
+            frame = _views.runs(store, experiment=experiment, status=status, where=where)
+        except NbtrailError as exc:
+            return pn.pane.Alert(str(exc), alert_type="danger")
+        # The columns people scan first, then metrics and params; nothing all empty.
+        first = [c for c in _views.RUN_COLUMNS if c in frame.columns]
+        rest = sorted((c for c in frame.columns if c.startswith(("metrics.", "params."))),
+                      key=lambda c: (not c.startswith("metrics."), c))
+        shown = frame.select(c for c in [*first, *rest] if frame[c].null_count() < frame.height)
+        return pn.widgets.Tabulator(shown.to_pandas(), disabled=True, show_index=False,
+                                    pagination="local", page_size=25, layout="fit_data_table",
+                                    sizing_mode="stretch_width", header_filters=False)
+
+    runs_tab = pn.Column(
+        pn.Row(experiment, status, where,
+               _download(store, "runs", experiment=experiment, status=status, where=where)),
+        pn.panel(pn.bind(runs_table, experiment, status, where)),
+        name="Runs", sizing_mode="stretch_width")
+
+    # one run, and a comparison
+    recent = dict(_views.recent_run_ids(store))
+    run = pn.widgets.Select(label="Run", options=recent, value=_first(recent, args.get("run")),
+                            width=420)
+    run_tab = pn.Column(pn.Row(run, _download(store, "run", run_id=run)),
+                        _html_pane(_views.run_html, store, run), name="Run",
+                        sizing_mode="stretch_width")
+    picked = pn.widgets.MultiChoice(label="Runs to compare", options=recent,
+                                    value=[r for r in _views.runs_with_curves(store)
+                                           if r in recent.values()] or
+                                    list(recent.values())[:2], width=640)
+    compare_tab = pn.Column(pn.Row(picked, _download(store, "compare", run_ids=picked)),
+                            _html_pane(_views.compare_html, store, picked), name="Compare",
+                            sizing_mode="stretch_width")
+
+    # branches
+    metric = pn.widgets.Select(label="Best by metric", options=["", *choices["metrics"]],
+                               width=200)
+
+    def branches_html(metric: str) -> str:
+        return _views.branches_html(branches(store, metric or None))
+
+    branches_tab = pn.Column(pn.Row(metric, _download(store, "branches", metric=metric)),
+                             _html_pane(branches_html, metric), name="Branches",
+                             sizing_mode="stretch_width")
+
+    # sweeps
+    sweep_options = dict(_views.sweeps(store))
+    sweep = pn.widgets.Select(label="Sweep", options=sweep_options,
+                              value=_first(sweep_options, args.get("sweep")), width=320)
+    sweeps_tab = pn.Column(
+        pn.Row(sweep, _download(store, "sweeps", sweep_id=sweep)),
+        _html_pane(lambda s: _views.sweep_html(store, s) if s else "<p>No sweep yet.</p>",
+                   sweep),
+        name="Sweeps", sizing_mode="stretch_width")
+
+    # lineage
+    models = store.sql("SELECT model_id, name FROM models ORDER BY created_at DESC LIMIT 200")
+    default_node = args.get("node") or (models["model_id"][0] if models.height else
+                                        next(iter(recent.values()), ""))
+    node = pn.widgets.TextInput(label="Node id (model, run, data set, package)",
+                                value=default_node, width=420)
+    lineage_tab = pn.Column(
+        pn.Row(node, _download(store, "lineage", node_id=node)),
+        _html_pane(lambda n: _views.lineage_html(store, n.strip()) if n.strip() else
+                   "<p>Give a node id.</p>", node),
+        name="Lineage", sizing_mode="stretch_width")
+
+    # monitoring
+    monitored = dict(_views.monitored_models(store))
+    model = pn.widgets.Select(label="Model", options=monitored,
+                              value=_first(monitored, args.get("model")), width=480)
+    monitoring_tab = pn.Column(
+        pn.Row(model, _download(store, "monitoring", model_id=model)),
+        _html_pane(lambda m: _views.monitoring_html(store, m) if m else
+                   "<p>No drift report yet: run <code>nbtrail drift MODEL LOG</code>.</p>",
+                   model),
+        name="Monitoring", sizing_mode="stretch_width")
+
+    tabs = pn.Tabs(runs_tab, run_tab, compare_tab, branches_tab, sweeps_tab, lineage_tab,
+                   monitoring_tab, dynamic=True, sizing_mode="stretch_width")
+    view = args.get("view")
+    if view in _views.VIEWS:
+        tabs.active = _views.VIEWS.index(view)
+    header = pn.pane.HTML(
+        f'<div style="display:flex;align-items:baseline;gap:12px">'
+        f'<span style="font-size:20px;font-weight:bold;color:{_ACCENT}">{TITLE}</span>'
+        f'<span style="color:#666">read-only view of {_html.escape(store.home)}</span></div>',
+        sizing_mode="stretch_width")
+    return pn.Column(header, tabs, sizing_mode="stretch_width", margin=(8, 16))
+
+
+def session_args() -> dict[str, str]:
+    """The query arguments of the page being served (``?view=…&run=…``)."""
+    return {key: values[0].decode() for key, values in pn.state.session_args.items()
+            if values}

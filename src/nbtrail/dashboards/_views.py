@@ -1,0 +1,317 @@
+"""What each dashboard view shows, as data and as static HTML, without Panel.
+
+The Panel app lays these out with its widgets; the static export of a view is the same
+HTML in a standalone page, so a snapshot attached to a review shows what the dashboard
+showed, in any browser, with no script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import _html
+from ..monitor._api import KIND_TAG, MONITORING
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from ..store._duckdb import DuckDBStore
+
+View = Literal["runs", "run", "compare", "branches", "sweeps", "lineage", "monitoring"]
+VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "lineage",
+                           "monitoring")
+RUNS_SHOWN = 500
+_CURVES = 12  # metric charts shown for one run
+_LINEAGE_KINDS = ("dataset", "run", "model", "package", "monitoring")
+RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration", "branch")
+
+
+# -- data ---------------------------------------------------------------------------------
+
+
+def runs(store: DuckDBStore, *, experiment: str | None = None, status: str | None = None,
+         where: str | None = None, limit: int = RUNS_SHOWN) -> pl.DataFrame:
+    """Runs, newest first, with the dashboard's filters (``where`` is nbtrail's filter)."""
+    clauses = [f"({where})"] if where and where.strip() else []
+    if status:
+        clauses.append("status = '" + status.replace("'", "''") + "'")
+    frame = store.runs(where=" and ".join(clauses) or None, order_by="-start_time",
+                       experiment=experiment or None, limit=limit)
+    # Monitoring runs have their own view; sweep trials stay (they are runs people compare).
+    if f"tags.{KIND_TAG}" in frame.columns:
+        import polars as pl
+
+        frame = frame.filter(pl.col(f"tags.{KIND_TAG}").is_null())
+    return frame
+
+
+def choices(store: DuckDBStore) -> dict[str, list[str]]:
+    """Values the filters offer: experiments, statuses, metric keys."""
+    frame = store.sql("SELECT DISTINCT experiment FROM runs WHERE experiment <> ? ORDER BY 1",
+                      [MONITORING])
+    metrics = store.sql("SELECT DISTINCT key FROM latest_metrics ORDER BY 1")
+    return {"experiments": frame["experiment"].to_list(),
+            "statuses": ["running", "finished", "failed", "killed"],
+            "metrics": metrics["key"].to_list()}
+
+
+def recent_run_ids(store: DuckDBStore, limit: int = 200) -> list[tuple[str, str]]:
+    """(label, run id) of the newest runs, for pickers."""
+    frame = store.sql(
+        "SELECT run_id, coalesce(name, '') AS name, experiment FROM runs "
+        "WHERE experiment <> ? ORDER BY start_time DESC LIMIT ?", [MONITORING, limit])
+    return [(f"{name or run_id[:10]} · {experiment} · {run_id[:10]}", run_id)
+            for run_id, name, experiment in frame.rows()]
+
+
+def runs_with_curves(store: DuckDBStore, limit: int = 2) -> list[str]:
+    """The newest runs with a metric logged at several steps: what a comparison starts on."""
+    frame = store.sql("""
+        SELECT r.run_id FROM runs r WHERE r.run_id IN (
+            SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
+        ORDER BY r.start_time DESC LIMIT ?""", [limit])
+    return frame["run_id"].to_list()
+
+
+def sweeps(store: DuckDBStore) -> list[tuple[str, str]]:
+    """(label, sweep id) of every sweep, newest first."""
+    frame = store.sql("""
+        SELECT t.value AS sweep_id, any_value(s.value) AS name, max(r.start_time) AS last
+        FROM tags t JOIN tags s ON s.run_id = t.run_id AND s.key = 'sweep'
+        JOIN runs r ON r.run_id = t.run_id
+        WHERE t.key = 'sweep_id' GROUP BY 1 ORDER BY last DESC""")
+    return [(f"{name} · {sweep_id[:8]}", sweep_id) for sweep_id, name, _ in frame.rows()]
+
+
+def trials(store: DuckDBStore, sweep_id: str) -> pl.DataFrame:
+    """One row a trial of a sweep: number, state, value(s), params."""
+    import polars as pl
+
+    quoted = sweep_id.replace("'", "''")
+    frame = store.runs(where=f"tags.sweep_id = '{quoted}' and tags.trial is not null")
+    if frame.is_empty():
+        return frame
+    frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"))
+    keep = ["trial", "tags.trial_state", *(c for c in frame.columns if c.startswith(
+        ("params.", "metrics."))), "run_id"]
+    frame = frame.select(c for c in keep if c in frame.columns).sort("trial")
+    return frame.select(c for c in frame.columns if frame[c].null_count() < frame.height)
+
+
+def importances(frame: pl.DataFrame, value: str) -> dict[str, float]:
+    """How much each parameter explains the value.
+
+    Impurity importances of a random forest fitted on the trials (the model behind
+    Optuna's default fANOVA evaluator), summing to 1.
+    """
+    import numpy as np
+    import polars as pl
+    from sklearn.ensemble import RandomForestRegressor
+
+    done = frame.filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
+    params = [c for c in done.columns if c.startswith("params.")]
+    if done.height < 4 or not params:
+        return {}
+    columns = []
+    for name in params:
+        series = done[name]
+        if series.dtype.is_numeric():
+            columns.append(series.cast(pl.Float64).fill_null(np.nan).to_numpy())
+        else:  # categories become codes: a forest splits on them all the same
+            columns.append(series.cast(pl.String).cast(pl.Categorical).to_physical()
+                           .cast(pl.Float64).to_numpy())
+    features = np.nan_to_num(np.column_stack(columns), nan=-1.0)
+    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=0)
+    forest.fit(features, done[value].to_numpy())
+    scores = dict(zip((p.removeprefix("params.") for p in params),
+                      forest.feature_importances_.tolist(), strict=True))
+    return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+
+
+def monitored_models(store: DuckDBStore) -> list[tuple[str, str]]:
+    """(label, model id) of every model with a drift report, most recently checked first."""
+    frame = store.sql(f"""
+        SELECT m.value AS model_id, any_value(md.name) AS name, max(r.start_time) AS last,
+               count(*) AS reports
+        FROM tags k JOIN tags m ON m.run_id = k.run_id AND m.key = 'model_id'
+        JOIN runs r ON r.run_id = k.run_id LEFT JOIN models md ON md.model_id = m.value
+        WHERE k.key = '{KIND_TAG}' AND k.value = '{MONITORING}'
+        GROUP BY 1 ORDER BY last DESC""")
+    return [(f"{name or '?'} · {model_id} ({reports} reports)", model_id)
+            for model_id, name, _, reports in frame.rows()]
+
+
+def drift_history(store: DuckDBStore, model_id: str) -> pl.DataFrame:
+    """The drift reports of one model over time: verdict, drifted share, PSI per feature."""
+    import polars as pl
+
+    quoted = model_id.replace("'", "''")
+    frame = store.runs(where=f"tags.model_id = '{quoted}' and tags.`{KIND_TAG}` = "
+                             f"'{MONITORING}'", order_by="start_time")
+    keep = ["start_time", "tags.verdict", "metrics.drifted_features", "metrics.drift_share",
+            *sorted(c for c in frame.columns if c.startswith("metrics.psi.")), "run_id"]
+    return frame.select(c for c in keep if c in frame.columns).with_columns(
+        pl.col("start_time").dt.replace_time_zone(None))
+
+
+def packages_of(store: DuckDBStore, model_id: str) -> list[str]:
+    """Packages built from a model (lineage edges ``model -> package``)."""
+    frame = store.sql("SELECT dst_id FROM edges WHERE src_id = ? AND relation = 'packaged' "
+                      "ORDER BY created_at", [model_id])
+    return frame["dst_id"].to_list()
+
+
+# -- HTML fragments -----------------------------------------------------------------------
+
+
+def runs_html(frame: pl.DataFrame) -> str:
+    """The runs table."""
+    columns = [c for c in RUN_COLUMNS if c in frame.columns]
+    metrics = [c for c in frame.columns if c.startswith("metrics.")][:8]
+    shown = frame.select(*columns, *metrics)
+    return _html.table(shown.columns, shown.rows(), caption=f"{frame.height} runs",
+                       max_rows=100)
+
+
+def run_html(store: DuckDBStore, run_id: str) -> str:
+    """One run: its summary (as in a notebook) and a chart of every metric with steps."""
+    run = store.get_run(run_id)
+    curves = []
+    keys = store.sql("SELECT key, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY 1 "
+                     "HAVING count(*) > 1 ORDER BY 1", [run.run_id])["key"].to_list()
+    for key in keys[:_CURVES]:
+        history = store.metric_history(run.run_id, key)
+        curves.append(_html.line_chart(key, {key: list(zip(history["step"], history["value"],
+                                                            strict=True))}))
+    charts = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
+    return run._repr_html_() + (charts if curves else "<p>No metric has several steps.</p>")
+
+
+def compare_html(store: DuckDBStore, run_ids: Sequence[str]) -> str:
+    """Runs side by side, and each metric's curves overlaid.
+
+    Params and latest metrics are rows, one column a run; values that differ are marked.
+    """
+    if not run_ids:
+        return "<p>Pick runs to compare.</p>"
+    found = [store.get_run(r) for r in run_ids]
+    names = [r.name or r.run_id[:10] for r in found]
+    keys = sorted({("params", k) for r in found for k in r.params} |
+                  {("metrics", k) for r in found for k in r.metrics})
+    rows = [(f"{kind}.{key}", *(getattr(r, kind).get(key) for r in found))
+            for kind, key in keys]
+    differs = [i for i, row in enumerate(rows) if len({repr(v) for v in row[1:]}) > 1]
+    table = _html.table(["", *names], rows, max_rows=200, highlight=differs,
+                        caption="highlighted: values that differ")
+    curves = []
+    for key in sorted({k for r in found for k in r.metrics}):
+        series = {}
+        for run, name in zip(found, names, strict=True):
+            if key in run.metrics:
+                history = store.metric_history(run.run_id, key)
+                series[name] = list(zip(history["step"], history["value"], strict=True))
+        if any(len(points) > 1 for points in series.values()):  # a curve, not a dot
+            curves.append(_html.line_chart(key, series))
+        if len(curves) == _CURVES:
+            break
+    return table + f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
+
+
+def branches_html(frame: pl.DataFrame) -> str:
+    """One row a git branch: runs, best run, whether the branch still exists."""
+    shown = frame.drop("git_root") if "git_root" in frame.columns else frame
+    return _html.table(shown.columns, shown.rows(), caption=f"{frame.height} branches",
+                       max_rows=100)
+
+
+def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
+    """A sweep's trials, parallel coordinates of params against the value, importances."""
+    frame = trials(store, sweep_id)
+    if frame.is_empty():
+        return "<p>This sweep has no trial recorded yet.</p>"
+    values = [c for c in frame.columns if c.startswith("metrics.") and
+              not c.endswith("intermediate_value")]
+    value = "metrics.value" if "metrics.value" in values else (values[0] if values else None)
+    params = [c for c in frame.columns if c.startswith("params.")]
+    parts = [_html.table(frame.columns, frame.rows(), caption=f"{frame.height} trials",
+                         max_rows=30)]
+    if value is not None and params:
+        axes = [*params, value]
+        parts.append(_html.parallel_coordinates(
+            "parallel coordinates (darker: higher value)",
+            [a.split(".", 1)[1] for a in axes], frame.select(axes).rows(),
+            colour_by=frame[value].to_list()))
+        scores = importances(frame, value)
+        if scores:
+            parts.append(_html.bar_chart(f"importance for {value.split('.', 1)[1]}",
+                                         list(scores), {"importance": list(scores.values())}))
+    return "".join(parts)
+
+
+def lineage_html(store: DuckDBStore, node_id: str) -> str:
+    """The graph around a node: data → run → model → package, and monitoring."""
+    found = store.lineage(node_id, direction="both", depth=6)
+    monitoring = set(found.edges.filter(relation="monitored")["dst"].to_list())
+    nodes = [(i, "monitoring" if i in monitoring else kind, label or "")
+             for i, kind, label in found.nodes.rows()
+             if kind in _LINEAGE_KINDS or i in monitoring]
+    kept = {n[0] for n in nodes}
+    edges = [e for e in found.edges.rows() if e[0] in kept and e[1] in kept]
+    return _html.graph(f"lineage of {node_id}", nodes, edges, order=_LINEAGE_KINDS) + \
+        _html.table(["src", "relation", "dst"], [(s, r, d) for s, d, r in edges],
+                    caption="edges", max_rows=60)
+
+
+def monitoring_html(store: DuckDBStore, model_id: str) -> str:
+    """A model's drift over time and its latest report."""
+    history = drift_history(store, model_id)
+    if history.is_empty():
+        return "<p>No drift report for this model yet (nbtrail drift MODEL LOG).</p>"
+    packages = packages_of(store, model_id)
+    head = _html.mapping(f"model {model_id}", {
+        "packages": ", ".join(packages) or "(none)", "reports": history.height,
+        "latest verdict": history["tags.verdict"][-1]})
+    series = {c.removeprefix("metrics.psi."): list(enumerate(history[c].fill_null(float("nan"))
+                                                              .to_list()))
+              for c in history.columns if c.startswith("metrics.psi.")}
+    chart = _html.line_chart("PSI per feature, report after report", series, width=480)
+    table = _html.table(history.columns, history.rows(), caption="drift reports",
+                        max_rows=30, highlight=[i for i, v in enumerate(history["tags.verdict"])
+                                                if v == "drift"])
+    latest = store.artifact_path(history["run_id"][-1], "drift.html").read_text("utf-8")
+    return head + chart + table + "<h3>Latest report</h3>" + _body(latest)
+
+
+def _body(document: str) -> str:
+    """The inside of a standalone page's body (reports are stored as whole pages)."""
+    found = re.search(r"<body[^>]*>(.*)</body>", document, flags=re.S)
+    return found.group(1) if found else document
+
+
+def export(store: DuckDBStore, view: View, **args: Any) -> str:
+    """A standalone, script-free HTML page of one view (see ``nbtrail dashboard --export``).
+
+    ``args``: ``run_id`` (run), ``run_ids`` (compare), ``sweep_id`` (sweeps),
+    ``node_id`` (lineage), ``model_id`` (monitoring), ``metric`` (branches), and the runs
+    filters ``experiment``, ``status``, ``where``.
+    """
+    from ..experiments._branches import branches
+
+    if view == "runs":
+        body = runs_html(runs(store, experiment=args.get("experiment"),
+                              status=args.get("status"), where=args.get("where")))
+    elif view == "run":
+        body = run_html(store, args["run_id"])
+    elif view == "compare":
+        body = compare_html(store, args.get("run_ids") or [])
+    elif view == "branches":
+        body = branches_html(branches(store, args.get("metric")))
+    elif view == "sweeps":
+        body = sweep_html(store, args["sweep_id"])
+    elif view == "lineage":
+        body = lineage_html(store, args["node_id"])
+    else:
+        body = monitoring_html(store, args["model_id"])
+    return _html.document(f"nbtrail · {view}", f"<h2>nbtrail · {_html.escape(view)}</h2>{body}")

@@ -1,0 +1,121 @@
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..conftest import ROOT, SRC, git, isolate_git
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+# Runs on two git branches with metric curves, a sweep, a model checked twice for drift.
+_BUILD = """
+import numpy as np, pandas as pd, optuna, nbtrail as nt, subprocess
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+rng = np.random.default_rng(0)
+def data(n, shift=0.0):
+    return pd.DataFrame({"amount": rng.normal(100 + shift, 15, n),
+                         "plan": rng.choice(["basic", "plus", "pro"], n, p=[.5, .3, .2])})
+
+for branch, lr in (("main", 0.1), ("feat/wider", 0.3)):
+    subprocess.run(["git", "switch", "-q", "-C", branch], check=True)
+    for seed in range(2):
+        with nt.run(name=f"{branch.split('/')[-1]}-{seed}") as run:
+            run.log_params({"lr": lr, "seed": seed})
+            for epoch in range(20):
+                run.log_metric("loss", 1 / (1 + lr * epoch) + 0.01 * seed, step=epoch)
+            run.log_metric("val_accuracy", 0.8 + lr / 2 + 0.01 * seed)
+
+def objective(trial):
+    x = trial.suggest_float("x", -4, 4)
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    return -(x - 1) ** 2 + (0.5 if kind == "a" else 0.0)
+
+nt.sweep(objective, n_trials=12, name="quadratic", sampler=optuna.samplers.TPESampler(seed=0),
+         progress=False)
+
+train = data(2000)
+with nt.run(name="train-model") as run:
+    run.log_dataset(train, name="train", role="train")
+    model = make_pipeline(make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["plan"]), remainder="passthrough"),
+        LogisticRegression()).fit(train, train.amount > 100)
+    model_id = run.log_model(model, "churn")
+nt.package(model_id, name="churn", output="dist/churn", build=False)
+for shift in (0, 5, 20):
+    current = data(1000, shift=shift)
+    nt.drift(model_id, current.assign(prediction=model.predict(current)))
+nt.sync()
+print(model_id)
+"""
+
+
+@dataclass(frozen=True)
+class Built:
+    home: Path
+    model_id: str
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    repo = tmp_path_factory.mktemp("dashboard-repo")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_git(mp)
+        git(repo, "init", "-q", "-b", "main")
+        (repo / "train.py").write_text("# training code\n")
+        git(repo, "add", ".")
+        git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
+        home = repo / ".nbtrail"
+        env = {**os.environ, "PYTHONPATH": str(SRC), "NBTRAIL_HOME": str(home)}
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(_BUILD)], cwd=repo,
+                                env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return Built(home, result.stdout.split()[-1])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(command: list[str], port: int, *, env: dict[str, str],
+            ready: str = "/") -> Iterator[subprocess.Popen]:
+    """Start a server process, wait until it answers HTTP, stop it (by its pid) after."""
+    proc = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SRC), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=5)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (a 401 is an answer)
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    output = proc.stdout.read() if proc.stdout else ""
+                    raise AssertionError(f"the server did not start: {output}") from None
+                time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,179 @@
+import base64
+import html
+import importlib
+import os
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import nbtrail as nt
+from nbtrail.dashboards import APP_FILE, read_only_store
+from nbtrail.dashboards._views import VIEWS, export
+from nbtrail.errors import NbtrailError
+
+from .conftest import ARTIFACTS, free_port, serving
+
+
+def _required(module: str):
+    """Import a module the dashboard tests need: a skip locally, a failure under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the dashboard tests: {module} is not installed "
+                        "(pip install -e '.[test]')")
+        pytest.skip(f"{module} is not installed (pip install -e '.[test]')",
+                    allow_module_level=True)
+
+
+pn = _required("panel")
+
+
+def snapshot(home: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a store with its size and modification time."""
+    return {str(p.relative_to(home)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in home.rglob("*") if p.is_file() and p.name not in ("lock", "readers")}
+
+
+def view_args(built, store) -> dict[str, dict]:
+    sweep_id = store.sql("SELECT value FROM tags WHERE key = 'sweep_id' LIMIT 1")["value"][0]
+    runs = store.sql("SELECT run_id FROM runs WHERE experiment = 'main' ORDER BY start_time")
+    return {"runs": {}, "run": {"run_id": runs["run_id"][0]},
+            "compare": {"run_ids": runs["run_id"].to_list()[:2]}, "branches": {"metric": "loss"},
+            "sweeps": {"sweep_id": sweep_id}, "lineage": {"node_id": built.model_id},
+            "monitoring": {"model_id": built.model_id}}
+
+
+def test_every_view_exports_static_html_and_nothing_is_written(built):
+    before = snapshot(built.home)
+    store = read_only_store(built.home)
+    args = view_args(built, store)
+    pages = {view: export(store, view, **args[view]) for view in VIEWS}
+    for view, page in pages.items():
+        assert page.startswith("<!DOCTYPE html>"), view
+        assert "<script" not in page and "<iframe" not in page, view
+    assert "feat/wider" in pages["branches"] and "main" in pages["branches"]
+    assert "polyline" in pages["run"]  # the loss curve
+    assert "parallel coordinates" in pages["sweeps"] and "importance for value" in pages["sweeps"]
+    assert "monitored" in pages["lineage"] and "train-model" in pages["lineage"]
+    assert "packaged" in pages["lineage"] and ">package</text>" in pages["lineage"]
+    assert "PSI per feature" in pages["monitoring"] and "drift:" in pages["monitoring"]
+    assert "pkg_" in pages["monitoring"]  # the model's package
+    pn.panel(nt.dashboard(store=built.home).app())  # the whole app builds
+    with pytest.raises(NbtrailError, match="read-only"):
+        store.writer()
+    assert snapshot(built.home) == before
+
+
+def test_dashboard_inline_in_a_notebook_has_a_static_fallback(built):
+    board = nt.dashboard("monitoring", store=built.home, model=built.model_id)
+    static = board._repr_html_()
+    assert "<script" not in static and "runs" in static
+    data, _ = board._repr_mimebundle_()
+    assert static in data["text/html"]
+
+
+def url_args(built) -> dict[str, str]:
+    store = read_only_store(built.home)
+    return {"run": view_args(built, store)["run"]["run_id"]}
+
+
+def test_panel_serve_loads_every_view_over_http(built):
+    import panel.models.tabulator  # noqa: F401  (the client must know the app's models)
+    from bokeh.client import pull_session
+
+    port = free_port()
+    command = [shutil.which("panel") or "panel", "serve", str(APP_FILE), "--port", str(port),
+               "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"]
+    with serving(command, port, env={"NBTRAIL_HOME": str(built.home)}, ready="/app"):
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/app?view=runs", timeout=30)
+        assert page.status == 200 and b"bokeh" in page.read().lower()
+        expected = {"runs": "train-model", "run": "loss", "compare": "highlighted",
+                    "branches": "feat/wider", "sweeps": "parallel coordinates",
+                    "lineage": "lineage of", "monitoring": "PSI per feature"}
+        for view, text in expected.items():
+            session = pull_session(url=f"http://127.0.0.1:{port}/app",
+                                   arguments={"view": view, **url_args(built)})
+            try:
+                shown = " ".join(html.unescape(str(getattr(m, "text", "") or "")) +
+                                 str(getattr(m, "source", "") or "")
+                                 for m in session.document.models)
+                if view == "runs":
+                    shown += " ".join(str(m.source.data.get("name", [])) for m in
+                                      session.document.models if hasattr(m, "source") and
+                                      hasattr(m.source, "data"))
+            finally:
+                session.close()
+            assert text in shown, view
+
+
+@pytest.mark.parametrize("mode", ["basic", "token"])
+def test_auth_refuses_requests_without_credentials(built, mode):
+    port = free_port()
+    access = ["--basic-auth", "ana:s3cret"] if mode == "basic" else ["--token", "t0k"]
+    command = ["python", "-m", "nbtrail.cli", "--store", str(built.home), "dashboard",
+               "--port", str(port), *access]
+    url = f"http://127.0.0.1:{port}/"
+    with serving(command, port, env={}):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=30)  # redirected to /auth, which says 401
+        assert refused.value.code == 401
+        if mode == "basic":
+            assert refused.value.headers["WWW-Authenticate"].startswith("Basic")
+            wrong = urllib.request.Request(url, headers={
+                "Authorization": "Basic " + base64.b64encode(b"ana:nope").decode()})
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(wrong, timeout=30)
+            good = urllib.request.Request(url, headers={
+                "Authorization": "Basic " + base64.b64encode(b"ana:s3cret").decode()})
+        else:
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(url + "?token=wrong", timeout=30)
+            good = urllib.request.Request(url + "?token=t0k")
+        with urllib.request.urlopen(good, timeout=30) as answer:
+            assert answer.status == 200
+            assert "nbtrail_dashboard=" in (answer.headers.get("Set-Cookie") or "")
+
+
+def _chromium() -> str:
+    path = "/usr/bin/chromium"
+    if not os.path.exists(path):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser test: install Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def test_dashboard_in_chromium_with_screenshots(built):
+    chromium = _chromium()
+    sync_api = _required("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    command = ["python", "-m", "nbtrail.cli", "--store", str(built.home), "dashboard",
+               "--port", str(port), "--token", "t0k"]
+    checks = {"runs": "train-model", "run": "loss", "compare": "highlighted",
+              "branches": "feat/wider", "sweeps": "parallel coordinates",
+              "lineage": "lineage of", "monitoring": "PSI per feature"}
+    with serving(command, port, env={}), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            for view, text in checks.items():
+                page.goto(f"http://127.0.0.1:{port}/?token=t0k&view={view}"
+                          f"&run={url_args(built)['run']}")
+                page.get_by_text(text).first.wait_for(timeout=60_000)
+                page.wait_for_timeout(500)  # let the layout settle for the picture
+                page.screenshot(path=ARTIFACTS / f"dashboard-{view}.png", full_page=True)
+            # A click moves between views like a user does.
+            page.locator(".bk-tab", has_text="Lineage").first.click()
+            page.get_by_text("lineage of").first.wait_for(timeout=30_000)
+            assert errors == []
+        finally:
+            browser.close()
