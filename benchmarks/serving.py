@@ -2,12 +2,13 @@
 
 One scikit-learn pipeline (one-hot encoding + scaling + logistic regression on a pandas
 frame of 3 columns) is served by both tools on loopback, each with one uvicorn worker
-(both tools' default), and loaded by the same generator, ``wrk`` (Debian package ``wrk``),
-with one thread and 4 connections for DURATION seconds after a warm-up. Bodies carry the
-same rows: ``{"records": [...]}`` for nbtrail's ``/predict``, ``{"dataframe_records":
-[...]}`` for MLflow's ``/invocations``, plus nbtrail's KServe V2 endpoint with one tensor
-per column. Both validate input against a signature (MLflow's from its input example).
-nbtrail runs as it does in an image: with its prediction log on.
+(both tools' default), and loaded by the same generator, ``wrk`` (Debian package
+``wrk``), with one thread and 4 connections (``--connections``) for DURATION seconds
+after a warm-up. Bodies carry the same rows: ``{"records": [...]}`` for nbtrail's
+``/predict``, ``{"dataframe_records": [...]}`` for MLflow's ``/invocations``, plus
+nbtrail's KServe V2 endpoint with one tensor per column. Both validate input against a
+signature (MLflow's from its input example). nbtrail runs as it does in an image: with
+its prediction log on.
 
 Also timed: ``nt.package(..., build=False)``, from model id to a finished build context,
 median of 5.
@@ -16,6 +17,7 @@ Usage::
 
     python benchmarks/serving.py              # 10 s per case (~2 minutes)
     python benchmarks/serving.py --duration 3 # a quick look
+    python benchmarks/serving.py --connections 1   # one request at a time: no batching
 """
 
 from __future__ import annotations
@@ -97,12 +99,13 @@ def model():
     )
 
 
-def load(url: str, body_file: Path, duration: int, workdir: Path) -> dict[str, float]:
+def load(url: str, body_file: Path, duration: int, connections: int,
+         workdir: Path) -> dict[str, float]:
     script = workdir / f"{body_file.stem}.lua"
     script.write_text(LUA.format(body=body_file))
-    subprocess.run(["wrk", "-t1", "-c4", "-d2s", "-s", str(script), url],
+    subprocess.run(["wrk", "-t1", f"-c{connections}", "-d2s", "-s", str(script), url],
                    capture_output=True, check=True)  # warm-up
-    out = subprocess.run(["wrk", "-t1", "-c4", f"-d{duration}s", "--latency", "-s",
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s",
                           str(script), url], capture_output=True, text=True,
                          check=True).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -120,6 +123,8 @@ def load(url: str, body_file: Path, duration: int, workdir: Path) -> dict[str, f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per case")
+    parser.add_argument("--connections", type=int, default=4,
+                        help="concurrent connections of the load generator (1: no batching)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -188,7 +193,8 @@ def main() -> None:
                     got = answer["outputs"][0]["data"]
                 assert got == expected, (label, got, expected)
                 rows.append((f"{n} row{'s' if n > 1 else ''}", label,
-                             load(url, body_file, args.duration, workdir)))
+                             load(url, body_file, args.duration, args.connections,
+                                  workdir)))
                 print(f"measured {label}, {n} rows", file=sys.stderr)
     finally:
         for process in servers.values():
