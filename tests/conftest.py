@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,38 @@ import nbtrail as nt
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
+# Debian's Chromium (Playwright cannot download its own browser here), headless as root on
+# a closed network: no sandbox, no GPU, no calls home.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def require(available: bool, message: str) -> None:
+    """Skip a test whose real component is missing; under CI=true that is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run this test: {message}")
+    pytest.skip(message, allow_module_level=True)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Terminate a server process, and kill it if it does not end in ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def isolate_git(mp: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,5 @@
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, SRC, git, isolate_git
+from ..conftest import ROOT, SRC, git, isolate_git, stop
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -86,12 +85,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(home, result.stdout.split()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(command: list[str], port: int, *, env: dict[str, str],
             ready: str = "/") -> Iterator[subprocess.Popen]:
@@ -113,9 +106,4 @@ def serving(command: list[str], port: int, *, env: dict[str, str],
                 time.sleep(0.3)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -14,7 +14,8 @@ from nbtrail.dashboards import APP_FILE, read_only_store
 from nbtrail.dashboards._views import VIEWS, export
 from nbtrail.errors import NbtrailError
 
-from .conftest import ARTIFACTS, free_port, serving
+from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
+from .conftest import ARTIFACTS, serving
 
 
 def _required(module: str):
@@ -22,11 +23,7 @@ def _required(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the dashboard tests: {module} is not installed "
-                        "(pip install -e '.[test]')")
-        pytest.skip(f"{module} is not installed (pip install -e '.[test]')",
-                    allow_module_level=True)
+        require(False, f"{module} is not installed (pip install -e '.[test]')")
 
 
 pn = _required("panel")
@@ -138,17 +135,9 @@ def test_auth_refuses_requests_without_credentials(built, mode):
             assert "nbtrail_dashboard=" in (answer.headers.get("Set-Cookie") or "")
 
 
-def _chromium() -> str:
-    path = "/usr/bin/chromium"
-    if not os.path.exists(path):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI must run the browser test: install Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    return path
-
-
 def test_dashboard_in_chromium_with_screenshots(built):
-    chromium = _chromium()
+    require(os.path.exists(CHROMIUM),
+            "Debian's chromium is not installed (apt-get install chromium)")
     sync_api = _required("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
@@ -158,9 +147,7 @@ def test_dashboard_in_chromium_with_screenshots(built):
               "branches": "feat/wider", "sweeps": "parallel coordinates",
               "lineage": "lineage of", "monitoring": "PSI per feature"}
     with serving(command, port, env={}), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []

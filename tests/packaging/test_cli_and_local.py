@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,9 @@ import pytest
 import nbtrail as nt
 from nbtrail.errors import InvalidInputError
 
-from ..conftest import SRC
+from ..conftest import SRC, free_port
 
 RECORD = {"age": 44, "income": 61.0, "plan": "team"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -54,7 +47,7 @@ class _Server:
     """`nbtrail serve ...` in a subprocess, stopped like Ctrl+C stops it."""
 
     def __init__(self, *args: str, cwd: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(SRC), "NBTRAIL_HOME": str(cwd / "store")}
         self.process = subprocess.Popen(

@@ -21,7 +21,8 @@ import pytest
 
 import nbtrail as nt
 
-from .test_cli_and_local import RECORD, _call, _free_port
+from ..conftest import free_port, require
+from .test_cli_and_local import RECORD, _call
 
 BASE_IMAGE = "localhost/nbtrail-test-python:bookworm"
 TOOLS = ("podman", "buildah", "debootstrap")
@@ -37,10 +38,7 @@ def _require_engine() -> None:
               if missing else None)
     if reason is None and _run("podman", "info").returncode != 0:
         reason = "podman info fails: no usable container engine"
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the container test must run in CI: {reason}")
-        pytest.skip(reason)
+    require(reason is None, str(reason))
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +107,7 @@ def test_the_server_runs_inside_the_image_as_a_non_root_user(container):
     assert {"scikit-learn", "skops", "starlette"} <= installed
     assert not {"duckdb", "polars", "jupyterlab", "optuna", "panel"} & installed
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         ["buildah", "run", "--isolation", "chroot", container, "--",
          "python3", "-m", "nbtrail.serving", "/app/model", "--port", str(port)],

@@ -2,7 +2,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import nbtrail as nt
+
+from ..conftest import free_port, require
 
 
 def _postgres_bindir() -> Path | None:
@@ -29,21 +30,12 @@ def _postgres_bindir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
     """A real PostgreSQL server of our own, on a free port; its URL."""
     bindir = _postgres_bindir()
-    if bindir is None:
-        message = "PostgreSQL is not installed (initdb not found; apt-get install postgresql)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require(bindir is not None,
+            "PostgreSQL is not installed (initdb not found; apt-get install postgresql)")
     # Not under pytest's tmp folder: that one is private to root, and initdb refuses to run
     # as root, so the server runs as an unprivileged user who must reach its folder.
     folder = Path(tempfile.mkdtemp(prefix="nbtrail-pg-"))
@@ -53,7 +45,7 @@ def postgres_url():
         nobody = pwd.getpwnam("nobody")
         os.chown(folder, nobody.pw_uid, nobody.pw_gid)
         as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid}
-    port = _free_port()
+    port = free_port()
 
     def pg(*args):
         return subprocess.run([str(bindir / args[0]), *args[1:]], capture_output=True,

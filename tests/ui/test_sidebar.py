@@ -8,7 +8,6 @@ under CI=true it fails instead.
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,41 +17,23 @@ from pathlib import Path
 import pytest
 
 from .._demo import build_in_subprocess
-from ..conftest import ROOT
+from ..conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require, stop
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _require(condition: bool, message: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def lab(tmp_path):
     """``jupyter lab`` serving a demo project (runs on two branches and a sweep)."""
-    _require(os.path.exists(CHROMIUM), f"Chromium is not installed at {CHROMIUM} "
+    require(os.path.exists(CHROMIUM), f"Chromium is not installed at {CHROMIUM} "
              "(apt-get install chromium)")
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent))
-    _require(jupyter is not None, "jupyter is not installed (pip install -e '.[test]')")
+    require(jupyter is not None, "jupyter is not installed (pip install -e '.[test]')")
     project = tmp_path / "project"
     build_in_subprocess(project)
     (project / "train.ipynb").write_text(
         '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "NBTRAIL_HOME"}
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "jupyter-config")  # no user settings
     env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")
@@ -78,12 +59,7 @@ def lab(tmp_path):
                 time.sleep(0.2)
         yield {"url": url, "token": token, "project": project}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
         log.close()
 
 
