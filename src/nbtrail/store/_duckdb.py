@@ -26,7 +26,7 @@ import hashlib
 import os
 import re
 import threading
-import time
+import warnings
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,7 +90,8 @@ class DuckDBStore(Store):
         self.fold_interval = fold_interval
         self._writer: JournalWriter | None = None
         self._writer_lock = threading.Lock()
-        self._last_fold = 0.0
+        self._folder: threading.Thread | None = None
+        self._stop_folding = threading.Event()
         self._schema_ok = False
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock = threading.Lock()
@@ -112,25 +113,58 @@ class DuckDBStore(Store):
         with self._writer_lock:
             if self._writer is None:
                 self._make_home()
-                self._writer = JournalWriter(
-                    self.journal_dir, flush_interval=self.flush_interval,
-                    after_flush=self._fold_if_due, warmup=_load_fold_libraries,
-                )
+                self._writer = JournalWriter(self.journal_dir,
+                                             flush_interval=self.flush_interval)
+                self._start_folding()
             return self._writer
 
     def close(self) -> None:
         """Flush and close this process's journal, then fold if the lock is free."""
         with self._writer_lock:
             writer, self._writer = self._writer, None
+            folder, self._folder = self._folder, None
+        self._stop_folding.set()
+        if folder is not None and folder is not threading.current_thread():
+            folder.join()  # a fold pass is bounded; its connection must close before exit
         if writer is not None:
             writer.close()
             self.fold_all(wait=False)
 
     def forget_after_fork(self) -> None:
-        """Give a forked child its own journal; runs keep their writer object."""
+        """Give a forked child its own journal and fold thread; runs keep their writer."""
         self._writer_lock = threading.Lock()
         if self._writer is not None:
             self._writer.after_fork()
+            self._start_folding()
+
+    def _start_folding(self) -> None:
+        """Start the thread that folds this process's journal in the background.
+
+        It is not the journal's flush thread: schema checks, migrations and folds wait on
+        locks and on other processes, and a record must reach the disk meanwhile.
+        """
+        self._stop_folding = threading.Event()
+        self._folder = threading.Thread(target=self._fold_loop, args=(self._stop_folding,),
+                                        name=f"nbtrail-fold-{os.getpid()}", daemon=True)
+        self._folder.start()
+
+    def _fold_loop(self, stop: threading.Event) -> None:
+        try:
+            _load_fold_libraries()
+        except Exception as exc:  # a fold reports it properly when it runs
+            warnings.warn(f"nbtrail: could not load the store libraries: {exc}", stacklevel=1)
+        while not stop.wait(max(self.fold_interval, self.flush_interval)):
+            writer = self._writer
+            if writer is None or not writer.unfolded:
+                continue  # an idle writer leaves the database to other programs
+            written = writer.written
+            try:
+                result = self.try_fold()
+            except Exception as exc:  # keep folding alive; readers still see the journals
+                warnings.warn(f"nbtrail: background fold failed: {exc}", stacklevel=1)
+                continue
+            if result is not None and not result.remaining:
+                writer.mark_folded(written)
 
     def sync(self) -> None:
         """Flush this process's journal and fold what can be folded now."""
@@ -278,7 +312,6 @@ class DuckDBStore(Store):
                 if wait:
                     raise
                 return None  # another program has the file open; the overlay serves reads
-        self._last_fold = time.monotonic()
         return result
 
     def fold_all(self, *, wait: bool = True) -> None:
@@ -298,13 +331,6 @@ class DuckDBStore(Store):
                 return
             if all(result.offsets.get(name, size) >= size for name, size in targets.items()):
                 return
-
-    def _fold_if_due(self) -> bool:
-        """Fold if the interval has passed; True once nothing is left to fold."""
-        if time.monotonic() - self._last_fold < self.fold_interval:
-            return False
-        result = self.try_fold()
-        return result is not None and not result.remaining
 
     # -- reading ----------------------------------------------------------------------
 

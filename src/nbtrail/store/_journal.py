@@ -12,15 +12,17 @@ Metrics are buffered column-wise so a flush of many points is one compact line.
 
 from __future__ import annotations
 
+import array
 import base64
 import contextlib
 import fcntl
 import json
 import os
 import socket
+import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +33,9 @@ JOURNAL_SUFFIX = ".jsonl"
 class JournalWriter:
     """Appends records for one process to one journal file."""
 
-    def __init__(
-        self,
-        journal_dir: Path,
-        *,
-        flush_interval: float,
-        after_flush: Callable[[], bool] | None = None,
-        warmup: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, journal_dir: Path, *, flush_interval: float) -> None:
         self.journal_dir = journal_dir
         self.flush_interval = flush_interval
-        self._after_flush = after_flush
-        self._warmup = warmup
         self._start()
 
     def _start(self) -> None:
@@ -139,23 +132,20 @@ class JournalWriter:
             self._fd = fd
         return self._fd
 
+    @property
+    def unfolded(self) -> bool:
+        """Whether some flush wrote records not known to be folded yet."""
+        return self.written > self._folded
+
     def _run(self) -> None:
-        if self._warmup is not None:
-            try:
-                self._warmup()
-            except Exception as exc:  # the fold will report it properly when it runs
-                warnings.warn(f"nbtrail: could not load the store libraries: {exc}",
-                              stacklevel=1)
+        # This thread only writes: nothing else (schema checks, folds, imports) may sit
+        # between a logged record and the disk. Folds run on the store's own thread.
         while not self._closed:
             self._wake.wait(self.flush_interval)
             if self._closed:
                 return
             try:
                 self.flush()
-                written = self.written
-                if (written > self._folded and self._after_flush is not None
-                        and self._after_flush()):
-                    self.mark_folded(written)
             except Exception as exc:  # keep logging alive; the next flush retries
                 warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
 
@@ -189,10 +179,16 @@ def _metric_records(runs: list[str], keys: list[str], values: list[float], steps
     return records
 
 
-def _pack(values: list[Any], dtype: str) -> str:
-    import numpy as np
+# Column types of ``_pack``: numpy dtype -> the stdlib array code of the same width. The
+# writer packs with the stdlib so that the flush thread never waits for numpy's import.
+_ARRAY_CODES = {"<u4": "I", "<f8": "d", "<i8": "q"}
 
-    return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode("ascii")
+
+def _pack(values: list[Any], dtype: str) -> str:
+    column = array.array(_ARRAY_CODES[dtype], values)
+    if sys.byteorder != "little":
+        column.byteswap()
+    return base64.b64encode(column.tobytes()).decode("ascii")
 
 
 def unpack(text: str, dtype: str) -> Any:
