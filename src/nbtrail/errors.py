@@ -32,6 +32,10 @@ class StoreLockedError(NbtrailError):
     """Another program holds the store's database file open for writing."""
 
 
+class StoreFullError(NbtrailError):
+    """The disk holding the store is full; logged records wait in memory and are retried."""
+
+
 class NotFoundError(NbtrailError, LookupError):
     """A run, data set, model or artifact id is not in the store."""
 

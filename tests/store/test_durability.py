@@ -1,9 +1,11 @@
 """The store's durability promises under faults: kills, torn and bad journals, a full disk."""
 
+import json
 import os
 import random
 import signal
 import time
+import warnings
 
 import pytest
 
@@ -71,4 +73,83 @@ def test_sigkill_of_sixteen_writers_on_a_cold_store_loses_nothing_older_than_a_s
         if old and folded.get(run_id, 0) <= max(old):
             missing[i] = max(old) + 1 - folded.get(run_id, 0)
     assert not missing, f"points logged >= 1 s before the kill are missing: {missing}"
+    store.close()
+
+
+def _run_row(run_id, **extra):
+    return {"t": "runs", "run_id": run_id, "name": run_id, "experiment": "e",
+            "status": "running", "start_time": time.time(), **extra}
+
+
+def _log(store, *records):
+    writer = store.writer()
+    for record in records:
+        writer.append(record)
+    writer.flush()
+
+
+def _messages(caught):
+    return [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("garbage", [b"\x00" * 7, b'{"t":"runs","run_id":"x"', b"\xffNJ\x02junk"])
+def test_garbage_in_a_live_journal_does_not_swallow_the_next_record(tmp_path, garbage):
+    store = DuckDBStore(tmp_path / "store")
+    _log(store, _run_row("before"))
+    journal = store.writer().path
+    torn_at = journal.stat().st_size
+    with open(journal, "ab") as f:
+        f.write(garbage)
+    _log(store, _run_row("after"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sorted(store.sql("select run_id from runs")["run_id"]) == ["after", "before"]
+        store.sync()  # folded too, not only seen through the overlay
+    assert f"unreadable bytes at offset {torn_at} in journal {journal}" in "".join(
+        _messages(caught))
+    assert sorted(store.sql("select run_id from runs")["run_id"]) == ["after", "before"]
+    store.close()
+
+
+@pytest.mark.parametrize("regrown", [False, True])
+def test_a_journal_truncated_below_its_folded_offset_loses_nothing_written_later(
+        tmp_path, regrown):
+    store = DuckDBStore(tmp_path / "store")
+    _log(store, *[_run_row(f"early{i}") for i in range(20)])
+    store.sync()
+    journal = store.writer().path
+    os.truncate(journal, 10)
+    late = [_run_row(f"late{i}", name="x" * (1000 if regrown else 1)) for i in range(5)]
+    _log(store, *late)
+    assert (journal.stat().st_size > 2000) == regrown  # past the folded offset, or not
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store.sync()
+    assert any("truncated" in m and str(journal) in m for m in _messages(caught))
+    names = store.sql("select run_id from runs order by run_id")["run_id"].to_list()
+    assert names == sorted([f"early{i}" for i in range(20)] + [f"late{i}" for i in range(5)])
+    store.close()
+
+
+def test_an_older_store_with_plain_json_line_journals_opens(tmp_path):
+    import duckdb
+
+    from nbtrail.store import _schema
+
+    home = tmp_path / "store"
+    (home / "journal").mkdir(parents=True)
+    con = duckdb.connect(str(home / "nbtrail.duckdb"))
+    for version, migration in enumerate(_schema.MIGRATIONS[:3], 1):  # schema 3, journal 1
+        migration(con)
+        con.execute("INSERT INTO schema_info (version) VALUES (?)", [version])
+    con.close()
+    old = home / "journal" / "host-1-abcd.jsonl"  # a process that has ended
+    lines = [_run_row("old", status="finished"),
+             {"t": "params", "run_id": "old", "key": "lr", "value": "0.1", "value_type": "float"}]
+    old.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    store = DuckDBStore(home)
+    assert store.get_run("old").params == {"lr": 0.1}
+    assert not old.exists()  # folded and removed
+    assert store.sql("select max(version) as v from schema_info")["v"][0] == 4
     store.close()

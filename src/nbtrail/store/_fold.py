@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._journal import JournalChunk, journal_files, open_journal, unpack
+from ._journal import JournalChunk, journal_files, open_journal, unpack, writer_id_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -101,7 +101,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
     is never held long; ``FoldResult.remaining`` says whether more is waiting.
     """
     result = FoldResult()
-    offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
+    offsets = folded_offsets(con)
     paths = journal_files(journal_dir)
     present = {p.name for p in paths}
     stale = [name for name in offsets if name not in present]
@@ -114,13 +114,14 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
     with contextlib.ExitStack() as stack:
         share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
         for path in paths:
-            chunk = stack.enter_context(open_journal(path, offsets.get(path.name, 0), share))
+            offset, seq = offsets.get(path.name, (0, 0))
+            chunk = stack.enter_context(open_journal(path, offset, share, seq))
             if chunk is None:
                 continue
             chunks.append(chunk)
             result.remaining = result.remaining or not chunk.at_end
             result.offsets[path.name] = chunk.end_offset
-            for record in chunk.records:
+            for _, record in chunk.records:
                 batch.add(record)
         result.records = batch.count
         result.metric_points = batch.metric_points
@@ -129,12 +130,12 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             batch.apply(con)
             for chunk in chunks:
                 con.execute(
-                    'INSERT OR REPLACE INTO journal_offsets (journal, "offset") VALUES (?, ?)',
-                    [chunk.path.name, chunk.end_offset],
+                    'INSERT OR REPLACE INTO journal_offsets (journal, "offset", seq) '
+                    "VALUES (?, ?, ?)", [chunk.path.name, chunk.end_offset, chunk.seq],
                 )
             dead = [c for c in chunks if not c.alive and c.at_end]
             for chunk in dead:
-                writer_id = chunk.path.name.removesuffix(".jsonl")
+                writer_id = writer_id_of(chunk.path)
                 killed = con.execute(
                     "UPDATE runs SET status = 'killed', end_time = to_timestamp(?), "
                     "error = 'the process that ran it ended before the run did' "
@@ -144,7 +145,9 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
                 result.killed_runs += len(killed)
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # A failed COMMIT has ended the transaction already; its error is the one to see.
+            with contextlib.suppress(Exception):
+                con.execute("ROLLBACK")
             raise
         # Only after the commit: a crash before this line leaves the file and its offset,
         # so nothing is applied twice.
@@ -152,6 +155,12 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             os.unlink(chunk.path)
             result.removed_journals.append(chunk.path.name)
     return result
+
+
+def folded_offsets(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
+    """Journal name -> (bytes folded, last frame folded)."""
+    rows = con.execute('SELECT journal, "offset", coalesce(seq, 0) FROM journal_offsets')
+    return {name: (offset, seq) for name, offset, seq in rows.fetchall()}
 
 
 class Batch:

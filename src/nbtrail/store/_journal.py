@@ -1,13 +1,28 @@
-"""Per-process append-only journals: the write path of the store.
+r"""Per-process append-only journals: the write path of the store.
 
-A writer never touches the database. It appends JSON lines to its own journal file,
+A writer never touches the database. It appends framed records to its own journal file,
 which it holds an exclusive ``flock`` on for as long as it lives: a journal whose lock
 can be taken belongs to a dead process. The file is created under a temporary name and
 renamed into place only once locked, so no reader ever sees an unlocked live journal.
 
 Logging calls only append to an in-memory buffer (about a microsecond); a background
-thread writes the buffer out every ``flush_interval`` seconds with one ``write`` call.
-Metrics are buffered column-wise so a flush of many points is one compact line.
+thread writes the buffer out every ``flush_interval`` seconds as one frame. Metrics are
+buffered column-wise so a flush of many points is one compact record.
+
+Journal format 2 (``*.nbj``), one frame per flush::
+
+    magic    4 bytes   b"\xffNJ\x02": 0xff never occurs in the ASCII payload, so a reader
+                       finds the next frame after garbage; the last byte is the version
+    length   u32 LE    payload bytes
+    seq      u32 LE    the frame's number in this journal, from 1
+    crc      u32 LE    crc32 of the seq field and the payload
+    payload            JSON records, one a line
+
+A torn, truncated or overwritten region fails its checksum or its magic and is skipped
+with a warning naming the journal and offset; the frame after it is read as usual. The
+sequence numbers reveal a journal truncated or rewritten below its folded offset, which
+is then rescanned. Journals of format 1 (``*.jsonl``, plain JSON lines, written by earlier
+versions) are still read.
 """
 
 from __future__ import annotations
@@ -15,19 +30,40 @@ from __future__ import annotations
 import array
 import base64
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
+import struct
 import sys
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-JOURNAL_SUFFIX = ".jsonl"
+from ..errors import StoreFullError
+
+JOURNAL_SUFFIX = ".nbj"
+LEGACY_SUFFIX = ".jsonl"  # format 1: plain JSON lines
+MAGIC = b"\xffNJ\x02"
+_HEADER = struct.Struct("<4sIII")  # magic, length, seq, crc
+
+
+def frame(payload: bytes, seq: int) -> bytes:
+    """One journal frame holding ``payload`` (see the module docstring)."""
+    seq_bytes = struct.pack("<I", seq)
+    return MAGIC + struct.pack("<I", len(payload)) + seq_bytes + struct.pack(
+        "<I", zlib.crc32(payload, zlib.crc32(seq_bytes))) + payload
+
+
+def writer_id_of(path: Path) -> str:
+    """The id of the writer a journal file belongs to."""
+    return path.name.removesuffix(JOURNAL_SUFFIX).removesuffix(LEGACY_SUFFIX)
 
 
 class JournalWriter:
@@ -48,6 +84,11 @@ class JournalWriter:
         self._metrics: tuple[list[str], list[str], list[float], list[int], list[float]] = (
             [], [], [], [], []
         )
+        # Frames built but not written yet: they stay here until a write succeeds (a
+        # full disk loses nothing), and keep their sequence number across retries.
+        self._unwritten: list[bytes] = []
+        self._seq = 0
+        self._failure: str | None = None  # the error warned about, until a write succeeds
         self._wake = threading.Event()
         self._closed = False
         # Flushes that wrote something, and how many of them are known to be folded. An
@@ -76,41 +117,68 @@ class JournalWriter:
             stamps.append(ts)
 
     def flush(self) -> bool:
-        """Write everything buffered so far to the journal file; False if there was none."""
-        with self._lock:
-            records, self._records = self._records, []
-            metrics, self._metrics = self._metrics, ([], [], [], [], [])
-        records.extend(_metric_records(*metrics))
-        if not records:
-            return False
-        payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
-        data = payload.encode()
-        with self._io_lock:
-            fd = self._open()
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self.written += 1
-        return True
+        """Write everything buffered so far to the journal file; False if there was none.
+
+        Raises ``StoreFullError`` when the disk is full; what was buffered stays buffered
+        and the next flush retries it.
+        """
+        with self._io_lock:  # frames are numbered and written in the order logged
+            with self._lock:
+                records, self._records = self._records, []
+                metrics, self._metrics = self._metrics, ([], [], [], [], [])
+            records.extend(_metric_records(*metrics))
+            if records:
+                payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n"
+                                  for r in records)
+                self._seq += 1
+                self._unwritten.append(frame(payload.encode(), self._seq))
+            if not self._unwritten:
+                return False
+            try:
+                fd = self._open()
+                while self._unwritten:
+                    _write_frame(fd, self._unwritten[0])
+                    del self._unwritten[0]
+                    self.written += 1
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                needed = sum(len(f) for f in self._unwritten)
+                raise StoreFullError(_full_message(self.journal_dir.parent, needed)) from None
+            if self._failure is not None:
+                self._failure = None
+                warnings.warn(f"nbtrail: the journal {self.path} is written again; nothing "
+                              "logged was lost", stacklevel=2)
+            return True
 
     def mark_folded(self, written: int) -> None:
         """Record that what the first ``written`` flushes wrote is folded."""
         self._folded = max(self._folded, written)
 
+    @property
+    def unfolded(self) -> bool:
+        """Whether some flush wrote records not known to be folded yet."""
+        return self.written > self._folded
+
     def close(self) -> None:
-        """Flush, stop the background thread and release the journal's lock."""
+        """Flush, stop the background thread and release the journal's lock.
+
+        Raises ``StoreFullError`` if the disk is still full: what could not be written
+        is lost with this process.
+        """
         if self._closed:
             return
         self._closed = True
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-        self.flush()
-        with self._io_lock:
-            if self._fd is not None:
-                os.close(self._fd)  # releases the flock: the journal now reads as finished
-                self._fd = None
+        try:
+            self.flush()
+        finally:
+            with self._io_lock:
+                if self._fd is not None:
+                    os.close(self._fd)  # releases the flock: the journal reads as finished
+                    self._fd = None
 
     def after_fork(self) -> None:
         """Start afresh in a forked child: its own journal, lock and thread.
@@ -132,11 +200,6 @@ class JournalWriter:
             self._fd = fd
         return self._fd
 
-    @property
-    def unfolded(self) -> bool:
-        """Whether some flush wrote records not known to be folded yet."""
-        return self.written > self._folded
-
     def _run(self) -> None:
         # This thread only writes: nothing else (schema checks, folds, imports) may sit
         # between a logged record and the disk. Folds run on the store's own thread.
@@ -147,7 +210,40 @@ class JournalWriter:
             try:
                 self.flush()
             except Exception as exc:  # keep logging alive; the next flush retries
-                warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
+                if str(exc) != self._failure:  # one warning per failure, not five a second
+                    self._failure = str(exc)
+                    warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
+
+
+def _write_frame(fd: int, data: bytes) -> None:
+    """Append one whole frame, or nothing: a partial write is cut off again."""
+    start = os.fstat(fd).st_size  # only this process appends to its journal
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
+
+
+def _full_message(home: Path, needed: int) -> str:
+    free = free_bytes(home)
+    return (f"the disk holding the store at {home} is full ({free:,} bytes free): "
+            f"{needed:,} bytes of logged records wait in memory and are retried every "
+            f"flush; free at least {needed:,} bytes there, nothing is lost until this "
+            "process ends")
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged process can still write on the file system of ``path``."""
+    try:
+        info = os.statvfs(path)
+    except OSError:
+        return 0
+    return info.f_bavail * info.f_frsize
 
 
 def _metric_records(runs: list[str], keys: list[str], values: list[float], steps: list[int],
@@ -200,92 +296,189 @@ def unpack(text: str, dtype: str) -> Any:
 
 @dataclass
 class JournalChunk:
-    """Complete records read from one journal, and where reading stopped."""
+    """Complete records read from one journal, and where reading stopped.
+
+    ``records`` pairs each record with the offset of its frame (its line in format 1),
+    for messages and quarantine.
+    """
 
     path: Path
-    records: list[dict[str, Any]]
+    records: list[tuple[int, Any]]
     end_offset: int
     alive: bool
     last_write: float
+    seq: int = 0
     at_end: bool = True
+    bad: list[tuple[int, bytes, str]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
-def open_journal(path: Path, offset: int, max_bytes: int | None = None
+def open_journal(path: Path, offset: int, max_bytes: int | None = None, seq: int = 0
                  ) -> Iterator[JournalChunk | None]:
-    """Read the complete lines of ``path`` after ``offset`` (about ``max_bytes`` of them).
+    """Read the complete records of ``path`` after ``offset`` (about ``max_bytes`` of them).
 
-    Yields ``None`` when the file vanished. While the block runs, a dead journal's lock
-    is held, so its file can be removed safely inside the block.
+    ``seq`` is the last frame known folded. Yields ``None`` when the file vanished or is
+    not a regular file (with a warning). While the block runs, a dead journal's lock is
+    held, so its file can be removed safely inside the block.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer that never comes.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         yield None
         return
+    except OSError as exc:
+        _warn_not_a_journal(path, exc.strerror or str(exc))
+        yield None
+        return
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            _warn_not_a_journal(path, "not a regular file")
+            yield None
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             alive = False
         except BlockingIOError:
             alive = True
-        stat = os.fstat(fd)
-        os.lseek(fd, offset, os.SEEK_SET)
-        remaining = stat.st_size - offset
-        data = _read_all(fd, remaining if max_bytes is None else min(remaining, max_bytes))
-        complete = data.rfind(b"\n") + 1
-        if complete == 0 and len(data) < remaining:
-            # One record larger than the budget: read on to its end.
-            data += _read_all(fd, remaining - len(data))
-            complete = data.rfind(b"\n") + 1
-        at_eof = len(data) == remaining
-        if not alive and at_eof and complete < len(data):
-            # The writer died mid-line: skip the torn tail rather than wait for it forever.
-            warnings.warn(
-                f"nbtrail: skipped a torn last record ({len(data) - complete} bytes) "
-                f"in journal {path.name}",
-                stacklevel=3,
-            )
-            end = offset + len(data)
+        if path.name.endswith(LEGACY_SUFFIX):
+            chunk = _read_lines(fd, path, offset, max_bytes, info.st_size, alive)
         else:
-            end = offset + complete
-        records = list(_parse_lines(data[:complete], path))
-        yield JournalChunk(path, records, end, alive, stat.st_mtime,
-                           at_end=end == stat.st_size)
+            chunk = _read_frames(fd, path, offset, seq, max_bytes, info.st_size, alive)
+        chunk.last_write = info.st_mtime
+        yield chunk
     finally:
         os.close(fd)
 
 
-def _read_all(fd: int, size: int) -> bytes:
-    parts = []
-    while size > 0:
-        part = os.read(fd, min(size, 1 << 24))
-        if not part:
-            break
-        parts.append(part)
-        size -= len(part)
-    return b"".join(parts)
+def _warn_not_a_journal(path: Path, why: str) -> None:
+    warnings.warn(f"nbtrail: skipped {path}: it is named like a journal but is {why}; "
+                  "remove or rename it", stacklevel=4)
 
 
-def _parse_lines(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
+def _read_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | None,
+                 size: int, alive: bool) -> JournalChunk:
+    if offset > size:
+        warnings.warn(f"nbtrail: journal {path} is shorter ({size} bytes) than the "
+                      f"{offset} bytes already folded from it: it was truncated; reading "
+                      "it again from the start for records not folded yet", stacklevel=5)
+        return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
+    return _scan_frames(fd, path, offset, seq, max_bytes, size, alive, rescan=offset == 0)
+
+
+def _scan_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | None,
+                 size: int, alive: bool, *, rescan: bool) -> JournalChunk:
+    chunk = JournalChunk(path, [], offset, alive, 0.0, seq)
+    pos = offset
+    while pos < size and (max_bytes is None or pos - offset < max_bytes):
+        head = os.pread(fd, _HEADER.size, pos)
+        # Past the end of the file: a frame still being written, or a torn one.
+        beyond = len(head) < _HEADER.size
+        if not beyond and head[:4] == MAGIC:
+            _, length, number, crc = _HEADER.unpack(head)
+            end = pos + _HEADER.size + length
+            beyond = end > size
+            payload = b"" if beyond else os.pread(fd, length, pos + _HEADER.size)
+            if not beyond and zlib.crc32(payload, zlib.crc32(head[8:12])) == crc:
+                if number > chunk.seq + 1 and not rescan:
+                    # Frames are missing before this one: the journal was truncated or
+                    # rewritten below its folded offset and has grown back since.
+                    warnings.warn(
+                        f"nbtrail: journal {path} was truncated or rewritten below its "
+                        f"folded offset {offset}; reading it again from the start for "
+                        "records not folded yet", stacklevel=6)
+                    return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
+                if number > chunk.seq:
+                    _add_lines(chunk, payload, pos)
+                    chunk.seq = number
+                pos = chunk.end_offset = end
+                continue
+        if pos == offset > 0 and not rescan and head[:4] != MAGIC[:len(head[:4])]:
+            # A folded offset always falls between frames: the file was truncated or
+            # rewritten below it, and whatever starts there may be a later frame's tail.
             warnings.warn(
-                f"nbtrail: skipped an unreadable record (line {number} of this read) "
-                f"in journal {path.name}",
-                stacklevel=4,
-            )
-            continue
-        if isinstance(record, dict) and "t" in record:
-            yield record
+                f"nbtrail: journal {path} holds no record at its folded offset {offset}: "
+                "it was truncated, rewritten or written over; reading it again from the "
+                "start for records not folded yet", stacklevel=5)
+            return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
+        following = _find_magic(fd, pos + 1, size)
+        # A frame is written whole before the next one starts: with a frame after it,
+        # this region is garbage, not a frame in progress.
+        incomplete = beyond and head[:4] == MAGIC[:len(head[:4])] and following is None
+        if incomplete and alive:
+            break  # the writer is still writing it
+        if incomplete:
+            warnings.warn(f"nbtrail: skipped a torn last record ({size - pos} bytes) at "
+                          f"offset {pos} in journal {path}", stacklevel=5)
+            pos = chunk.end_offset = size
+            break
+        skip_to = size if following is None else following
+        warnings.warn(f"nbtrail: skipped {skip_to - pos} unreadable bytes at offset {pos} "
+                      f"in journal {path}", stacklevel=5)
+        pos = chunk.end_offset = skip_to
+    chunk.at_end = chunk.end_offset >= size
+    return chunk
+
+
+def _find_magic(fd: int, start: int, size: int) -> int | None:
+    """Offset of the next frame start at or after ``start``, if any."""
+    block = 1 << 20
+    while start < size:
+        data = os.pread(fd, block + len(MAGIC) - 1, start)
+        found = data.find(MAGIC)
+        if found >= 0:
+            return start + found
+        start += block
+    return None
+
+
+def _add_lines(chunk: JournalChunk, data: bytes, base: int) -> None:
+    """Parse the JSON lines of ``data`` (at ``base`` in the journal) into ``chunk``."""
+    start = 0
+    while start < len(data):
+        stop = data.find(b"\n", start)
+        stop = len(data) if stop < 0 else stop
+        line = data[start:stop]
+        if line.strip():
+            try:
+                chunk.records.append((base + start, json.loads(line)))
+            except ValueError:
+                chunk.bad.append((base + start, line, "not valid JSON"))
+        start = stop + 1
+
+
+def _read_lines(fd: int, path: Path, offset: int, max_bytes: int | None, size: int,
+                alive: bool) -> JournalChunk:
+    """Read a format 1 journal: complete JSON lines."""
+    chunk = JournalChunk(path, [], offset, alive, 0.0)
+    if offset > size:
+        warnings.warn(f"nbtrail: journal {path} is shorter ({size} bytes) than the "
+                      f"{offset} bytes already folded from it; nothing more to read",
+                      stacklevel=5)
+        chunk.end_offset = size
+        return chunk
+    remaining = size - offset
+    data = os.pread(fd, remaining if max_bytes is None else min(remaining, max_bytes), offset)
+    complete = data.rfind(b"\n") + 1
+    if complete == 0 and len(data) < remaining:
+        data = os.pread(fd, remaining, offset)  # one record larger than the budget
+        complete = data.rfind(b"\n") + 1
+    end = offset + complete
+    if not alive and len(data) == remaining and complete < len(data):
+        # The writer died mid-line: skip the torn tail rather than wait for it forever.
+        warnings.warn(f"nbtrail: skipped a torn last record ({len(data) - complete} bytes) "
+                      f"at offset {end} in journal {path}", stacklevel=5)
+        end = size
+    _add_lines(chunk, data[:complete], offset)
+    chunk.end_offset = end
+    chunk.at_end = end == size
+    return chunk
 
 
 def journal_files(journal_dir: Path) -> list[Path]:
-    """The journals present now, oldest writer first."""
+    """The journals present now (both formats), oldest writer first."""
     if not journal_dir.is_dir():
         return []
-    return sorted(journal_dir.glob(f"*{JOURNAL_SUFFIX}"))
+    return sorted([*journal_dir.glob(f"*{JOURNAL_SUFFIX}"),
+                   *journal_dir.glob(f"*{LEGACY_SUFFIX}")])

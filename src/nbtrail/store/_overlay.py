@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._fold import TABLES, Batch
+from ._fold import TABLES, Batch, folded_offsets
 from ._journal import journal_files, open_journal
 
 if TYPE_CHECKING:
@@ -33,16 +33,17 @@ class Pending:
 
 def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
     """Read the records of every journal after its folded offset."""
-    offsets = dict(con.execute('SELECT journal, "offset" FROM journal_offsets').fetchall())
+    offsets = folded_offsets(con)
     pending = Pending()
     for path in journal_files(journal_dir):
         # Journals with nothing new are read too: a dead writer must be noticed.
-        with open_journal(path, offsets.get(path.name, 0)) as chunk:
+        offset, seq = offsets.get(path.name, (0, 0))
+        with open_journal(path, offset, seq=seq) as chunk:
             if chunk is None:
                 continue
             pending.dead = pending.dead or not chunk.alive
-            pending.size += chunk.end_offset - offsets.get(path.name, 0)
-            for record in chunk.records:
+            pending.size += max(chunk.end_offset - offset, 0)
+            for _, record in chunk.records:
                 pending.batch.add(record)
     return pending
 

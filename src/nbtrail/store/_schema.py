@@ -169,8 +169,14 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    # Journal format 2 numbers its frames: the last one folded reveals a journal truncated
+    # or rewritten below its folded offset.
+    con.execute("ALTER TABLE journal_offsets ADD COLUMN seq BIGINT DEFAULT 0")
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
