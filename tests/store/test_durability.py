@@ -1,16 +1,21 @@
 """The store's durability promises under faults: kills, torn and bad journals, a full disk."""
 
+import errno
 import json
 import os
 import random
 import signal
+import subprocess
 import time
 import warnings
 
 import pytest
 
+from nbtrail.errors import StoreFullError
 from nbtrail.store._duckdb import DuckDBStore
+from nbtrail.tracking._tracker import Tracker
 
+from ..conftest import require
 from .test_concurrency import _no_orphans, _spawn  # noqa: F401 (the fixture)
 
 # Logs one metric point every couple of milliseconds and, after each, appends what it
@@ -152,4 +157,124 @@ def test_an_older_store_with_plain_json_line_journals_opens(tmp_path):
     assert store.get_run("old").params == {"lr": 0.1}
     assert not old.exists()  # folded and removed
     assert store.sql("select max(version) as v from schema_info")["v"][0] == 4
+    store.close()
+
+
+POISON = [
+    {"t": "run_end"},
+    {"t": "runs", "run_id": "no-experiment", "status": "running", "start_time": 1.0},
+    {**_run_row("bad-time"), "start_time": "yesterday"},
+    {**_run_row("far-time"), "start_time": 1e300},
+    {"t": "params", "run_id": "healthy", "key": 3, "value": "x", "value_type": "str"},
+    {"t": "metrics", "run_id": "healthy", "keys": ["m"], "key": "!!", "value": "", "step": "",
+     "ts": ""},
+    {"t": "no-such-kind"},
+    [1, 2, 3],
+]
+
+
+def test_bad_records_are_quarantined_and_the_store_keeps_working(tmp_path):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    _log(store, _run_row("healthy"), *POISON)
+    journal = store.writer().path
+    # A dead journal of format 1 with a line that is not JSON, then a good one.
+    legacy = home / "journal" / "host-1-dead.jsonl"
+    good = json.dumps(_run_row("legacy", writer_id="host-1-dead"))
+    legacy.write_text('{"t": "runs", "run_id": \n' + good + "\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sorted(store.runs()["run_id"]) == ["healthy", "legacy"]  # read before a fold
+        store.sync()
+        _log(store, {"t": "run_end", "run_id": "healthy", "status": "finished",
+                     "end_time": time.time(), "error": None})
+        store.sync()  # later folds still work
+    assert store.get_run("healthy").status == "finished"
+    assert store.get_run("legacy").status == "killed"
+    quarantined = [json.loads(p.read_text()) for p in sorted((home / "quarantine").iterdir())]
+    assert len(quarantined) == len(POISON) + 1
+    assert {q["journal"] for q in quarantined} == {journal.name, legacy.name}
+    live = [q["record"] for q in quarantined if q["journal"] == journal.name]
+    assert sorted(live, key=json.dumps) == sorted(POISON, key=json.dumps)
+    moved = [m for m in _messages(caught) if m.startswith("nbtrail: moved a bad record")]
+    assert len(moved) == len(POISON) + 1
+    assert all("offset" in m and ("journal" in m) for m in moved)
+    assert any("experiment is missing" in m for m in moved)
+    assert any("start_time is not a timestamp" in m for m in moved)
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_journal_path_that_is_not_a_file_is_skipped_with_a_warning(tmp_path, kind):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    _log(store, _run_row("healthy"))
+    strange = home / "journal" / "x.jsonl"
+    strange.mkdir() if kind == "directory" else os.mkfifo(strange)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert store.runs()["run_id"].to_list() == ["healthy"]
+        store.sync()
+        assert store.get_run("healthy").name == "healthy"
+    assert any(str(strange) in m and "not a regular file" in m for m in _messages(caught))
+    store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 20 MB file system of its own, to fill up."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    require(mounted.returncode == 0,
+            f"mounting a 20 MB tmpfs failed (needs root): {mounted.stderr.strip()}")
+    yield disk
+    subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+
+def _fill(disk, leave):
+    """Fill ``disk`` up to ``leave`` free bytes with a ballast file; returns its path."""
+    ballast = disk / "ballast"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while True:
+            os.write(fd, b"\0" * (1 << 16))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    os.truncate(ballast, ballast.stat().st_size - leave)
+    return ballast
+
+
+def test_a_full_disk_loses_nothing_logged_and_says_so_once(small_disk):
+    home = small_disk / "store"
+    store = DuckDBStore(home)
+    run = Tracker(store).start_run(name="full")
+    for step in range(1000):
+        run.log_metric("m", float(step), step=step)
+    store.sync()
+    ballast = _fill(small_disk, leave=64 * 1024)  # room for part of the next frame only
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1000, 100_000):
+            run.log_metric("m", float(step), step=step)  # never raises: buffered
+        time.sleep(1.0)  # five background flushes fail meanwhile
+        with pytest.raises(StoreFullError) as raised:
+            run.end()
+        # Reads keep answering with what was written before the disk filled.
+        assert store.metric_history(run.run_id, "m").height == 1000
+        os.unlink(ballast)
+        store.sync()
+    message = str(raised.value)
+    assert f"run {run.run_id} (full) ended, but the store does not have its end yet" in message
+    assert str(home) in message and "free at least" in message
+    assert "\n" not in message
+    got = store.get_run(run.run_id)
+    assert got.status == "finished"
+    assert store.metric_history(run.run_id, "m")["step"].to_list() == list(range(100_000))
+    messages = _messages(caught)
+    assert sum("background flush failed" in m for m in messages) == 1
+    assert not [m for m in messages if "unreadable" in m or "torn" in m]
     store.close()

@@ -36,6 +36,7 @@ from ..errors import (
     InvalidInputError,
     NbtrailError,
     NotFoundError,
+    StoreFullError,
     StoreLockedError,
     StoreNotFoundError,
 )
@@ -43,7 +44,7 @@ from . import _schema
 from ._base import Direction, Store
 from ._fold import FoldResult, fold
 from ._fork import duckdb_section, on_fork, open_lock
-from ._journal import JournalWriter, journal_files
+from ._journal import JournalWriter, free_bytes, journal_files
 from ._overlay import apply_overlay, read_pending
 from ._records import Lineage, Run
 
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 DB_NAME = "nbtrail.duckdb"
 # Journal bytes one fold pass takes at most: keeps the exclusive lock short (~0.1 s).
 FOLD_BUDGET = 1 << 20
+# Free bytes a fold needs on the store's disk: the database grows by about the journal
+# bytes folded (WAL and checkpoint), with room to spare for the writers' buffers.
+FOLD_MIN_FREE = 4 * FOLD_BUDGET
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
@@ -153,6 +157,7 @@ class DuckDBStore(Store):
             _load_fold_libraries()
         except Exception as exc:  # a fold reports it properly when it runs
             warnings.warn(f"nbtrail: could not load the store libraries: {exc}", stacklevel=1)
+        failure: str | None = None
         while not stop.wait(max(self.fold_interval, self.flush_interval)):
             writer = self._writer
             if writer is None or not writer.unfolded:
@@ -161,8 +166,11 @@ class DuckDBStore(Store):
             try:
                 result = self.try_fold()
             except Exception as exc:  # keep folding alive; readers still see the journals
-                warnings.warn(f"nbtrail: background fold failed: {exc}", stacklevel=1)
+                if str(exc) != failure:  # one warning per failure, not one a second
+                    warnings.warn(f"nbtrail: background fold failed: {exc}", stacklevel=1)
+                failure = str(exc)
                 continue
+            failure = None
             if result is not None and not result.remaining:
                 writer.mark_folded(written)
 
@@ -255,7 +263,7 @@ class DuckDBStore(Store):
                 con = duckdb.connect(str(self.db_path), config=_RW_CONFIG)
             # ConnectionException: this process has the file open with another config.
             except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+                raise _database_error(self.db_path, exc) from None
             try:
                 yield con
             finally:
@@ -264,7 +272,13 @@ class DuckDBStore(Store):
     def _ensure_schema(self) -> None:
         """Create or migrate the database; race-free under the exclusive lock."""
         if self._schema_ok:
-            return
+            if self.db_path.exists():
+                return
+            self._schema_ok = False
+            warnings.warn(
+                f"nbtrail: the store database {self.db_path} was deleted; starting a new one "
+                "from the journals still present (records of processes that already ended "
+                "were only in the deleted file)", stacklevel=4)
         if self.db_path.exists() and self._read_version() == _schema.SCHEMA_VERSION:
             self._schema_ok = True
             return
@@ -292,7 +306,19 @@ class DuckDBStore(Store):
         Returns ``None`` when another process holds the lock; it is folding or reading,
         and always for a read-only store.
         """
+        import duckdb
+
         if self.read_only:
+            return None
+        free = free_bytes(self.home)
+        if free < FOLD_MIN_FREE:
+            # A fold grows the database before the journals shrink: on a full disk it
+            # would fail, and eat the room that writers need to land their buffers.
+            if wait:
+                raise StoreFullError(
+                    f"cannot fold the journals of the store at {self.home}: {free:,} bytes "
+                    f"free, a fold needs {FOLD_MIN_FREE:,}; free space there (every record "
+                    "stays in the journals, and reads still see it)")
             return None
         self._ensure_schema()
         if not wait:
@@ -312,6 +338,8 @@ class DuckDBStore(Store):
                 if wait:
                     raise
                 return None  # another program has the file open; the overlay serves reads
+            except duckdb.Error as exc:
+                raise _database_error(self.db_path, exc, "folding the journals into") from None
         return result
 
     def fold_all(self, *, wait: bool = True) -> None:
@@ -337,7 +365,10 @@ class DuckDBStore(Store):
     @contextlib.contextmanager
     def _read_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self._writer is not None:
-            self._writer.flush()  # read your own writes, including the last 0.2 s
+            try:
+                self._writer.flush()  # read your own writes, including the last 0.2 s
+            except StoreFullError as exc:  # the read still answers, without those
+                warnings.warn(f"nbtrail: {exc}", stacklevel=4)
         if not self.exists():
             raise StoreNotFoundError(
                 f"no nbtrail store at {self.home}; log a run first (with nt.run(): ...), "
@@ -355,7 +386,10 @@ class DuckDBStore(Store):
                         apply_overlay(con, pending.batch)
                     yield con
                     return
-            self.try_fold()
+            try:
+                self.try_fold()
+            except NbtrailError as exc:  # the journals still answer the read
+                warnings.warn(f"nbtrail: {exc}", stacklevel=4)
 
     @contextlib.contextmanager
     def _attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -380,7 +414,7 @@ class DuckDBStore(Store):
                 try:
                     con.execute(f"ATTACH '{path}' AS nbtrail (READ_ONLY)")
                 except duckdb.IOException as exc:
-                    raise StoreLockedError(_locked_message(self.db_path, exc)) from None
+                    raise _database_error(self.db_path, exc) from None
                 try:
                     con.execute("USE nbtrail")
                     yield con
@@ -548,8 +582,25 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _locked_message(path: Path, exc: BaseException) -> str:
-    return (
-        f"the store database {path} is held open by another program "
-        f"({_first_line(exc)}); close it, or open it read-only (duckdb -readonly {path})"
-    )
+def _database_error(path: Path, exc: BaseException, doing: str = "opening") -> NbtrailError:
+    """One clear error for a failure of DuckDB on the store's file, with the fix."""
+    detail = _first_line(exc)
+    lowered = detail.lower()
+    if "no space left" in lowered or "disk is full" in lowered:
+        return StoreFullError(
+            f"{doing} the store database {path} failed: the disk is full ({detail}); free "
+            "space there (every record stays in the journals, and reads still see it)")
+    if "not a valid duckdb database" in lowered or "corrupt" in lowered \
+            or "checksum" in lowered:
+        return NbtrailError(
+            f"the store database {path} is damaged ({detail}); move it aside "
+            f"(mv {path} {path}.damaged): nbtrail then starts a new one and folds into it "
+            "the journals still present")
+    if "lock" in lowered:
+        return StoreLockedError(
+            f"the store database {path} is held open by another program ({detail}); close "
+            f"it, or open it read-only (duckdb -readonly {path})")
+    return NbtrailError(
+        f"{doing} the store database {path} failed ({detail}); every record stays in the "
+        "journals and reads still see it; if this persists, move the file aside "
+        f"(mv {path} {path}.damaged) and nbtrail starts a new one from the journals")

@@ -109,7 +109,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
         # Rows of journals removed after an earlier fold; names are never reused.
         con.execute("DELETE FROM journal_offsets WHERE journal IN (SELECT unnest(?))", [stale])
 
-    batch = Batch()
+    batch = Batch(column_types(con))
     chunks: list[JournalChunk] = []
     with contextlib.ExitStack() as stack:
         share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
@@ -121,8 +121,8 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             chunks.append(chunk)
             result.remaining = result.remaining or not chunk.at_end
             result.offsets[path.name] = chunk.end_offset
-            for _, record in chunk.records:
-                batch.add(record)
+            batch.add_chunk(chunk)
+        quarantine(journal_dir.parent / QUARANTINE, batch.rejected)
         result.records = batch.count
         result.metric_points = batch.metric_points
         con.execute("BEGIN TRANSACTION")
@@ -157,42 +157,155 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
     return result
 
 
+QUARANTINE = "quarantine"
+
+
+def quarantine(folder: Path, rejected: list[Rejected]) -> None:
+    """Move bad records aside, one file each, and warn about each with its place.
+
+    A file is named after the journal and offset, so folding the same record again after
+    a crash rewrites the same file.
+    """
+    if not rejected:
+        return
+    folder.mkdir(exist_ok=True)
+    for path, offset, record, reason in rejected:
+        target = folder / f"{path.name}@{offset}.json"
+        raw = record.decode("utf-8", "replace") if isinstance(record, bytes) else record
+        target.write_text(json.dumps({"journal": path.name, "offset": offset,
+                                      "reason": reason, "record": raw}, default=str) + "\n")
+        warnings.warn(f"nbtrail: moved a bad record at offset {offset} of journal {path} "
+                      f"to {target} ({reason}); the rest of the store is unaffected",
+                      stacklevel=4)
+
+
+def warn_rejected(rejected: list[Rejected]) -> None:
+    """Warn about records a read skips (the next fold quarantines them)."""
+    for path, offset, _, reason in rejected:
+        warnings.warn(f"nbtrail: skipped a bad record at offset {offset} of journal {path} "
+                      f"({reason})", stacklevel=4)
+
+
 def folded_offsets(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
     """Journal name -> (bytes folded, last frame folded)."""
     rows = con.execute('SELECT journal, "offset", coalesce(seq, 0) FROM journal_offsets')
     return {name: (offset, seq) for name, offset, seq in rows.fetchall()}
 
 
-class Batch:
-    """Records grouped per table, deduplicated on each table's key."""
+# Seconds since the epoch a timestamp may take: years 1 to 9999, as DuckDB and Python agree.
+_TIME_RANGE = (-62135596800.0, 253402300799.0)
+_INT_RANGES = {"INTEGER": 1 << 31, "BIGINT": 1 << 63}
+_RUN_STATUSES = ("running", "finished", "failed", "killed")
 
-    def __init__(self) -> None:
+
+def column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, bool]]]:
+    """Table -> column -> (type, nullable) of the store ``con`` reads, to check records by."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type, is_nullable = 'YES' "
+        "FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()
+    types: dict[str, dict[str, tuple[str, bool]]] = {}
+    for table, column, kind, nullable in rows:
+        types.setdefault(table, {})[column] = (kind, nullable)
+    return types
+
+
+def _value_problem(column: str, value: Any, kind: str, nullable: bool, time: bool) -> str | None:
+    """Why ``value`` cannot go into ``column``, or ``None`` if it can."""
+    if value is None:
+        return None if nullable else f"{column} is missing"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if time:
+        if not number or not _TIME_RANGE[0] <= value <= _TIME_RANGE[1]:
+            return f"{column} is not a timestamp (seconds since the epoch): {value!r:.40}"
+        return None
+    if kind == "VARCHAR" and not isinstance(value, str):
+        return f"{column} is not a string: {value!r:.40}"
+    if kind in _INT_RANGES and not (isinstance(value, int) and not isinstance(value, bool)
+                                    and -_INT_RANGES[kind] <= value < _INT_RANGES[kind]):
+        return f"{column} is not an integer of type {kind}: {value!r:.40}"
+    if kind == "BOOLEAN" and not isinstance(value, bool):
+        return f"{column} is not true or false: {value!r:.40}"
+    if kind == "DOUBLE" and not number:
+        return f"{column} is not a number: {value!r:.40}"
+    return None
+
+
+# A record that cannot be folded: journal, offset, the record (or its bytes), why.
+Rejected = tuple[Path, int, Any, str]
+
+
+class Batch:
+    """Records grouped per table, deduplicated on each table's key.
+
+    A record that would not fit its table (a missing or mistyped field, an unknown kind)
+    is not added but kept in ``rejected`` with the reason, for the caller to quarantine.
+    """
+
+    def __init__(self, types: dict[str, dict[str, tuple[str, bool]]]) -> None:
+        self.types = types
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
         self.metric_parts: list[dict[str, Any]] = []
         self.metric_points = 0
         self.count = 0
+        self.rejected: list[Rejected] = []
 
-    def add(self, record: dict[str, Any]) -> None:
-        kind = record.get("t")
+    def add(self, record: Any, where: tuple[Path, int]) -> None:
+        """Add one record found in journal ``where[0]`` at offset ``where[1]``."""
+        problem = self._problem(record)
+        if problem is not None:
+            self.rejected.append((*where, record, problem))
+            return
+        kind = record["t"]
         self.count += 1
         if kind == "metrics":
-            self._add_metrics(record)
-            return
-        if kind == "run_end":
+            self._add_metrics(record, where)
+        elif kind == "run_end":
             self.ends[record["run_id"]] = record
-            return
-        spec = TABLES.get(str(kind))
-        if spec is None:
-            return  # a record kind from a newer nbtrail: ignored, never fatal
-        key = tuple(record.get(c) for c in spec.key)
-        rows = self.rows[str(kind)]
-        if spec.replace or key not in rows:
-            rows[key] = record
+        else:
+            spec = TABLES[kind]
+            key = tuple(record[c] for c in spec.key)
+            rows = self.rows[kind]
+            if spec.replace or key not in rows:
+                rows[key] = record
 
-    def _add_metrics(self, record: dict[str, Any]) -> None:
+    def add_chunk(self, chunk: JournalChunk) -> None:
+        """Add every record of ``chunk``; its unreadable lines count as rejected."""
+        for offset, record in chunk.records:
+            self.add(record, (chunk.path, offset))
+        self.rejected.extend((chunk.path, offset, line, why) for offset, line, why in chunk.bad)
+
+    def _problem(self, record: Any) -> str | None:
+        if not isinstance(record, dict):
+            return "not a JSON object"
+        kind = record.get("t")
+        if kind == "metrics":
+            if not isinstance(record.get("run_id"), str):
+                return "run_id is not a string"
+            keys = record.get("keys")
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                return "keys is not a list of strings"
+            return None  # the columns are checked as they are decoded
+        if kind == "run_end":
+            checks = [("run_id", "VARCHAR", False, False), ("end_time", "", True, True),
+                      ("error", "VARCHAR", True, False)]
+            if record.get("status") not in _RUN_STATUSES:
+                return f"status is not one of {', '.join(_RUN_STATUSES)}"
+        elif isinstance(kind, str) and kind in TABLES:
+            spec, types = TABLES[kind], self.types[kind]
+            checks = [(c, *types[c], c in spec.times) for c in spec.columns if c in types]
+        else:
+            return f"unknown record kind {kind!r:.40}"
+        for column, column_kind, nullable, time in checks:
+            problem = _value_problem(column, record.get(column), column_kind, nullable, time)
+            if problem is not None:
+                return problem
+        return None
+
+    def _add_metrics(self, record: dict[str, Any], where: tuple[Path, int]) -> None:
         try:
-            names = _objects(list(record["keys"]))
+            names = _objects(record["keys"])
             part = {
                 "key": names[unpack(record["key"], "<u4")],
                 "value": unpack(record["value"], "<f8"),
@@ -201,10 +314,14 @@ class Batch:
             }
             if len({len(column) for column in part.values()}) != 1:
                 raise ValueError("columns of different lengths")
+            stamps = part["ts"]
+            if not ((stamps >= _TIME_RANGE[0]) & (stamps <= _TIME_RANGE[1])).all():
+                raise ValueError("a timestamp out of range")
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            warnings.warn(f"nbtrail: skipped a malformed metrics record ({exc})", stacklevel=3)
+            self.count -= 1
+            self.rejected.append((*where, record, f"malformed metric columns ({exc})"))
             return
-        part["run_id"] = _objects([record.get("run_id")] * len(part["key"]))
+        part["run_id"] = _objects([record["run_id"]] * len(part["key"]))
         self.metric_parts.append(part)
         self.metric_points += len(part["key"])
 

@@ -174,6 +174,12 @@ class JournalWriter:
             self._thread.join(timeout=5)
         try:
             self.flush()
+        except StoreFullError:
+            lost = sum(len(f) for f in self._unwritten)
+            raise StoreFullError(
+                f"the disk holding the store at {self.journal_dir.parent} is full: {lost:,} "
+                "bytes of records this process logged could not be written and are lost "
+                "as it ends; free space there") from None
         finally:
             with self._io_lock:
                 if self._fd is not None:
@@ -210,9 +216,9 @@ class JournalWriter:
             try:
                 self.flush()
             except Exception as exc:  # keep logging alive; the next flush retries
-                if str(exc) != self._failure:  # one warning per failure, not five a second
-                    self._failure = str(exc)
+                if self._failure is None:  # one warning until a write succeeds again
                     warnings.warn(f"nbtrail: background flush failed: {exc}", stacklevel=1)
+                self._failure = str(exc)
 
 
 def _write_frame(fd: int, data: bytes) -> None:
@@ -239,6 +245,8 @@ def _full_message(home: Path, needed: int) -> str:
 
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged process can still write on the file system of ``path``."""
+    while not path.exists() and path != path.parent:  # a store not created yet
+        path = path.parent
     try:
         info = os.statvfs(path)
     except OSError:
@@ -291,7 +299,7 @@ def unpack(text: str, dtype: str) -> Any:
     """Decode a column written by ``_pack``."""
     import numpy as np
 
-    return np.frombuffer(base64.b64decode(text), dtype=dtype)
+    return np.frombuffer(base64.b64decode(text, validate=True), dtype=dtype)
 
 
 @dataclass
@@ -390,7 +398,7 @@ def _scan_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | No
                         "records not folded yet", stacklevel=6)
                     return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
                 if number > chunk.seq:
-                    _add_lines(chunk, payload, pos)
+                    _add_lines(chunk, payload, pos + _HEADER.size)
                     chunk.seq = number
                 pos = chunk.end_offset = end
                 continue

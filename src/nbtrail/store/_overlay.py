@@ -9,11 +9,11 @@ tables touched, and shadows those tables with temporary views of the same names
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._fold import TABLES, Batch, folded_offsets
+from ._fold import TABLES, Batch, column_types, folded_offsets, warn_rejected
 from ._journal import journal_files, open_journal
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ PREFIX = "_pending_"
 class Pending:
     """Journal records not folded yet."""
 
-    batch: Batch = field(default_factory=Batch)
+    batch: Batch
     size: int = 0  # bytes
     dead: bool = False  # some journal belongs to a dead process: a fold must mark its runs
 
@@ -34,7 +34,7 @@ class Pending:
 def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
     """Read the records of every journal after its folded offset."""
     offsets = folded_offsets(con)
-    pending = Pending()
+    pending = Pending(Batch(column_types(con)))
     for path in journal_files(journal_dir):
         # Journals with nothing new are read too: a dead writer must be noticed.
         offset, seq = offsets.get(path.name, (0, 0))
@@ -43,8 +43,8 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
                 continue
             pending.dead = pending.dead or not chunk.alive
             pending.size += max(chunk.end_offset - offset, 0)
-            for _, record in chunk.records:
-                pending.batch.add(record)
+            pending.batch.add_chunk(chunk)
+    warn_rejected(pending.batch.rejected)
     return pending
 
 
