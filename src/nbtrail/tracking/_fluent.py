@@ -28,9 +28,11 @@ def run(
     """Start a run in the configured store and make it the active run.
 
     ``experiment`` defaults to the parent run's, else the current git branch, else
-    ``"default"``. A run started inside another becomes its child unless
-    ``nested=False``. Leaving the ``with`` block marks it finished, or failed with the
-    exception's message.
+    ``"default"``. A run started inside another of the same thread becomes its child
+    unless ``nested=False``; a run started in another thread has no parent unless given
+    one with ``parent=``. Leaving the ``with`` block marks it finished, or failed with the
+    exception's message. An ``ActiveRun`` can be passed to a worker process (spawned or
+    forked), which then logs into the same run.
 
     Example:
         >>> with nt.run(name="baseline", tags={"team": "risk"}) as run:   # doctest: +SKIP

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInputError, RunFinishedError
+from ..errors import InvalidInputError, RunFinishedError, StoreFullError
 from ._keys import check_key, metric_value, param_value, tag_value
 
 if TYPE_CHECKING:
@@ -46,6 +46,13 @@ class ActiveRun:
         self._params: dict[str, tuple[str | None, str]] = {}
         self._datasets: dict[str, tuple[str, DatasetProfile]] = {}
         self._capture: Capture | None = None
+        self._thread: threading.Thread | None = None  # the thread that started it
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A run handed to a worker process (spawned or forked) travels by id: the worker
+        # logs into it through its own journal, and ending it stays with this process.
+        return (_reattach, (str(self._tracker.store.location), self.run_id, self.name,
+                            self.experiment, self.parent_id, dict(self._steps)))
 
     def __repr__(self) -> str:
         return f"<nbtrail run {self.run_id} name={self.name!r} status={self._status}>"
@@ -248,7 +255,14 @@ class ActiveRun:
                              "end_time": time.time() if end_time is None else end_time,
                              "error": error})
         self._tracker.run_ended(self)
-        self._writer.flush()
+        try:
+            self._writer.flush()
+        except StoreFullError as exc:
+            # Never a silent "finished": the end is buffered with the rest, and lands once
+            # there is room, but until then the store does not have it.
+            raise StoreFullError(
+                f"run {self.run_id} ({self.name or 'unnamed'}) ended, but the store does not "
+                f"have its end yet: {exc}") from None
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -277,6 +291,18 @@ class ActiveRun:
         if not found:
             found = [(i, p) for i, (_, p) in self._datasets.items()]
         return found[-1] if found else None
+
+
+def _reattach(home: str, run_id: str, name: str | None, experiment: str,
+              parent_id: str | None, steps: dict[str, int]) -> ActiveRun:
+    """An unpickled run: the same run, logged into from this process."""
+    from ._tracker import flush_at_worker_exit, tracker_for
+
+    flush_at_worker_exit()
+    run = ActiveRun(tracker_for(Path(home)), run_id, name=name, experiment=experiment,
+                    parent_id=parent_id)
+    run._steps.update(steps)
+    return run
 
 
 def _mapping(values: object) -> Mapping[str, Any]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._config import Settings, config
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NbtrailError
 from ..store._duckdb import DuckDBStore
 from ._run import ActiveRun
 
@@ -83,7 +83,7 @@ class Tracker:
         if experiment is not None:
             check_key("experiment", experiment)
         if parent is None and nested:
-            parent = self.active_run()
+            parent = self._parent_here()
         parent_id = parent.run_id if isinstance(parent, ActiveRun) else parent
         # Read before anything is written: a bad value must not leave half a run behind.
         # Children get none: their parent carries them.
@@ -120,6 +120,7 @@ class Tracker:
         })
         run = ActiveRun(self, run_id, name=name, experiment=experiment, parent_id=parent_id)
         run._capture = capture
+        run._thread = threading.current_thread()
         if parent_id:
             run._edge(parent_id, run_id, "parent", now)
         if capture.code_id:
@@ -142,6 +143,19 @@ class Tracker:
             return run
         with self._lock:
             return self._running[-1] if self._running else None
+
+    def _parent_here(self) -> ActiveRun | None:
+        """The default parent of a new run: this context's run, else this thread's newest.
+
+        Never a run of another thread: threads that each start a run are independent
+        unless given ``parent=`` explicitly.
+        """
+        run = _active.get()
+        if run is not None and run.status == "running":
+            return run
+        here = threading.current_thread()
+        with self._lock:
+            return next((r for r in reversed(self._running) if r._thread is here), None)
 
     def run_ended(self, run: ActiveRun) -> None:
         """Called by ``ActiveRun.end``: forget the run and restore the previous active one."""
@@ -249,8 +263,12 @@ _trackers_lock = threading.Lock()
 
 def get_tracker() -> Tracker:
     """The tracker of the store the current settings point at."""
+    return tracker_for(config.current.resolve_home())
+
+
+def tracker_for(home: Path) -> Tracker:
+    """The tracker of the store at ``home`` in this process (made on first use)."""
     settings = config.current
-    home = settings.resolve_home()
     with _trackers_lock:
         tracker = _trackers.get(home)
         if tracker is None:
@@ -270,6 +288,8 @@ def _close_all() -> None:
     for tracker in list(_trackers.values()):
         try:
             tracker.close()
+        except NbtrailError as exc:  # a full disk, say: the message says what was lost
+            print(f"nbtrail: {exc}", file=sys.stderr)
         except Exception as exc:  # never turn interpreter exit into a traceback
             # The journal is flushed and complete, so nothing is lost: the next process
             # that reads or writes the store folds it.
@@ -301,10 +321,22 @@ class _ForkHook:
 _FORK_HOOK = _ForkHook()
 
 
-def _flush_at_worker_exit(_: object) -> None:
+def _flush_at_worker_exit(_: object = None) -> None:
     import multiprocessing.util
 
     multiprocessing.util.Finalize(None, _close_all, exitpriority=100)
+
+
+def flush_at_worker_exit() -> None:
+    """In a multiprocessing worker, flush at its end: forked workers skip atexit."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    # A run is unpickled before the worker's bootstrap, which clears finalizers and then
+    # runs the after-fork hooks: register there. In a worker already running, now.
+    mp_util.register_after_fork(_FORK_HOOK, _flush_at_worker_exit)
+    if sys.modules["multiprocessing"].parent_process() is not None:
+        _flush_at_worker_exit()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
