@@ -11,8 +11,9 @@ import warnings
 
 import pytest
 
-from nbtrail.errors import StoreFullError
+from nbtrail.errors import NbtrailError, StoreFullError, StoreLockedError
 from nbtrail.store._duckdb import DuckDBStore
+from nbtrail.store._journal import frame
 from nbtrail.tracking._tracker import Tracker
 
 from ..conftest import require
@@ -278,3 +279,57 @@ def test_a_full_disk_loses_nothing_logged_and_says_so_once(small_disk):
     assert sum("background flush failed" in m for m in messages) == 1
     assert not [m for m in messages if "unreadable" in m or "torn" in m]
     store.close()
+
+
+def test_a_damaged_database_is_named_with_the_fix(tmp_path):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    _log(store, _run_row("r"))
+    store.close()
+    (home / "nbtrail.duckdb").write_bytes(os.urandom(1 << 16))
+    with pytest.raises(NbtrailError) as raised:
+        DuckDBStore(home).runs()
+    message = str(raised.value)
+    assert not isinstance(raised.value, StoreLockedError)
+    assert f"the store database {home / 'nbtrail.duckdb'} is damaged" in message
+    assert "mv " in message and "\n" not in message
+
+
+def test_a_deleted_database_is_rebuilt_from_the_live_journal(tmp_path):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    _log(store, _run_row("before"))
+    store.sync()
+    for path in home.glob("nbtrail.duckdb*"):
+        path.unlink()
+    _log(store, _run_row("after"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sorted(store.runs()["run_id"]) == ["after", "before"]
+    assert any("was deleted" in m for m in _messages(caught))
+    store.close()
+
+
+def test_a_read_whose_fold_fails_answers_from_the_journals(tmp_path, monkeypatch):
+    import duckdb
+
+    from nbtrail.store import _duckdb
+
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    _log(store, _run_row("folded"))
+    store.close()
+    dead = home / "journal" / "host-2-dead.nbj"  # a dead journal: reads must fold it first
+    dead.write_bytes(frame(json.dumps(_run_row("pending")).encode() + b"\n", 1))
+
+    def failing_fold(*args, **kwargs):
+        raise duckdb.IOException("IO Error: No space left on device")
+
+    monkeypatch.setattr(_duckdb, "fold", failing_fold)
+    reader = DuckDBStore(home)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert sorted(reader.runs()["run_id"]) == ["folded", "pending"]
+    assert any("the disk is full" in m and str(home) in m for m in _messages(caught))
+    with pytest.raises(StoreFullError, match="free space there"):
+        reader.sync()
