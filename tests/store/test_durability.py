@@ -333,3 +333,46 @@ def test_a_read_whose_fold_fails_answers_from_the_journals(tmp_path, monkeypatch
     assert any("the disk is full" in m and str(home) in m for m in _messages(caught))
     with pytest.raises(StoreFullError, match="free space there"):
         reader.sync()
+
+
+def _store_procs():
+    """The writer and poller shared with benchmarks/store.py."""
+    import importlib.util
+
+    from ..conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("_store_procs",
+                                                  ROOT / "benchmarks" / "_store_procs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_reads_while_sixteen_writers_log_at_full_speed(tmp_path):
+    procs = _store_procs()
+    home, flag = tmp_path / "store", tmp_path / "flag"
+    flag.write_text("go")
+    pollers = [_spawn(procs.POLLER, home, flag) for _ in range(2)]
+    writers = [_spawn(procs.FAST_WRITER, home, flag, f"w{i}") for i in range(16)]
+    deadline = time.monotonic() + 120
+    while len(list((home / "journal").glob("*.nbj"))) < 16:  # sixteen processes start slowly
+        assert time.monotonic() < deadline, "the writers did not start"
+        time.sleep(0.05)
+    time.sleep(6)
+    flag.write_text("stop")
+    logged = sum(int(w.communicate(timeout=300)[0]) for w in writers)
+    stopped = time.monotonic()
+    while list((home / "journal").glob("*.nbj")) and time.monotonic() - stopped < 120:
+        time.sleep(0.05)
+    backlog = time.monotonic() - stopped
+    reports = [json.loads(p.communicate(timeout=120)[0]) for p in pollers]
+    times = [t for r in reports for t in r["times"]]
+    # Reported, not asserted: timing belongs in benchmarks/store.py.
+    print(f"\n{len(times)} reads: p50 {procs.percentile(times, .5) * 1000:.0f} ms, "
+          f"p99 {procs.percentile(times, .99) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms; "
+          f"{logged:,} points; backlog folded {backlog:.1f} s after the writers ended")
+    assert [r["errors"] for r in reports] == [[], []]
+    store = DuckDBStore(home)
+    store.fold_all()
+    assert store.sql("select count(*) as n from metrics")["n"][0] == logged

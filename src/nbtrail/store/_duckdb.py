@@ -26,6 +26,7 @@ import hashlib
 import os
 import re
 import threading
+import time
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -58,6 +59,9 @@ FOLD_BUDGET = 1 << 20
 # Free bytes a fold needs on the store's disk: the database grows by about the journal
 # bytes folded (WAL and checkpoint), with room to spare for the writers' buffers.
 FOLD_MIN_FREE = 4 * FOLD_BUDGET
+# Seconds background folds let readers go first before they take their turn regardless; a
+# reader then waits for one bounded pass at most.
+FOLD_PATIENCE = 1.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
@@ -95,6 +99,7 @@ class DuckDBStore(Store):
         self._writer: JournalWriter | None = None
         self._writer_lock = threading.Lock()
         self._folder: threading.Thread | None = None
+        self._stepped_aside: float | None = None  # since when folds let readers go first
         self._stop_folding = threading.Event()
         self._schema_ok = False
         self._reader: duckdb.DuckDBPyConnection | None = None
@@ -321,11 +326,14 @@ class DuckDBStore(Store):
                     "stays in the journals, and reads still see it)")
             return None
         self._ensure_schema()
-        if not wait:
+        if not wait and not self._patience_over():
             # flock is not fair: a stream of folders could starve a waiting reader, so
-            # background folds step aside while any reader is waiting or reading.
+            # background folds step aside while any reader is waiting or reading, but
+            # not for longer than FOLD_PATIENCE, or polling readers would starve folds.
             with self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB, "readers") as no_readers:
                 if not no_readers:
+                    if self._stepped_aside is None:
+                        self._stepped_aside = time.monotonic()
                     return None
         mode = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
         with self._lock(mode) as got:
@@ -340,7 +348,13 @@ class DuckDBStore(Store):
                 return None  # another program has the file open; the overlay serves reads
             except duckdb.Error as exc:
                 raise _database_error(self.db_path, exc, "folding the journals into") from None
+        self._stepped_aside = None
         return result
+
+    def _patience_over(self) -> bool:
+        """Whether background folds have stepped aside for readers long enough."""
+        since = self._stepped_aside
+        return since is not None and time.monotonic() - since > FOLD_PATIENCE
 
     def fold_all(self, *, wait: bool = True) -> None:
         """Fold until no journal has unfolded records, letting readers in between passes.

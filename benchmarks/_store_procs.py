@@ -1,0 +1,49 @@
+"""Processes of the store benchmark and of its test: a writer at full speed and a poller.
+
+Each is run as ``python -c SOURCE ARGS`` with the nbtrail under test first on PYTHONPATH.
+"""
+
+# Logs metric points as fast as it can, in runs of 1,000 steps, until the flag file says
+# "stop"; prints how many points it logged.
+FAST_WRITER = """
+import sys, nbtrail as nt
+nt.config.set(home=sys.argv[1])
+flag, points, r = sys.argv[2], 0, 0
+while open(flag).read() != "stop":
+    with nt.run(name=f"{sys.argv[3]}-{r}") as run:
+        for step in range(1000):
+            run.log_metric("loss", step * 0.001, step=step)
+        points += 1000
+    r += 1
+print(points)
+"""
+
+# Reads nt.runs(limit=100) every 50 ms until the flag says "stop"; prints a JSON report
+# with every read's seconds, the first read's, and the errors seen.
+POLLER = """
+import json, sys, time, nbtrail as nt
+import duckdb, numpy, polars  # warm: time the reads, not the first imports
+nt.config.set(home=sys.argv[1])
+times, errors = [], []
+while True:
+    stop = open(sys.argv[2]).read() == "stop"
+    started = time.perf_counter()
+    try:
+        nt.runs(limit=100)
+        times.append(time.perf_counter() - started)
+    except nt.NbtrailError as exc:
+        if "no nbtrail store" not in str(exc):  # the writers may not have started yet
+            errors.append(repr(exc))
+    except Exception as exc:
+        errors.append(repr(exc))
+    if stop:
+        break
+    time.sleep(0.05)
+print(json.dumps({"times": times, "errors": errors}))
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")

@@ -1,0 +1,101 @@
+"""Store benchmark: reads while 16 writers log at full speed, and fold throughput.
+
+    python benchmarks/store.py                       # the nbtrail of this checkout
+    python benchmarks/store.py --src /path/to/src    # another one (e.g. today's main)
+    python benchmarks/store.py --seconds 10 --writers 16 --readers 2
+
+Targets (issue 12): read p99 <= 100 ms, slowest read <= 500 ms, backlog folded within
+2 s of the writers stopping, >= 2 M metric points/s folded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _store_procs import FAST_WRITER, POLLER, percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FOLD = """
+import sys, time
+from nbtrail.store._duckdb import DuckDBStore
+from nbtrail.tracking._tracker import Tracker
+store = DuckDBStore(sys.argv[1], fold_interval=1e9)  # no background fold: time one fold_all
+tracker = Tracker(store)
+for r in range(int(sys.argv[2])):
+    with tracker.start_run(name=f"r{r}") as run:
+        for step in range(int(sys.argv[3])):
+            run.log_metric("loss", step * 0.1, step=step)
+store.writer().flush()
+started = time.perf_counter()
+store.fold_all()
+print(time.perf_counter() - started)
+"""
+
+
+def _spawn(src: Path, code: str, *args: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
+                 n_readers: int) -> dict[str, float]:
+    """Read latency of pollers while writers log; how long the backlog takes to fold."""
+    home, flag = folder / "store", folder / "flag"
+    flag.write_text("go")
+    readers = [_spawn(src, POLLER, home, flag) for _ in range(n_readers)]
+    writers = [_spawn(src, FAST_WRITER, home, flag, f"w{i}") for i in range(n_writers)]
+    while len(list((home / "journal").glob("*.*"))) < n_writers:
+        time.sleep(0.05)
+    time.sleep(seconds)
+    flag.write_text("stop")
+    points = sum(int(w.communicate()[0]) for w in writers)
+    stopped = time.monotonic()
+    while [p for p in (home / "journal").iterdir() if not p.name.startswith(".")]:
+        if time.monotonic() - stopped > 120:
+            break
+        time.sleep(0.05)
+    backlog = time.monotonic() - stopped
+    reports = [json.loads(r.communicate()[0]) for r in readers]
+    times = [t for r in reports for t in r["times"]]
+    return {"reads": len(times), "p50_ms": percentile(times, .5) * 1000,
+            "p99_ms": percentile(times, .99) * 1000, "max_ms": max(times, default=0) * 1000,
+            "first_ms": min((r["times"][0] for r in reports if r["times"]), default=0) * 1000,
+            "errors": sum(len(r["errors"]) for r in reports), "points": points,
+            "backlog_s": backlog}
+
+
+def fold_throughput(src: Path, folder: Path, runs: int, steps: int) -> dict[str, float]:
+    """Metric points folded per second by one ``fold_all`` of a backlog."""
+    seconds = float(_spawn(src, FOLD, folder / "fold", runs, steps).communicate()[0])
+    return {"points": runs * steps, "fold_s": seconds, "points_per_s": runs * steps / seconds}
+
+
+def main() -> None:
+    """Run both scenarios and print one JSON line each."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=ROOT / "src")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--fold-runs", type=int, default=100)
+    parser.add_argument("--fold-steps", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nbtrail-bench-store-") as tmp:
+        print(json.dumps({"read_latency": read_latency(
+            args.src, Path(tmp), args.seconds, args.writers, args.readers)}), flush=True)
+        print(json.dumps({"fold": fold_throughput(
+            args.src, Path(tmp), args.fold_runs, args.fold_steps)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
