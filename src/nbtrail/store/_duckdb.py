@@ -20,6 +20,7 @@ unless the tail is long.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -156,6 +157,7 @@ class DuckDBStore(Store):
         self._folder = threading.Thread(target=self._fold_loop, args=(self._stop_folding,),
                                         name=f"nbtrail-fold-{os.getpid()}", daemon=True)
         self._folder.start()
+        _folding_stores.add(self)
 
     def _fold_loop(self, stop: threading.Event) -> None:
         try:
@@ -266,8 +268,9 @@ class DuckDBStore(Store):
         with duckdb_section():
             try:
                 con = duckdb.connect(str(self.db_path), config=_RW_CONFIG)
-            # ConnectionException: this process has the file open with another config.
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            except duckdb.ConnectionException as exc:  # open in this process, other config
+                raise StoreLockedError(_held_open(self.db_path, exc)) from None
+            except duckdb.IOException as exc:
                 raise _database_error(self.db_path, exc) from None
             try:
                 yield con
@@ -346,7 +349,7 @@ class DuckDBStore(Store):
                 if wait:
                     raise
                 return None  # another program has the file open; the overlay serves reads
-            except duckdb.Error as exc:
+            except (duckdb.Error, OSError) as exc:  # OSError: quarantine/ on a full disk
                 raise _database_error(self.db_path, exc, "folding the journals into") from None
         self._stepped_aside = None
         return result
@@ -574,6 +577,20 @@ class DuckDBStore(Store):
 _stores_with_readers: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
 
 
+# Stores whose fold thread may run: stopped at exit, since DuckDB refuses to run a fold
+# while the interpreter shuts down (the journals keep everything for the next fold).
+_folding_stores: weakref.WeakSet[DuckDBStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_background_folds() -> None:
+    for store in list(_folding_stores):
+        store._stop_folding.set()
+        folder = store._folder
+        if folder is not None and folder is not threading.current_thread():
+            folder.join(timeout=5)  # a pass in progress is bounded
+
+
 @on_fork
 def _close_readers() -> None:
     for store in list(_stores_with_readers):  # no thread is using them: see _fork
@@ -596,6 +613,11 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _held_open(path: Path, exc: BaseException) -> str:
+    return (f"the store database {path} is held open by another program "
+            f"({_first_line(exc)}); close it, or open it read-only (duckdb -readonly {path})")
+
+
 def _database_error(path: Path, exc: BaseException, doing: str = "opening") -> NbtrailError:
     """One clear error for a failure of DuckDB on the store's file, with the fix."""
     detail = _first_line(exc)
@@ -611,9 +633,7 @@ def _database_error(path: Path, exc: BaseException, doing: str = "opening") -> N
             f"(mv {path} {path}.damaged): nbtrail then starts a new one and folds into it "
             "the journals still present")
     if "lock" in lowered:
-        return StoreLockedError(
-            f"the store database {path} is held open by another program ({detail}); close "
-            f"it, or open it read-only (duckdb -readonly {path})")
+        return StoreLockedError(_held_open(path, exc))
     return NbtrailError(
         f"{doing} the store database {path} failed ({detail}); every record stays in the "
         "journals and reads still see it; if this persists, move the file aside "
