@@ -173,6 +173,8 @@ class DuckDBStore(Store):
             try:
                 result = self.try_fold()
             except Exception as exc:  # keep folding alive; readers still see the journals
+                if "shutting down" in str(exc):
+                    return  # DuckDB's exit hook ran first; the journals keep everything
                 if str(exc) != failure:  # one warning per failure, not one a second
                     warnings.warn(f"nbtrail: background fold failed: {exc}", stacklevel=1)
                 failure = str(exc)
