@@ -196,7 +196,8 @@ async def test_sweeps_and_their_trials(api):
     status, body = await api("sweeps", sweep["sweep_id"])
     assert status == 200, body
     columns = body["trials"]["columns"]
-    assert columns[:4] == ["trial", "state", "status", "metrics.value"]
+    assert columns[:4] == ["trial", "state", "status", "value"]  # as Sweep.trials() has them
+    assert body["value_columns"] == ["value"]
     values = [row[3] for row in body["trials"]["rows"]]
     assert body["best"]["value"] == max(values)
     assert body["directions"] == ["maximize"]

@@ -77,57 +77,9 @@ def runs_with_curves(store: DuckDBStore, limit: int = 2) -> list[str]:
 
 def sweeps(store: DuckDBStore) -> list[tuple[str, str]]:
     """(label, sweep id) of every sweep, newest first."""
-    frame = store.sql("""
-        SELECT t.value AS sweep_id, any_value(s.value) AS name, max(r.start_time) AS last
-        FROM tags t JOIN tags s ON s.run_id = t.run_id AND s.key = 'sweep'
-        JOIN runs r ON r.run_id = t.run_id
-        WHERE t.key = 'sweep_id' GROUP BY 1 ORDER BY last DESC""")
-    return [(f"{name} · {sweep_id[:8]}", sweep_id) for sweep_id, name, _ in frame.rows()]
+    from ..sweeps import list_sweeps
 
-
-def trials(store: DuckDBStore, sweep_id: str) -> pl.DataFrame:
-    """One row a trial of a sweep: number, state, value(s), params."""
-    import polars as pl
-
-    quoted = sweep_id.replace("'", "''")
-    frame = store.runs(where=f"tags.sweep_id = '{quoted}' and tags.trial is not null")
-    if frame.is_empty():
-        return frame
-    frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"))
-    keep = ["trial", "tags.trial_state", *(c for c in frame.columns if c.startswith(
-        ("params.", "metrics."))), "run_id"]
-    frame = frame.select(c for c in keep if c in frame.columns).sort("trial")
-    return frame.select(c for c in frame.columns if frame[c].null_count() < frame.height)
-
-
-def importances(frame: pl.DataFrame, value: str) -> dict[str, float]:
-    """How much each parameter explains the value.
-
-    Impurity importances of a random forest fitted on the trials (the model behind
-    Optuna's default fANOVA evaluator), summing to 1.
-    """
-    import numpy as np
-    import polars as pl
-    from sklearn.ensemble import RandomForestRegressor
-
-    done = frame.filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
-    params = [c for c in done.columns if c.startswith("params.")]
-    if done.height < 4 or not params:
-        return {}
-    columns = []
-    for name in params:
-        series = done[name]
-        if series.dtype.is_numeric():
-            columns.append(series.cast(pl.Float64).fill_null(np.nan).to_numpy())
-        else:  # categories become codes: a forest splits on them all the same
-            columns.append(series.cast(pl.String).cast(pl.Categorical).to_physical()
-                           .cast(pl.Float64).to_numpy())
-    features = np.nan_to_num(np.column_stack(columns), nan=-1.0)
-    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=0)
-    forest.fit(features, done[value].to_numpy())
-    scores = dict(zip((p.removeprefix("params.") for p in params),
-                      forest.feature_importances_.tolist(), strict=True))
-    return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    return [(f"{s.name} · {s.sweep_id[:8]}", s.sweep_id) for s in list_sweeps(store)]
 
 
 def monitored_models(store: DuckDBStore) -> list[tuple[str, str]]:
@@ -228,12 +180,14 @@ def branches_html(frame: pl.DataFrame) -> str:
 
 def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
     """A sweep's trials, parallel coordinates of params against the value, importances."""
-    frame = trials(store, sweep_id)
+    from ..errors import MissingExtraError
+    from ..sweeps import read_sweep
+
+    found = read_sweep(sweep_id, store)
+    frame = found.frame
     if frame.is_empty():
         return "<p>This sweep has no trial recorded yet.</p>"
-    values = [c for c in frame.columns if c.startswith("metrics.") and
-              not c.endswith("intermediate_value")]
-    value = "metrics.value" if "metrics.value" in values else (values[0] if values else None)
+    value = found.value_columns[0] if found.value_columns else None
     params = [c for c in frame.columns if c.startswith("params.")]
     parts = [_html.table(frame.columns, frame.rows(), caption=f"{frame.height} trials",
                          max_rows=30)]
@@ -241,12 +195,16 @@ def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
         axes = [*params, value]
         parts.append(_html.parallel_coordinates(
             "parallel coordinates (darker: higher value)",
-            [a.split(".", 1)[1] for a in axes], frame.select(axes).rows(),
+            [a.removeprefix("params.") for a in axes], frame.select(axes).rows(),
             colour_by=frame[value].to_list()))
-        scores = importances(frame, value)
-        if scores:
-            parts.append(_html.bar_chart(f"importance for {value.split('.', 1)[1]}",
-                                         list(scores), {"importance": list(scores.values())}))
+        try:
+            scores = found.importances(value)
+        except MissingExtraError as exc:  # the dashboard's host may lack Optuna
+            parts.append(f"<p>No importances: {_html.escape(str(exc))}</p>")
+        else:
+            if scores:
+                parts.append(_html.bar_chart(f"importance for {value}", list(scores),
+                                             {"importance": list(scores.values())}))
     return "".join(parts)
 
 
