@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._config import Settings, config
-from ..errors import NbtrailError
+from ..errors import ProcessError
 from ..tracking._tracker import get_tracker
 from . import _storage
 
@@ -167,7 +167,7 @@ def _transportable(exc: BaseException) -> BaseException:
         pickle.loads(pickle.dumps(exc))
     except Exception:
         text = "".join(traceback.format_exception(exc))
-        return NbtrailError(f"a sweep worker process failed:\n{text}")
+        return ProcessError(f"a sweep worker process failed:\n{text}")
     return exc
 
 

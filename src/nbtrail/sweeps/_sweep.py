@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInputError, MissingExtraError, NbtrailError
+from ..errors import ConflictError, InvalidInputError, MissingExtraError, NotFoundError
 from ..tracking._tracker import Tracker, get_tracker
 from . import _storage, _trials
 from ._progress import NullView, Progress, View, make_view
@@ -130,8 +130,8 @@ class Sweep:
                 "nt.sweep(..., storage=None or a database URL), not a tracked study"
             )
         if self.running:
-            raise NbtrailError(f"sweep {self.name!r} is already running; call sweep.wait() "
-                               "before starting more trials")
+            raise ConflictError(f"sweep {self.name!r} is already running; call sweep.wait() "
+                                "before starting more trials")
         self._stop.clear()
         self._error = None
         self._progress.total = n_trials
@@ -487,7 +487,7 @@ class Sweep:
         try:
             best = self.study.best_trial
         except ValueError:
-            raise NbtrailError(f"sweep {self.name!r} has no complete trial yet") from None
+            raise NotFoundError(f"sweep {self.name!r} has no complete trial yet") from None
         return self._runs_of([best.number])[0]
 
     @property
