@@ -921,7 +921,7 @@ def render_run(run: Run, *, packages: bool = False) -> list[str]:
     git_keys = ("commit", "branch", "dirty", "snapshot", "root")
     lines += _section("git", _pairs(
         [(k, _cell(git.get(k), width=None)) for k in git_keys]) if run.git else [],
-        "(not captured: not in a git work tree, or capture_git was off)")
+        f"({run.git_note})")
     code = run.code or {}
     cells = code.get("cells") or []
     lines += _section("code", _pairs([

@@ -124,6 +124,8 @@ export interface IRun {
     dirty: boolean | null;
     snapshot: string | null;
   } | null;
+  /** Why git is null: capture was off, or the run was not in a git repository. */
+  git_note: string | null;
   env: { python: string; platform: string; packages: { [name: string]: string } | null } | null;
   code: { ref: string | null; notebook: string | null; n_cells: number } | null;
   seeds: { [key: string]: Value };

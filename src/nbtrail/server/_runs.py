@@ -96,6 +96,7 @@ def run_details(store: DuckDBStore, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     record = asdict(run)
     record["duration"] = run.duration
+    record["git_note"] = run.git_note
     if run.code is not None:  # the cells are for reproduce and diffs, not for the panel
         cells = run.code.get("cells") or []
         record["code"] = {**{k: v for k, v in run.code.items() if k != "cells"},

@@ -11,6 +11,10 @@ from .. import _html
 if TYPE_CHECKING:
     import polars as pl
 
+# Set to "off" on the runs of a tracker with ``capture_git=False``, so that a run without
+# git state says why: capture was switched off, or it ran outside any git repository.
+GIT_CAPTURE_TAG = "nbtrail.capture_git"
+
 
 @dataclass(frozen=True)
 class Run:
@@ -23,7 +27,8 @@ class Run:
             ``n_rows``, ``schema``, ``stats``.
         models: One dict per model logged: ``model_id``, ``name``, ``format``, ``signature``...
         artifacts: One dict per artifact: ``name``, ``artifact_id``, ``sha256``, ``size_bytes``.
-        git: ``root``, ``commit``, ``branch``, ``dirty``, ``snapshot`` or ``None`` outside git.
+        git: ``root``, ``commit``, ``branch``, ``dirty``, ``snapshot``, or ``None`` when not
+            captured (``git_note`` says why).
         env: ``python``, ``platform``, ``packages`` or ``None`` when not captured.
         code: The code snapshot: git ref and the notebook cells executed, or ``None``.
     """
@@ -56,6 +61,15 @@ class Run:
             return None
         return (self.end_time - self.start_time).total_seconds()
 
+    @property
+    def git_note(self) -> str | None:
+        """Why ``git`` is ``None``: capture was off, or not in a repository; else ``None``."""
+        if self.git is not None:
+            return None
+        if self.tags.get(GIT_CAPTURE_TAG) == "off":
+            return "not recorded: git capture was off (capture_git=False)"
+        return "not in a git repository"
+
     def _repr_html_(self) -> str:
         head = {
             "run_id": self.run_id, "name": self.name, "experiment": self.experiment,
@@ -65,6 +79,8 @@ class Run:
             head["error"] = self.error
         if self.git:
             head.update({f"git.{k}": v for k, v in self.git.items() if k != "root"})
+        else:
+            head["git"] = self.git_note
         parts = [_html.mapping(f"run {self.name or self.run_id}", head)]
         if self.params:
             parts.append(_html.mapping("params", self.params))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Settings, config
 from ..errors import InvalidInputError
 from ..store._duckdb import DuckDBStore
+from ..store._records import GIT_CAPTURE_TAG
 from ._run import ActiveRun
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Capture:
     notebook: NotebookInfo | None
     env_id: str | None
     code_id: str | None
+    git_off: bool = False  # capture_git was off: no git state by choice
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("nbtrail_active_run", default=None)
@@ -52,11 +54,16 @@ class Tracker:
 
     def __init__(self, store: DuckDBStore, settings: Settings | None = None) -> None:
         self.store = store
-        self.settings = settings or config.current
+        self._settings = settings
         self._running: list[ActiveRun] = []
         self._tokens: dict[str, Token[ActiveRun | None]] = {}
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings given, else the current ``nt.config``: a later ``config.set`` counts."""
+        return self._settings or config.current
 
     def start_run(
         self,
@@ -128,6 +135,8 @@ class Tracker:
             run._edge(capture.env_id, run_id, "environment", now)
         if parent_id is None:
             tags = {**environment_tags, **(tags or {})}
+        if capture.git_off:
+            tags = {**(tags or {}), GIT_CAPTURE_TAG: "off"}
         if tags:
             run.set_tags(tags)
         with self._lock:
@@ -199,7 +208,8 @@ class Tracker:
                     "snapshot_commit": git.snapshot if git else None, "ref": ref,
                     "notebook": notebook.path if notebook else None, "cells": cells,
                 })
-        return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id)
+        return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id,
+                       git_off=not self.settings.capture_git)
 
     def _capture_git(self, run_id: str) -> GitInfo | None:
         if not self.settings.capture_git:
@@ -256,7 +266,7 @@ def get_tracker() -> Tracker:
         if tracker is None:
             store = DuckDBStore(home, flush_interval=settings.flush_interval,
                                 fold_interval=settings.fold_interval)
-            tracker = _trackers[home] = Tracker(store, settings)
+            tracker = _trackers[home] = Tracker(store)
         return tracker
 
 

@@ -121,7 +121,7 @@ export function RunView(props: {
               </div>
             )}
           </>
-        ) : <div className="nbt-empty">not in a git repository</div>}
+        ) : <div className="nbt-empty">{run.git_note}</div>}
       </Section>
       <Section title="Environment">
         {run.env ? (
