@@ -3,6 +3,7 @@ import pytest
 import nbtrail as nt
 from nbtrail.serving import ModelBundle
 
+from ..conftest import isolate_git
 from ..packaging._models import train_churn
 
 
@@ -17,3 +18,16 @@ def folder(home, tmp_path):
 @pytest.fixture
 def bundle(folder):
     return ModelBundle.load(folder)
+
+
+@pytest.fixture(scope="module")
+def shared_folder(tmp_path_factory):
+    """One packaged churn model for a whole module of tests that do not change it."""
+    root = tmp_path_factory.mktemp("shared-model")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # runs capture git state from the current folder: not the repo's
+        isolate_git(mp)
+        with nt.config(home=str(root / "store")):
+            trained = train_churn()
+            return nt.package(trained.model_id, name="churn", output=root / "ctx",
+                              build=False).context / "model"
