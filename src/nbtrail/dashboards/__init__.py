@@ -93,12 +93,33 @@ class Dashboard:
         if not found:
             return {"text/html": self._static()}, {}
         data, metadata = found
-        # The snapshot stays visible where scripts do not run; a live frontend hides it.
         marker = f"nbtrail-static-{uuid.uuid4().hex}"
         data["text/html"] = (
-            f'<div id="{marker}">{self._static()}</div>' + data.get("text/html", "")
-            + f'<script>document.getElementById("{marker}").style.display="none"</script>')
+            f'<div id="{marker}">{self._static()}</div>'
+            f'<div id="{marker}-live">{data.get("text/html", "")}</div>'
+            + _HIDE_WHEN_DRAWN.replace("MARKER", marker))
         return data, metadata
+
+
+# The snapshot goes only once Panel has drawn the live view (Panel renames its root element
+# "…-rendered" then). Where Panel's JavaScript does not run or cannot load — GitHub,
+# nbconvert's HTML offline, a notebook opened without Panel's resources — it stays.
+_HIDE_WHEN_DRAWN = """<script>(function () {
+  var snapshot = document.getElementById("MARKER");
+  var live = document.getElementById("MARKER-live");
+  if (!snapshot || !live) return;
+  function drawn() { return live.querySelector('[id$="-rendered"]') !== null; }
+  function hideOnceDrawn(changes, observer) {
+    if (!drawn()) return false;
+    snapshot.style.display = "none";
+    if (observer) observer.disconnect();
+    return true;
+  }
+  if (!hideOnceDrawn()) {
+    new MutationObserver(hideOnceDrawn).observe(
+      live, {subtree: true, childList: true, attributes: true, attributeFilter: ["id"]});
+  }
+})();</script>"""
 
 
 def dashboard(view: View | None = None, *, store: str | os.PathLike[str] | None = None,
