@@ -48,7 +48,7 @@ def load_objective(spec: str) -> Objective:
     if not callable(found):
         raise InvalidInputError(f"--objective {spec!r} names a {type(found).__name__}, not a "
                                 "function taking an optuna.Trial")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int | None,
