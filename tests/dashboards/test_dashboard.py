@@ -1,6 +1,5 @@
 import base64
 import html
-import importlib
 import os
 import shutil
 import urllib.error
@@ -15,18 +14,9 @@ from nbtrail.dashboards._views import VIEWS, export
 from nbtrail.errors import NbtrailError
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
-from .conftest import ARTIFACTS, serving
+from .conftest import ARTIFACTS, required, serving
 
-
-def _required(module: str):
-    """Import a module the dashboard tests need: a skip locally, a failure under CI=true."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        require(False, f"{module} is not installed (pip install -e '.[test]')")
-
-
-pn = _required("panel")
+pn = required("panel")
 
 
 def snapshot(home: Path) -> dict[str, tuple[int, int]]:
@@ -138,7 +128,7 @@ def test_auth_refuses_requests_without_credentials(built, mode):
 def test_dashboard_in_chromium_with_screenshots(built):
     require(os.path.exists(CHROMIUM),
             "Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = _required("playwright.sync_api")
+    sync_api = required("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     command = ["python", "-m", "nbtrail.cli", "--store", str(built.home), "dashboard",

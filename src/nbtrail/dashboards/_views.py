@@ -7,11 +7,13 @@ showed, in any browser, with no script.
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import _html
+from ..errors import NbtrailError
 from ..monitor._api import KIND_TAG, MONITORING
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "line
 RUNS_SHOWN = 500
 _CURVES = 12  # metric charts shown for one run
 _LINEAGE_KINDS = ("dataset", "run", "model", "package", "monitoring")
+T = TypeVar("T")
 RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration", "branch")
 
 
@@ -128,7 +131,7 @@ def runs_html(frame: pl.DataFrame) -> str:
 
 
 def run_html(store: DuckDBStore, run_id: str) -> str:
-    """One run: its summary (as in a notebook) and a chart of every metric with steps."""
+    """One run: its summary (as in a notebook), its tags, a chart of each metric with steps."""
     run = store.get_run(run_id)
     curves = []
     keys = store.sql("SELECT key, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY 1 "
@@ -138,7 +141,9 @@ def run_html(store: DuckDBStore, run_id: str) -> str:
         curves.append(_html.line_chart(key, {key: list(zip(history["step"], history["value"],
                                                             strict=True))}))
     charts = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
-    return run._repr_html_() + (charts if curves else "<p>No metric has several steps.</p>")
+    tags = _html.mapping("tags", run.tags) if run.tags else ""
+    return run._repr_html_() + tags + (charts if curves else
+                                       "<p>No metric has several steps.</p>")
 
 
 def compare_html(store: DuckDBStore, run_ids: Sequence[str]) -> str:
@@ -238,14 +243,39 @@ def monitoring_html(store: DuckDBStore, model_id: str) -> str:
     table = _html.table(history.columns, history.rows(), caption="drift reports",
                         max_rows=30, highlight=[i for i, v in enumerate(history["tags.verdict"])
                                                 if v == "drift"])
-    latest = store.artifact_path(history["run_id"][-1], "drift.html").read_text("utf-8")
-    return head + chart + table + "<h3>Latest report</h3>" + _body(latest)
+    return head + chart + table + "<h3>Latest report</h3>" + report_html(
+        store, history["run_id"][-1])
 
 
-def _body(document: str) -> str:
-    """The inside of a standalone page's body (reports are stored as whole pages)."""
-    found = re.search(r"<body[^>]*>(.*)</body>", document, flags=re.S)
-    return found.group(1) if found else document
+def report_html(store: DuckDBStore, run_id: str) -> str:
+    """A stored drift report, drawn again from its data (``drift.json``).
+
+    Never the stored ``drift.html``: whoever can log can store any page under that name,
+    and a page is markup, where every string of the store must show as text.
+    """
+    from ..monitor._drift import DriftReport, FeatureDrift, MetricChange, Thresholds
+
+    try:
+        data = json.loads(store.artifact_path(run_id, "drift.json").read_text("utf-8"))
+        features = tuple(_record(FeatureDrift, f) for f in data["features"])
+        report = _record(DriftReport, {
+            **data, "features": features,
+            "prediction": data.get("prediction") and _record(FeatureDrift, data["prediction"]),
+            "metric": data.get("metric") and _record(MetricChange, data["metric"]),
+            "thresholds": _record(Thresholds, data.get("thresholds") or {})})
+        return report._repr_html_()
+    except NbtrailError as exc:  # no drift.json: a run tagged as monitoring by hand
+        return f"<p>{_html.escape(exc)}</p>"
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        return (f"<p>The drift report of run {_html.escape(run_id)} cannot be read "
+                f"({_html.escape(type(exc).__name__)}: {_html.escape(exc)}).</p>")
+
+
+def _record(cls: type[T], data: dict[str, Any]) -> T:
+    """A frozen record from its ``asdict`` form: lists become tuples, derived keys go."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                  if k in known})
 
 
 def export(store: DuckDBStore, view: View, **args: Any) -> str:
