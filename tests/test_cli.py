@@ -727,3 +727,16 @@ def test_sweep_worker_refuses_an_objective_that_is_not_module_function(
                         "--objective", spec, "--n-trials", "1")
     assert code == 1
     assert "--objective must be 'module:function'" in err
+
+
+@pytest.mark.parametrize("name", ["pk\n", "Pk", "pk-"])
+def test_package_refuses_a_name_kubernetes_would_not_take(
+        built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(capsys, "--store", str(built.store), "package", built.baseline,
+                        "--name", name, "--no-build", "--json")  # --json: no progress lines
+    assert code == 1
+    assert_one_error_line(err)
+    assert f"package name {name!r} is not usable as an image and Kubernetes name" in err
+    assert not (tmp_path / "dist").exists()

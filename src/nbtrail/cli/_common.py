@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._config import config
+from .._config import Settings, config
 from ..errors import StoreNotFoundError
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def open_store(args: argparse.Namespace) -> DuckDBStore:
     return store
 
 
-def configured(args: argparse.Namespace) -> Any:
+def configured(args: argparse.Namespace) -> contextlib.AbstractContextManager[Settings]:
     """``nt.config`` pointed at ``--store`` if given: for commands that go through the API."""
     given = getattr(args, "store", None)
     return config(**({"home": given} if given else {}))
