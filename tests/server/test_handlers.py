@@ -315,3 +315,11 @@ async def test_a_package_name_kubernetes_refuses_is_a_400_before_any_job(api, de
     assert repr(name) in reply["message"]
     status, jobs = await api("package")
     assert status == 200 and jobs == []
+
+
+async def test_the_http_status_of_an_error_comes_from_the_error_table(api, monkeypatch):
+    from nbtrail import errors
+
+    monkeypatch.setitem(errors.OUTCOMES, errors.NotFoundError, errors.Outcome(1, 410))
+    status, body = await api("runs", "01NOSUCHRUN")
+    assert status == 410 and body["error"] == "NotFoundError", body
