@@ -259,61 +259,53 @@ def test_v2_versions_routes_server_metadata_and_platform(shared):
         assert answer.json()["extensions"] == ["binary_tensor_data"]
 
 
-def _binary_request(inputs, outputs=None, parameters=None):
-    """A body of the binary tensor data extension, as tritonclient sends it."""
-    tensors, raw = [], b""
-    for name, datatype, data in inputs:
-        tensors.append({"name": name, "shape": [len(data) // 8 if datatype != "BYTES" else 1],
-                        "datatype": datatype, "parameters": {"binary_data_size": len(data)}})
-        raw += data
-    body = {"inputs": tensors} | ({"outputs": outputs} if outputs else {})
-    body |= {"parameters": parameters} if parameters else {}
-    head = json.dumps(body).encode()
+def _binary_body(tensors, raw, **fields):
+    """A body of the binary tensor data extension: JSON part, then raw bytes."""
+    head = json.dumps({"inputs": tensors, **fields}).encode()
     return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def _binary_input(name, datatype, size, rows=2):
+    return {"name": name, "shape": [rows], "datatype": datatype,
+            "parameters": {"binary_data_size": size}}
 
 
 def test_binary_tensor_data_in_and_out(shared):
     import numpy as np
 
     predictions, probabilities = _expected(shared.app.state.bundle)
-    inputs = [("age", "INT64", np.array([r["age"] for r in ROWS], "<i8").tobytes()),
-              ("income", "FP64", np.array([r["income"] for r in ROWS], "<f8").tobytes())]
+    ages = np.array([r["age"] for r in ROWS], "<i8").tobytes()
+    incomes = np.array([r["income"] for r in ROWS], "<f8").tobytes()
+    # BYTES: each element's 4-byte little-endian length, then its UTF-8 text.
     plans = b"".join(len(r["plan"]).to_bytes(4, "little") + r["plan"].encode() for r in ROWS)
-    body, headers = _binary_request(inputs, outputs=[
-        {"name": "predict", "parameters": {"binary_data": True}}, {"name": "predict_proba"}])
-    # BYTES: shape from the element count, so build that tensor by hand.
-    head_length = int(headers["Inference-Header-Content-Length"])
-    request = json.loads(body[:head_length])
-    request["inputs"].append({"name": "plan", "shape": [2], "datatype": "BYTES",
-                              "parameters": {"binary_data_size": len(plans)}})
-    head = json.dumps(request).encode()
-    answer = shared.post("/v2/models/churn/infer", content=head + body[head_length:] + plans,
-                         headers={"Inference-Header-Content-Length": str(len(head))})
+    body, headers = _binary_body(
+        [_binary_input("age", "INT64", 16), _binary_input("income", "FP64", 16),
+         _binary_input("plan", "BYTES", len(plans))], ages + incomes + plans,
+        outputs=[{"name": "predict", "parameters": {"binary_data": True}},
+                 {"name": "predict_proba"}])
+    answer = shared.post("/v2/models/churn/infer", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/octet-stream"
     length = int(answer.headers["inference-header-content-length"])
-    result = json.loads(answer.content[:length])
-    predict, proba = result["outputs"]
+    predict, proba = json.loads(answer.content[:length])["outputs"]
     assert predict["parameters"] == {"binary_data_size": 16} and "data" not in predict
     assert np.frombuffer(answer.content[length:], "<i8").tolist() == predictions
     assert proba["data"] == [p for row in probabilities for p in row]  # asked as JSON
 
 
-@pytest.mark.parametrize(("header", "extra", "message"), [
-    ("abc", b"", "header must be the length of the JSON part"),
-    ("99999", b"", "header must be the length of the JSON part"),
-    (None, b"\x00" * 3, "bytes of binary data that no input"),
-    (None, b"", "binary_data_size 16; the body has 8 bytes"),
+@pytest.mark.parametrize(("header", "size", "extra", "message"), [
+    ("abc", 8, b"", "header must be the length of the JSON part"),
+    ("99999", 8, b"", "header must be the length of the JSON part"),
+    (None, 8, b"\x00" * 3, "3 bytes of binary data that no input"),
+    (None, 16, b"", "binary_data_size 16; the body has 8 bytes"),
+    (None, 7, b"\x00", "input 'age' has 7 bytes of binary data; its shape and INT64 need 8"),
 ])
-def test_broken_binary_bodies_get_400(shared, header, extra, message):
-    import numpy as np
-
-    body, headers = _binary_request([("age", "INT64", np.array([1], "<i8").tobytes())])
-    length = int(headers["Inference-Header-Content-Length"])
-    if message.startswith("binary_data_size"):
-        head = body[:length].replace(b'"binary_data_size": 8', b'"binary_data_size": 16')
-        body, headers = head + body[length:], {"Inference-Header-Content-Length": str(len(head))}
-    headers = {"Inference-Header-Content-Length": header} if header else headers
-    answer = shared.post("/v2/models/churn/infer", content=body + extra, headers=headers)
+def test_broken_binary_bodies_get_400(shared, header, size, extra, message):
+    body, headers = _binary_body([_binary_input("age", "INT64", size, rows=1)],
+                                 (1).to_bytes(8, "little") + extra)
+    if header is not None:
+        headers["Inference-Header-Content-Length"] = header
+    answer = shared.post("/v2/models/churn/infer", content=body, headers=headers)
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["error"]
 
