@@ -196,7 +196,7 @@ def run_to_dict(run: Run, *, packages: bool = False) -> dict[str, Any]:
         env["package_count"] = len(listed)
         if not packages:
             env.pop("packages", None)
-    return jsonable(data, nonfinite="text")  # type: ignore[no-any-return]
+    return jsonable(data, nonfinite="text")
 
 
 def render_run(run: Run, *, packages: bool = False) -> list[str]:

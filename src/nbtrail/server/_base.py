@@ -42,7 +42,7 @@ class BaseHandler(APIHandler):
     @property
     def stores(self) -> Stores:
         """The stores this server reads, built once at load time."""
-        return self.settings["nbtrail_stores"]  # type: ignore[no-any-return]
+        return self.settings["nbtrail_stores"]
 
     @property
     def store(self) -> DuckDBStore:

@@ -106,7 +106,7 @@ class PackageJobsHandler(BaseHandler):
     @property
     def jobs(self) -> Jobs:
         """The server's packaging jobs."""
-        return self.settings["nbtrail_jobs"]  # type: ignore[no-any-return]
+        return self.settings["nbtrail_jobs"]
 
     @web.authenticated
     async def get(self) -> None:
