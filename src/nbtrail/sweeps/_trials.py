@@ -139,7 +139,11 @@ class SweepTrials:
         """
         optuna = _storage.optuna()
         index = objective_index(self.summary.objectives, target)
-        study = optuna.create_study(directions=list(self.summary.directions))
+        # A study in memory, made without optuna.create_study and its INFO line.
+        storage = optuna.storages.InMemoryStorage()
+        storage.create_new_study([optuna.study.StudyDirection[d.upper()]
+                                  for d in self.summary.directions], study_name="importances")
+        study = optuna.Study(study_name="importances", storage=storage)
         study.add_trials(self._complete_trials())
         if len(study.trials) < 2 or not any(t.params for t in study.trials):
             return {}
@@ -195,7 +199,6 @@ def lower_is_better(directions: Sequence[str], index: int) -> Callable[[FrozenTr
 
 def _inferred_distributions(frame: pl.DataFrame) -> dict[str, BaseDistribution]:
     """Distributions spanning the values seen: numbers a range, anything else categories."""
-    import polars as pl
     from optuna.distributions import (
         CategoricalDistribution,
         FloatDistribution,
@@ -210,8 +213,8 @@ def _inferred_distributions(frame: pl.DataFrame) -> dict[str, BaseDistribution]:
             found[name] = IntDistribution(int(series.min()), int(series.max()))  # type: ignore[arg-type]
         elif series.dtype.is_float():
             found[name] = FloatDistribution(float(series.min()), float(series.max()))  # type: ignore[arg-type]
-        else:
-            found[name] = CategoricalDistribution(sorted(series.cast(pl.String).unique()))
+        else:  # the values themselves (bools, text…), in the order they first came
+            found[name] = CategoricalDistribution(list(dict.fromkeys(series.to_list())))
     return found
 
 
