@@ -106,6 +106,10 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
         f'<span style="font-size:20px;font-weight:bold;color:{_ACCENT}">{TITLE}</span>'
         f'<span style="color:#666">read-only view of {_html.escape(store.home)}</span></div>',
         sizing_mode="stretch_width")
+    if not store.exists():  # nothing to read yet (and reading would create the folder)
+        return pn.Column(header, pn.pane.HTML(_views.nothing_logged_html(store),
+                                              sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width", margin=(8, 16))
     choices = _views.choices(store)
 
     # runs
@@ -196,7 +200,9 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     view = args.get("view")
     if view in _views.VIEWS:
         tabs.active = _views.VIEWS.index(view)
-    return pn.Column(header, tabs, sizing_mode="stretch_width", margin=(8, 16))
+    hint = [] if recent else [pn.pane.HTML(_views.nothing_logged_html(store),
+                                           sizing_mode="stretch_width")]
+    return pn.Column(header, *hint, tabs, sizing_mode="stretch_width", margin=(8, 16))
 
 
 def session_args() -> dict[str, str]:

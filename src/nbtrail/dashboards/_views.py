@@ -121,6 +121,19 @@ def packages_of(store: DuckDBStore, model_id: str) -> list[str]:
 # -- HTML fragments -----------------------------------------------------------------------
 
 
+def nothing_logged_html(store: DuckDBStore) -> str:
+    """What to do while no run is logged in the store: the first one, and where it goes."""
+    return (
+        f'<div style="border:1px solid #ccc;border-radius:4px;padding:8px 12px;margin:8px 0">'
+        f"<strong>No run is logged in {_html.escape(store.home)} yet.</strong> Log a first "
+        "run from a notebook or script whose store this is (<code>NBTRAIL_HOME</code>, or "
+        "<code>.nbtrail</code> at the git root):"
+        "<pre>import nbtrail as nt\nwith nt.run(name=\"first\") as run:\n"
+        "    run.log_metric(\"accuracy\", 0.9)</pre>"
+        "then reload this page. To look at another store: <code>nbtrail dashboard --store "
+        "PATH</code>.</div>")
+
+
 def runs_html(frame: pl.DataFrame) -> str:
     """The runs table."""
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
@@ -287,7 +300,9 @@ def export(store: DuckDBStore, view: View, **args: Any) -> str:
     """
     from ..experiments._branches import branches
 
-    if view == "runs":
+    if not store.exists():
+        body = nothing_logged_html(store)
+    elif view == "runs":
         body = runs_html(runs(store, experiment=args.get("experiment"),
                               status=args.get("status"), where=args.get("where")))
     elif view == "run":
