@@ -104,8 +104,9 @@ def session_text(url: str, arguments: dict[str, str] | None = None) -> str:
 def test_dashboard_starts_on_a_folder_with_nothing_logged(tmp_path):
     home = tmp_path / "nothing-yet"
     port = free_port()
-    code = f"from nbtrail.dashboards import serve; serve({str(home)!r}, port={port})"
-    with serving([sys.executable, "-c", code], port, env={}):
+    command = [sys.executable, "-m", "nbtrail.cli", "--store", str(home), "dashboard",
+               "--port", str(port)]
+    with serving(command, port, env={}):
         shown = session_text(f"http://127.0.0.1:{port}/")
         assert f"No run is logged in {home} yet" in shown and "nt.run(" in shown
         assert not home.exists()  # looking did not create the store
