@@ -69,7 +69,7 @@ def decode_json(data: bytes, what: str = "the body") -> Any:
             return json.loads(data, parse_int=_huge_integer)
     except RecursionError:
         raise ProtocolError(f"{what} is nested too deeply to be a request") from None
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ProtocolError(f"{what} is not valid JSON: {exc}") from None
 
 
