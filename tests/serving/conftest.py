@@ -1,10 +1,17 @@
+import tempfile
+
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 import nbtrail as nt
 from nbtrail.serving import ModelBundle
 
 from ..conftest import isolate_git
 from ..packaging._models import train_churn
+
+# Hypothesis (and schemathesis on it) caches under the current folder, the checkout when
+# pytest starts: keep it out.
+set_hypothesis_home_dir(f"{tempfile.gettempdir()}/nbtrail-hypothesis")
 
 
 @pytest.fixture

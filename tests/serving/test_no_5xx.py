@@ -10,20 +10,15 @@ the ``{"error": ...}`` shape.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 from starlette.testclient import TestClient
 
 from nbtrail.serving import ModelBundle, create_app
-
-# Hypothesis caches Unicode tables under the current folder by default: not in the checkout.
-set_hypothesis_home_dir(f"{tempfile.gettempdir()}/nbtrail-hypothesis")
 
 COLUMNS = ["age", "income", "plan"]
 DATATYPES = ["BOOL", "INT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64", "BYTES"]
