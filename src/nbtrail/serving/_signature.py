@@ -190,7 +190,8 @@ class Signature:
         if problems:
             raise SignatureError(problems)
         n_rows = lengths.pop()
-        arrays, warnings = {}, []
+        arrays: dict[str, np.ndarray] = {}
+        warnings: list[Problem] = []
         for column in self.columns:
             array, found, out_of_range = _convert(column, columns[column.name])
             if out_of_range:
