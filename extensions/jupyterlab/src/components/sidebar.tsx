@@ -124,7 +124,7 @@ function Tree(props: { model: ExperimentsModel }): JSX.Element {
                         model.setQuery({ experiment: node.experiment, where: `branch = ${quoteFilter(b.branch!)}` })
                       }
                     >
-                      ⑂ {b.branch}
+                      ⎇ {b.branch}
                       <span className="nbt-count">{b.runs}</span>
                     </button>
                   </li>
