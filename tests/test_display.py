@@ -1,5 +1,7 @@
 """Rich display is static HTML with everything escaped."""
 
+import pytest
+
 import nbtrail as nt
 from nbtrail import cli
 
@@ -65,3 +67,25 @@ def test_a_run_without_git_says_why(home, tmp_path, monkeypatch, capsys):
     for run in (outside, off):
         assert cli.main(["--store", str(home), "runs", "show", run.run_id]) == 0
         assert f"  ({run.git_note})" in capsys.readouterr().out.splitlines()
+
+
+def test_a_run_goes_on_without_git_when_git_refuses_the_repository(home, monkeypatch):
+    # As git does in a repository another user owns ("dubious ownership"), common in
+    # containers: the run is recorded without git state, and says why.
+    from nbtrail.errors import GitError
+    from nbtrail.tracking import _git
+
+    refusal = ("`git rev-parse --show-toplevel` failed in /repo: fatal: detected dubious "
+               "ownership in repository at '/repo'")
+
+    def refuse(start):
+        raise GitError(f"{refusal}\nTo add an exception for this directory, call: ...")
+
+    monkeypatch.setattr(_git, "capture_git", refuse)
+    with (pytest.warns(UserWarning, match="git state not recorded: .*dubious ownership"),
+          nt.run(name="refused") as run):
+        pass
+    got = nt.get_run(run.run_id)
+    assert got.status == "finished" and got.git is None
+    assert got.git_note == f"not recorded: git failed: {refusal}"
+    assert "dubious ownership" in got._repr_html_()

@@ -11,8 +11,8 @@ from .. import _html
 if TYPE_CHECKING:
     import polars as pl
 
-# Set to "off" on the runs of a tracker with ``capture_git=False``, so that a run without
-# git state says why: capture was switched off, or it ran outside any git repository.
+# Set on a run without git state for a reason other than running outside any repository:
+# "off" with ``capture_git=False``, "failed: <git's error>" when git refused to answer.
 GIT_CAPTURE_TAG = "nbtrail.capture_git"
 
 
@@ -63,11 +63,14 @@ class Run:
 
     @property
     def git_note(self) -> str | None:
-        """Why ``git`` is ``None``: capture was off, or not in a repository; else ``None``."""
+        """Why ``git`` is ``None``: capture was off, git failed, or not in a repository."""
         if self.git is not None:
             return None
-        if self.tags.get(GIT_CAPTURE_TAG) == "off":
+        why = self.tags.get(GIT_CAPTURE_TAG)
+        if why == "off":
             return "not recorded: git capture was off (capture_git=False)"
+        if why:
+            return f"not recorded: git {why}"
         return "not in a git repository"
 
     def _repr_html_(self) -> str:

@@ -42,7 +42,8 @@ class Capture:
     notebook: NotebookInfo | None
     env_id: str | None
     code_id: str | None
-    git_off: bool = False  # capture_git was off: no git state by choice
+    # Why git is None when it is, for the GIT_CAPTURE_TAG: "off", or "failed: <git's error>".
+    git_tag: str | None = None
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("nbtrail_active_run", default=None)
@@ -135,8 +136,8 @@ class Tracker:
             run._edge(capture.env_id, run_id, "environment", now)
         if parent_id is None:
             tags = {**environment_tags, **(tags or {})}
-        if capture.git_off:
-            tags = {**(tags or {}), GIT_CAPTURE_TAG: "off"}
+        if capture.git_tag:
+            tags = {**(tags or {}), GIT_CAPTURE_TAG: capture.git_tag}
         if tags:
             run.set_tags(tags)
         with self._lock:
@@ -183,7 +184,7 @@ class Tracker:
         """Record git state, environment and notebook for a new top-level run."""
         from ._environment import capture_environment, capture_notebook
 
-        git = self._capture_git(run_id)
+        git, git_tag = self._capture_git(run_id)
         env_id = None
         if self.settings.capture_environment:
             env = capture_environment()
@@ -209,27 +210,34 @@ class Tracker:
                     "notebook": notebook.path if notebook else None, "cells": cells,
                 })
         return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id,
-                       git_off=not self.settings.capture_git)
+                       git_tag=git_tag)
 
-    def _capture_git(self, run_id: str) -> GitInfo | None:
+    def _capture_git(self, run_id: str) -> tuple[GitInfo | None, str | None]:
+        """The git state of the current folder, and why there is none (a GIT_CAPTURE_TAG)."""
         if not self.settings.capture_git:
-            return None
+            return None, "off"
         import dataclasses
         import warnings
 
         from ..errors import GitError
         from ._git import capture_git, snapshot_worktree
 
-        info = capture_git(Path.cwd())
+        try:
+            info = capture_git(Path.cwd())
+        except GitError as exc:
+            # A repository git refuses to read (owned by another user: "dubious ownership",
+            # as in containers) must not stop the training: the run goes on without git.
+            warnings.warn(f"nbtrail: git state not recorded: {exc}", stacklevel=4)
+            return None, f"failed: {str(exc).splitlines()[0]}"
         if info is None:
-            return None
+            return None, None
         try:
             sha = snapshot_worktree(info, f"refs/nbtrail/runs/{run_id}",
                                     f"nbtrail snapshot of run {run_id}")
         except GitError as exc:
             warnings.warn(f"nbtrail: could not snapshot the working tree: {exc}", stacklevel=4)
-            return info
-        return dataclasses.replace(info, snapshot=sha)
+            return info, None
+        return dataclasses.replace(info, snapshot=sha), None
 
 
 _trackers: dict[Path, Tracker] = {}
