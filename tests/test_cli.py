@@ -17,6 +17,8 @@ import pytest
 
 import nbtrail as nt
 from nbtrail import cli
+from nbtrail._json import jsonable
+from nbtrail.cli import _glue_order_by, _render, _runs
 from nbtrail.store._records import Run
 
 from .conftest import git
@@ -282,7 +284,7 @@ def test_render_run_lists_datasets_and_models() -> None:
         env={"python": "3.11.7", "platform": "linux", "packages": {"a": "1", "b": "2"}},
         seeds={"random": 42},
     )
-    lines = cli.render_run(run)
+    lines = _runs.render_run(run)
     rows = [line.split() for line in lines]
     assert ["iris", "train", "150", "5", "ds_abc"] in rows
     assert ["clf", "LogisticRegression", "skops", "2.0", "KiB", "mdl_xyz"] in rows
@@ -290,9 +292,9 @@ def test_render_run_lists_datasets_and_models() -> None:
     assert ["seeds", '{"random":', "42}"] in rows
     assert ["packages", "2", "(list", "with", "--packages)"] in rows
     assert any("not captured" in line for line in lines)  # no git, no code
-    listed = cli.render_run(run, packages=True)
+    listed = _runs.render_run(run, packages=True)
     assert "    a==1" in listed and "    b==2" in listed
-    data = cli.run_to_dict(run)
+    data = _runs.run_to_dict(run)
     assert data["env"] == {"python": "3.11.7", "platform": "linux", "package_count": 2}
     assert data["duration"] is None
 
@@ -538,7 +540,7 @@ def test_unknown_run(built: Built, capsys: pytest.CaptureFixture[str], argv: lis
 
 def test_ambiguous_prefix(built: Built, capsys: pytest.CaptureFixture[str]) -> None:
     # ULIDs start with the time: runs started milliseconds apart share 8 or so characters.
-    shared = built.baseline[: cli._common_prefix(built.baseline, built.child)]
+    shared = built.baseline[: _runs.common_prefix(built.baseline, built.child)]
     assert len(shared) >= 6
     code, _, err = call(capsys, "--store", str(built.store), "runs", "show", shared)
     assert code == 1
@@ -577,15 +579,15 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_short_ids_grow_until_unique() -> None:
     same_ms = ["01HX0AAAAA" + "BCDE" + "0" * 12, "01HX0AAAAA" + "BCXY" + "0" * 12]
     other = "01HX0BBBBB" + "1" * 16
-    short = cli.short_ids([same_ms[0], other], [*same_ms, other])
+    short = _runs.short_ids([same_ms[0], other], [*same_ms, other])
     assert short == {same_ms[0]: same_ms[0][:13], other: other[:10]}
 
 
 def test_glue_order_by() -> None:
-    assert cli._glue_order_by(["runs", "ls", "--order-by", "-metrics.acc", "--json"]) == [
+    assert _glue_order_by(["runs", "ls", "--order-by", "-metrics.acc", "--json"]) == [
         "runs", "ls", "--order-by=-metrics.acc", "--json"]
-    assert cli._glue_order_by(["--order-by", "--json"]) == ["--order-by", "--json"]
-    assert cli._glue_order_by(["--", "--order-by", "-x"]) == ["--", "--order-by", "-x"]
+    assert _glue_order_by(["--order-by", "--json"]) == ["--order-by", "--json"]
+    assert _glue_order_by(["--", "--order-by", "-x"]) == ["--", "--order-by", "-x"]
 
 
 def test_jsonable_is_strict_json() -> None:
@@ -594,7 +596,7 @@ def test_jsonable_is_strict_json() -> None:
     value = {"nan": math.nan, "inf": math.inf, "ninf": -math.inf, 1: (1.5, Decimal("2.50")),
              "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "big": Decimal(10**30),
              "raw": b"\x00\xff", "set": {3}}
-    text = json.dumps(cli._jsonable(value), allow_nan=False)
+    text = json.dumps(jsonable(value, nonfinite="text"), allow_nan=False)
     assert strict_json(text) == {
         "nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "1": [1.5, 2.5],
         "when": "2024-01-02T03:04:05+00:00", "big": 10**30, "raw": "00ff", "set": [3]}
@@ -605,7 +607,7 @@ def test_jsonable_is_strict_json() -> None:
     (3 * 86400 + 4 * 3600, "3d04h"),
 ])
 def test_format_duration(seconds: float | None, text: str) -> None:
-    assert cli.format_duration(seconds) == text
+    assert _render.format_duration(seconds) == text
 
 
 @pytest.mark.parametrize("size, text", [
@@ -613,7 +615,7 @@ def test_format_duration(seconds: float | None, text: str) -> None:
     (3 * 2**40, "3.0 TiB"),
 ])
 def test_format_size(size: int | None, text: str) -> None:
-    assert cli.format_size(size) == text
+    assert _render.format_size(size) == text
 
 
 def test_sql_reads_the_query_from_stdin(built: Built, monkeypatch: pytest.MonkeyPatch,
@@ -669,3 +671,72 @@ def test_import_is_light(tmp_path: Path) -> None:
                           text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+# -- one flag name, the error table, a store the dashboard may start on ----------------------
+
+
+def test_compare_takes_trusted_and_the_old_spelling_warns_with_its_last_version(
+        built: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = call(capsys, "--store", str(built.store), "compare", "--runs", built.baseline,
+                        built.tuned, "--no-latency", "--trusted")
+    assert code == 0 and err == ""
+
+    args = cli.build_parser().parse_args(["compare", "--runs", "x", "--trust-models"])
+    assert args.trusted is True
+    err = capsys.readouterr().err
+    assert err == ("nbtrail: warning: --trust-models is deprecated and goes away in nbtrail "
+                   "0.3.0; use --trusted\n")
+
+    code, out, _ = call(capsys, "compare", "--help")
+    assert code == 0 and "--trusted" in out and "--trust-models" not in out
+
+
+def test_the_exit_status_of_an_error_comes_from_the_error_table(
+        built: Built, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbtrail import errors
+
+    monkeypatch.setitem(errors.OUTCOMES, errors.NotFoundError, errors.Outcome(7, 404))
+    code, _, err = call(capsys, "--store", str(built.store), "runs", "show", "01NOSUCHRUN")
+    assert code == 7
+    assert_one_error_line(err)
+    # A missing store is a NotFoundError too.
+    code, _, _ = call(capsys, "--store", str(built.store / "nowhere"), "runs", "ls")
+    assert code == 7
+
+
+def test_dashboard_starts_on_a_folder_where_nothing_was_logged(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbtrail.dashboards
+
+    served: list[Path] = []
+    monkeypatch.setattr(nbtrail.dashboards, "serve", lambda home, **_: served.append(home))
+    empty = tmp_path / "nothing-logged"
+    code, _, err = call(capsys, "--store", str(empty), "dashboard", "--port", "0")
+    assert code == 0, err
+    assert served == [empty.resolve()]
+    assert not empty.exists()  # the CLI creates nothing; the dashboard reads read-only
+
+
+@pytest.mark.parametrize("spec", ["train:objective\n", "train:objective\r\n", "train", ":f"])
+def test_sweep_worker_refuses_an_objective_that_is_not_module_function(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str) -> None:
+    pytest.importorskip("optuna")
+    code, _, err = call(capsys, "--store", str(tmp_path / "store"), "sweep", "worker", "s",
+                        "--objective", spec, "--n-trials", "1")
+    assert code == 1
+    assert "--objective must be 'module:function'" in err
+
+
+@pytest.mark.parametrize("name", ["pk\n", "Pk", "pk-"])
+def test_package_refuses_a_name_kubernetes_would_not_take(
+        built: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = call(capsys, "--store", str(built.store), "package", built.baseline,
+                        "--name", name, "--no-build", "--json")  # --json: no progress lines
+    assert code == 1
+    assert_one_error_line(err)
+    assert f"package name {name!r} is not usable as an image and Kubernetes name" in err
+    assert not (tmp_path / "dist").exists()

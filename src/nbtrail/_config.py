@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 STORE_DIRNAME = ".nbtrail"
 
@@ -104,7 +105,7 @@ class Config:
         return f"nbtrail.config({self.current})"
 
 
-def _checked(changes: dict[str, object]) -> dict[str, object]:
+def _checked(changes: dict[str, object]) -> dict[str, Any]:
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(changes) - known)
     if unknown:

@@ -13,7 +13,7 @@ import pickle as _pickle
 import pickletools
 import zipfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .errors import InvalidInputError, UntrustedModelError
 
@@ -69,9 +69,9 @@ def referenced_modules(data: bytes, format: str) -> set[str]:
         elif name == "MEMOIZE":
             memo[len(memo)] = pushed[-1] if pushed else None
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = pushed[-1] if pushed else None
+            memo[cast(int, arg)] = pushed[-1] if pushed else None
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            pushed.append(memo.get(int(arg)))
+            pushed.append(memo.get(cast(int, arg)))
         elif opcode.stack_after:
             pushed.append(arg if isinstance(arg, str) else None)
     return modules

@@ -1,4 +1,5 @@
 import contextlib
+import importlib
 import os
 import subprocess
 import sys
@@ -9,12 +10,21 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ..conftest import ROOT, SRC, git, isolate_git, stop
+from ..conftest import ROOT, SRC, git, isolate_git, require, stop
 
 ARTIFACTS = ROOT / "test-artifacts"
+
+
+def required(module: str) -> Any:
+    """Import a module the dashboard tests need: a skip locally, a failure under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        require(False, f"{module} is not installed (pip install -e '.[test]')")
 
 # Runs on two git branches with metric curves, a sweep, a model checked twice for drift.
 _BUILD = """
@@ -62,15 +72,63 @@ print(model_id)
 """
 
 
+# Hostile strings wherever a store string can show: each alert says which one ran.
+HOSTILE = '"><img src=x onerror=alert({})>'
+HOSTILE_BRANCH = 'x"><svg/onload=alert(20)>'  # git allows these characters in a branch
+HOSTILE_SCRIPT = "<script>alert(10)</script>"
+
+_HOSTILE_BUILD = f"""
+import pathlib, subprocess
+import numpy as np, pandas as pd, optuna, nbtrail as nt
+from sklearn.linear_model import LogisticRegression
+
+def h(n):
+    return {HOSTILE!r}.format(n)
+
+subprocess.run(["git", "switch", "-q", "-c", {HOSTILE_BRANCH!r}], check=True)
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({{h(1): rng.normal(0, 1, 300), "plan": rng.choice([h(2), "b"], 300)}})
+for i in range(2):
+    with nt.run(name=h(3) + str(i), experiment=h(4), tags={{h(5): h(6)}}) as run:
+        run.log_params({{h(7): h(8), "lr": 0.1 * i}})
+        for step in range(5):
+            run.log_metric(h(9), step * (i + 1), step=step)
+        run.log_metric({HOSTILE_SCRIPT!r}, 1.0)
+        run.log_dataset(frame, name=h(11))
+        if i == 1:
+            model = LogisticRegression().fit(frame[[h(1)]], frame["plan"] == "b")
+            model_id = run.log_model(model, h(12))
+
+def objective(trial):
+    x = trial.suggest_float(h(13), -4, 4)
+    trial.suggest_categorical(h(14), [h(15), "b"])
+    return -(x - 1) ** 2
+
+nt.sweep(objective, n_trials=6, name=h(16), sampler=optuna.samplers.TPESampler(seed=0),
+         progress=False)
+shifted = frame.assign(**{{h(1): frame[h(1)] + 3}})
+nt.drift(model_id, shifted.assign(prediction=model.predict(shifted[[h(1)]])))
+# A run anyone could log: tagged as a monitoring report, with a page as its drift.html.
+page = pathlib.Path("drift.html")
+page.write_text("<html><body>" + h(30) + "</body></html>")
+with nt.run(name=h(31), experiment="monitoring", nested=False,
+            tags={{"nbtrail.kind": "monitoring", "model_id": model_id, "verdict": "ok"}}) as run:
+    run.log_metric("drift_share", 0.0)
+    run.log_artifact(page)
+nt.sync()
+print(model_id)
+"""
+
+
 @dataclass(frozen=True)
 class Built:
     home: Path
     model_id: str
 
 
-@pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    repo = tmp_path_factory.mktemp("dashboard-repo")
+def _seed(factory: pytest.TempPathFactory, name: str, script: str) -> Built:
+    """A git repository with a store that ``script`` logs into (it prints a model id)."""
+    repo = factory.mktemp(name)
     with pytest.MonkeyPatch.context() as mp:
         isolate_git(mp)
         git(repo, "init", "-q", "-b", "main")
@@ -79,10 +137,21 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
         git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init")
         home = repo / ".nbtrail"
         env = {**os.environ, "PYTHONPATH": str(SRC), "NBTRAIL_HOME": str(home)}
-        result = subprocess.run([sys.executable, "-c", textwrap.dedent(_BUILD)], cwd=repo,
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=repo,
                                 env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return Built(home, result.stdout.split()[-1])
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    return _seed(tmp_path_factory, "dashboard-repo", _BUILD)
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A store whose every name, key, tag, value and page is an attempt at script."""
+    return _seed(tmp_path_factory, "hostile-repo", _HOSTILE_BUILD)
 
 
 @contextlib.contextmanager

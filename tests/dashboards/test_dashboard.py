@@ -1,8 +1,8 @@
 import base64
 import html
-import importlib
 import os
 import shutil
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,19 +14,10 @@ from nbtrail.dashboards import APP_FILE, read_only_store
 from nbtrail.dashboards._views import VIEWS, export
 from nbtrail.errors import NbtrailError
 
-from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
-from .conftest import ARTIFACTS, serving
+from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require, run_python
+from .conftest import ARTIFACTS, required, serving
 
-
-def _required(module: str):
-    """Import a module the dashboard tests need: a skip locally, a failure under CI=true."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        require(False, f"{module} is not installed (pip install -e '.[test]')")
-
-
-pn = _required("panel")
+pn = required("panel")
 
 
 def snapshot(home: Path) -> dict[str, tuple[int, int]]:
@@ -79,9 +70,6 @@ def url_args(built) -> dict[str, str]:
 
 
 def test_panel_serve_loads_every_view_over_http(built):
-    import panel.models.tabulator  # noqa: F401  (the client must know the app's models)
-    from bokeh.client import pull_session
-
     port = free_port()
     command = [shutil.which("panel") or "panel", "serve", str(APP_FILE), "--port", str(port),
                "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}"]
@@ -92,19 +80,52 @@ def test_panel_serve_loads_every_view_over_http(built):
                     "branches": "feat/wider", "sweeps": "parallel coordinates",
                     "lineage": "lineage of", "monitoring": "PSI per feature"}
         for view, text in expected.items():
-            session = pull_session(url=f"http://127.0.0.1:{port}/app",
-                                   arguments={"view": view, **url_args(built)})
-            try:
-                shown = " ".join(html.unescape(str(getattr(m, "text", "") or "")) +
-                                 str(getattr(m, "source", "") or "")
-                                 for m in session.document.models)
-                if view == "runs":
-                    shown += " ".join(str(m.source.data.get("name", [])) for m in
-                                      session.document.models if hasattr(m, "source") and
-                                      hasattr(m.source, "data"))
-            finally:
-                session.close()
+            shown = session_text(f"http://127.0.0.1:{port}/app",
+                                 {"view": view, **url_args(built)})
             assert text in shown, view
+
+
+def session_text(url: str, arguments: dict[str, str] | None = None) -> str:
+    """The text a new session of the app at ``url`` shows: panes, and the runs table's names."""
+    import panel.models.tabulator  # noqa: F401  (the client must know the app's models)
+    from bokeh.client import pull_session
+
+    session = pull_session(url=url, arguments=arguments or {})
+    try:
+        models = session.document.models
+        return " ".join([*(html.unescape(str(getattr(m, "text", "") or "")) +
+                           str(getattr(m, "source", "") or "") for m in models),
+                         *(str(m.source.data.get("name", [])) for m in models
+                           if hasattr(m, "source") and hasattr(m.source, "data"))])
+    finally:
+        session.close()
+
+
+def test_dashboard_starts_on_a_folder_with_nothing_logged(tmp_path):
+    home = tmp_path / "nothing-yet"
+    port = free_port()
+    command = [sys.executable, "-m", "nbtrail.cli", "--store", str(home), "dashboard",
+               "--port", str(port)]
+    with serving(command, port, env={}):
+        shown = session_text(f"http://127.0.0.1:{port}/")
+        assert f"No run is logged in {home} yet" in shown and "nt.run(" in shown
+        assert not home.exists()  # looking did not create the store
+        logged = run_python("import nbtrail as nt\nwith nt.run(name='first-run') as run:\n"
+                            "    run.log_metric('acc', 0.9)\nnt.sync()",
+                            env={"NBTRAIL_HOME": str(home)})
+        assert logged.returncode == 0, logged.stderr
+        shown = session_text(f"http://127.0.0.1:{port}/")  # a new page looks again
+        assert "first-run" in shown and "No run is logged" not in shown
+
+
+def test_dashboard_in_a_notebook_and_its_exports_on_a_missing_store(tmp_path):
+    home = tmp_path / "nothing-yet"
+    board = nt.dashboard(store=home)
+    assert f"No run is logged in {home} yet" in board._repr_html_()
+    assert "No run is logged" in board.export("monitoring")
+    assert "No run is logged" in " ".join(str(getattr(m, "text", "")) for m in
+                                          pn.panel(board.app()).get_root().references())
+    assert not home.exists()
 
 
 @pytest.mark.parametrize("mode", ["basic", "token"])
@@ -138,7 +159,7 @@ def test_auth_refuses_requests_without_credentials(built, mode):
 def test_dashboard_in_chromium_with_screenshots(built):
     require(os.path.exists(CHROMIUM),
             "Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = _required("playwright.sync_api")
+    sync_api = required("playwright.sync_api")
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     command = ["python", "-m", "nbtrail.cli", "--store", str(built.home), "dashboard",

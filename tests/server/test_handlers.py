@@ -2,6 +2,8 @@
 
 import duckdb
 import pytest
+from jupyter_server.auth import authorized
+from tornado import web
 
 from nbtrail.server._routes import ROUTES
 
@@ -196,7 +198,8 @@ async def test_sweeps_and_their_trials(api):
     status, body = await api("sweeps", sweep["sweep_id"])
     assert status == 200, body
     columns = body["trials"]["columns"]
-    assert columns[:4] == ["trial", "state", "status", "metrics.value"]
+    assert columns[:4] == ["trial", "state", "status", "value"]  # as Sweep.trials() has them
+    assert body["value_columns"] == ["value"]
     values = [row[3] for row in body["trials"]["rows"]]
     assert body["best"]["value"] == max(values)
     assert body["directions"] == ["maximize"]
@@ -204,16 +207,59 @@ async def test_sweeps_and_their_trials(api):
     assert status == 404 and "no sweep" in body["message"]
 
 
-@pytest.mark.parametrize(("pattern", "handler"), ROUTES, ids=[p for p, _ in ROUTES])
-async def test_every_route_refuses_a_request_without_the_token(pattern, handler, api):
-    path = pattern.replace("([^/]+)", "01ABC").replace("(.+)", "loss")
-    for method in ("GET", "POST"):
-        if not hasattr(handler, method.lower()):
-            continue
-        status, _ = await api(*path.split("/"), method=method,
-                              body="{}" if method == "POST" else None,
-                              headers={"Authorization": "token wrong"})
-        assert status == 403, (path, method, status)
+def registered_handlers(router) -> set[type]:
+    """Every handler class of nbtrail reachable from a tornado router (rules nest by host)."""
+    found: set[type] = set()
+    for rule in getattr(router, "rules", []):
+        target = rule.target
+        if isinstance(target, type):
+            if target.__module__.startswith("nbtrail."):
+                found.add(target)
+        else:
+            found |= registered_handlers(target)
+    return found
+
+
+# The wrappers these decorators put around a verb: each shares one code object.
+_GUARDS = {web.authenticated(lambda self: None).__code__,
+           authorized(lambda self: None).__code__}
+
+
+def guarded(method) -> bool:
+    """Whether ``method`` is, or wraps, tornado's ``authenticated`` or jupyter's ``authorized``."""
+    while method is not None:
+        if getattr(method, "__code__", None) in _GUARDS:
+            return True
+        method = getattr(method, "__wrapped__", None)
+    return False
+
+
+def unguarded_verbs(handler: type) -> list[str]:
+    """The HTTP verbs ``handler`` answers itself without requiring login."""
+    verbs = [m.lower() for m in web.RequestHandler.SUPPORTED_METHODS]
+    own = [v for v in verbs
+           if any(v in vars(k) and k.__module__.startswith("nbtrail.") for k in handler.__mro__)]
+    return [v for v in own if not guarded(getattr(handler, v))]
+
+
+def test_every_verb_of_every_registered_handler_requires_login(jp_serverapp):
+    # jupyter_server itself refuses a wrong token, so a request cannot tell whether a
+    # handler checks login: the handlers registered by the extension are read instead.
+    handlers = registered_handlers(jp_serverapp.web_app.default_router)
+    assert handlers >= {handler for _, handler in ROUTES}
+    missing = {h.__name__: unguarded_verbs(h) for h in handlers if unguarded_verbs(h)}
+    assert not missing, f"verbs without @web.authenticated: {missing}"
+
+
+def test_the_login_check_sees_a_verb_without_the_decorator():
+    class Open(web.RequestHandler):
+        async def get(self) -> None: ...
+
+        @web.authenticated
+        async def post(self) -> None: ...
+
+    Open.__module__ = "nbtrail.server._example"
+    assert unguarded_verbs(Open) == ["get"]
 
 
 async def test_a_post_without_xsrf_from_a_cookie_session_is_refused(api):
@@ -242,3 +288,38 @@ async def test_malformed_package_requests_are_refused_with_a_message(api, body, 
 async def test_an_unknown_job_is_404(api):
     status, body = await api("package", "job_nope")
     assert status == 404 and "no packaging job" in body["message"]
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("[" * 100_000 + "]" * 100_000, "bytes; nbtrail's API takes at most"),
+    ("[" * 30_000 + "]" * 30_000, "nests JSON too deeply"),
+    ('{"ref": ' + "[" * 30_000 + "]" * 30_000 + "}", "nests JSON too deeply"),
+    (b'{"ref": "\xff"}', "not JSON"),
+    ('{"ref": ' + "9" * 5000 + "}", "not JSON"),
+    ('{"ref": "' + "x" * 100_000 + '"}', "bytes; nbtrail's API takes at most"),
+    ("null", "JSON object, got NoneType"),
+])
+async def test_a_malformed_deep_or_huge_body_is_a_400_saying_why(api, body, words):
+    got, reply = await api("package", method="POST", body=body)
+    assert got == 400, reply
+    assert words in reply["message"]
+
+
+@pytest.mark.parametrize("name", ["pk\n", "pk\r\n", "Pk", "-pk", "pk-", "p" * 64, " pk"])
+async def test_a_package_name_kubernetes_refuses_is_a_400_before_any_job(api, demo_store, name):
+    status, body = await api("runs", limit="1")
+    run_id = body["runs"][0]["run_id"]
+    got, reply = await api("package", method="POST", body={"ref": run_id, "name": name})
+    assert got == 400, reply
+    assert "not usable as an image and Kubernetes name" in reply["message"]
+    assert repr(name) in reply["message"]
+    status, jobs = await api("package")
+    assert status == 200 and jobs == []
+
+
+async def test_the_http_status_of_an_error_comes_from_the_error_table(api, monkeypatch):
+    from nbtrail import errors
+
+    monkeypatch.setitem(errors.OUTCOMES, errors.NotFoundError, errors.Outcome(1, 410))
+    status, body = await api("runs", "01NOSUCHRUN")
+    assert status == 410 and body["error"] == "NotFoundError", body

@@ -8,7 +8,7 @@ import re
 import pytest
 from starlette.testclient import TestClient
 
-from nbtrail.serving import ServeSettings, create_app
+from nbtrail.serving import ModelBundle, ServeSettings, create_app
 
 ROWS = [{"age": 30, "income": 55.0, "plan": "pro"},
         {"age": 61, "income": 41.5, "plan": "basic"}]
@@ -148,6 +148,171 @@ def test_malformed_requests_get_400(client, path, body, message):
     answer = client.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 400, answer.text
     assert message in answer.json()["error"]
+
+
+_GOOD = [{"name": "age", "shape": [1], "datatype": "INT64", "data": [30]},
+         {"name": "income", "shape": [1], "datatype": "FP64", "data": [55.0]},
+         {"name": "plan", "shape": [1], "datatype": "BYTES", "data": ["pro"]}]
+
+
+def _v2(fields: str, inputs: list | None = None) -> str:
+    """A V2 request body: raw JSON ``fields`` (NaN and the like stay as written)."""
+    return f'{{{fields}"inputs": {json.dumps(_GOOD if inputs is None else inputs)}}}'
+
+
+@pytest.fixture(scope="module")
+def shared(shared_folder):
+    """A client of a model that the tests using it do not change."""
+    with TestClient(create_app(ModelBundle.load(shared_folder)),
+                    raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (_v2('"outputs": 3, '), "'outputs' must be a list of objects, got a number"),
+    (_v2('"outputs": [1], '), "outputs[0] must be a JSON object"),
+    (_v2('"outputs": [{"name": "scores"}], '),
+     "no output 'scores'; it has predict, predict_proba"),
+    (_v2('"outputs": [{"name": "predict"}, {"name": "predict"}], '),
+     "output 'predict' is asked for twice"),
+    (_v2('"outputs": [{"name": "predict", "parameters": []}], '),
+     "output 'predict' 'parameters' must be a JSON object"),
+    (_v2("", [_GOOD[0] | {"datatype": {}}]), "datatype {}"),
+    (_v2('"id": NaN, '), "'id' must be a string"),
+    (_v2('"id": 5, '), "'id' must be a string"),
+    (_v2('"id": "\\ud800", '), "'id' must be a string of valid Unicode text, got '\\ud800'"),
+    (_v2('"parameters": 5, '), "'parameters' must be a JSON object"),
+    (_v2('"parameters": {"binary_data_output": "yes"}, '),
+     "'binary_data_output' must be true or false"),
+    (_v2("", [*_GOOD, _GOOD[0]]), "input 'age' is given twice"),
+    (_v2("", [_GOOD[0] | {"data": [[[30]]]}]), "nested deeper than its shape [1]"),
+    (_v2("", [_GOOD[0] | {"name": "\udc00"}]), "'name' must be a string of valid Unicode"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    (_v2("", [_GOOD[0] | {"shape": [10**100]}]).replace("1" + "0" * 100, "9" * 5000),
+     "'shape' list of non-negative integers"),
+])
+def test_malformed_v2_requests_get_400_naming_the_field(shared, body, message):
+    answer = shared.post("/v2/models/churn/infer", content=body.encode(),
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]
+
+
+@pytest.mark.parametrize(("row", "field", "problem"), [
+    (("9" * 5000, "1.0", '"pro"'), "age",
+     "expected an integer, got an integer of 5000 digits (row 0)"),
+    (("30", "1" + "0" * 400, '"pro"'), "income", "expected a finite 64-bit float, got 1000"),
+    (("30", "Infinity", '"pro"'), "income", "expected a finite 64-bit float, got inf (row 0)"),
+    (("30", "-Infinity", '"pro"'), "income", "expected a finite 64-bit float, got -inf"),
+    (("30", "1e400", '"pro"'), "income", "got inf (row 0)"),
+    ((str(2**70), "1.0", '"pro"'), "age",
+     "expected a 64-bit integer, got 1180591620717411303424 (row 0)"),
+    (("1e300", "1.0", '"pro"'), "age", "expected a 64-bit integer, got 1e+300 (row 0)"),
+    (("NaN", "1.0", '"pro"'), "age", "null where training data had none (row 0)"),
+    (("30", "1.0", '"\\ud800"'), "plan", "expected a string, got '\\ud800' (row 0)"),
+    (("30", "1.0", '{"a": 1}'), "plan", "expected a string, got {'a': 1} (row 0)"),
+])
+def test_values_no_column_can_hold_get_422_naming_field_and_rows(shared, row, field, problem):
+    record = ", ".join(f'"{name}": {value}' for name, value in
+                       zip(("age", "income", "plan"), row, strict=True))
+    matrix = [{"name": "m", "shape": [1, 3], "datatype": "BYTES", "data": [0, 0, 0]}]
+    v2 = _v2("", matrix).replace("[0, 0, 0]", f"[{', '.join(row)}]")
+    for path, body in (("/predict", f'{{"records": [{{{record}}}]}}'),
+                       ("/v2/models/churn/infer", v2)):
+        answer = shared.post(path, content=body.encode(),
+                             headers={"content-type": "application/json"})
+        assert answer.status_code == 422, (path, answer.text)
+        found = {p["field"]: p["problem"] for p in answer.json()["problems"]}
+        assert problem in found[field], (path, found)
+
+
+def test_a_column_name_that_is_not_unicode_is_quoted_back(shared):
+    body = '{"records": [{"age": 30, "income": 1.0, "plan": "pro", "\\ud800": 1}]}'
+    answer = shared.post("/predict", content=body.encode())
+    assert answer.status_code == 422
+    assert '"field":"\\ud800"' in answer.text  # escaped: the body is valid UTF-8 JSON
+    assert answer.json()["problems"][0]["problem"].startswith("unknown column")
+
+
+def test_no_rows_is_said_so(shared):
+    for path, body in (("/predict", {"records": []}), ("/predict", {"columns": {}}),
+                       ("/v2/models/churn/infer", {"inputs": [
+                           {"name": "x", "shape": [0, 3], "datatype": "FP64", "data": []}]})):
+        answer = shared.post(path, json=body)
+        assert answer.status_code == 422
+        assert answer.json()["problems"] == [{"field": "*", "problem": "no rows to predict"}]
+
+
+def test_v2_versions_routes_server_metadata_and_platform(shared):
+    version = shared.app.state.bundle.version
+    meta = shared.get(f"/v2/models/churn/versions/{version}")
+    assert meta.status_code == 200 and meta.json() == shared.get("/v2/models/churn").json()
+    assert meta.json()["platform"] == "sklearn_skops"
+    assert shared.get(f"/v2/models/churn/versions/{version}/ready").json() == {
+        "name": "churn", "ready": True}
+    for path in ("/v2/models/churn/versions/v9", "/v2/models/churn/versions/v9/ready"):
+        answer = shared.get(path)
+        assert answer.status_code == 404 and "no version 'v9'" in answer.json()["error"]
+    for path in ("/v2", "/v2/"):
+        answer = shared.get(path, follow_redirects=False)
+        assert answer.status_code == 200, path
+        assert answer.json()["extensions"] == ["binary_tensor_data"]
+
+
+def _binary_body(tensors, raw, **fields):
+    """A body of the binary tensor data extension: JSON part, then raw bytes."""
+    head = json.dumps({"inputs": tensors, **fields}).encode()
+    return head + raw, {"Inference-Header-Content-Length": str(len(head))}
+
+
+def _binary_input(name, datatype, size, rows=2):
+    return {"name": name, "shape": [rows], "datatype": datatype,
+            "parameters": {"binary_data_size": size}}
+
+
+def test_binary_tensor_data_in_and_out(shared):
+    import numpy as np
+
+    predictions, probabilities = _expected(shared.app.state.bundle)
+    ages = np.array([r["age"] for r in ROWS], "<i8").tobytes()
+    incomes = np.array([r["income"] for r in ROWS], "<f8").tobytes()
+    # BYTES: each element's 4-byte little-endian length, then its UTF-8 text.
+    plans = b"".join(len(r["plan"]).to_bytes(4, "little") + r["plan"].encode() for r in ROWS)
+    body, headers = _binary_body(
+        [_binary_input("age", "INT64", 16), _binary_input("income", "FP64", 16),
+         _binary_input("plan", "BYTES", len(plans))], ages + incomes + plans,
+        outputs=[{"name": "predict", "parameters": {"binary_data": True}},
+                 {"name": "predict_proba"}])
+    answer = shared.post("/v2/models/churn/infer", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/octet-stream"
+    length = int(answer.headers["inference-header-content-length"])
+    predict, proba = json.loads(answer.content[:length])["outputs"]
+    assert predict["parameters"] == {"binary_data_size": 16} and "data" not in predict
+    assert np.frombuffer(answer.content[length:], "<i8").tolist() == predictions
+    assert proba["data"] == [p for row in probabilities for p in row]  # asked as JSON
+
+
+@pytest.mark.parametrize(("header", "size", "extra", "message"), [
+    ("abc", 8, b"", "header must be the length of the JSON part"),
+    ("99999", 8, b"", "header must be the length of the JSON part"),
+    (None, 8, b"\x00" * 3, "3 bytes of binary data that no input"),
+    (None, 16, b"", "binary_data_size 16; the body has 8 bytes"),
+    (None, 7, b"\x00", "input 'age' has 7 bytes of binary data; its shape and INT64 need 8"),
+])
+def test_broken_binary_bodies_get_400(shared, header, size, extra, message):
+    body, headers = _binary_body([_binary_input("age", "INT64", size, rows=1)],
+                                 (1).to_bytes(8, "little") + extra)
+    if header is not None:
+        headers["Inference-Header-Content-Length"] = header
+    answer = shared.post("/v2/models/churn/infer", content=body, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]
+
+
+def test_compressed_bodies_are_refused_with_the_fix(shared):
+    answer = shared.post("/predict", content=b"\x1f\x8b", headers={"content-encoding": "gzip"})
+    assert answer.status_code == 415 and "send them uncompressed" in answer.json()["error"]
 
 
 def test_bodies_over_the_limit_get_413(bundle):

@@ -1,5 +1,6 @@
 """nt.sweep in one process: every trial a run, equal to Optuna's study."""
 
+import itertools
 import math
 
 import optuna
@@ -165,15 +166,43 @@ def test_background_error_is_raised_by_wait(store):
         sweep.wait(60)
 
 
-def test_plots_render_with_matplotlib(store):
+def test_plots_draw_the_trials_with_matplotlib(store):
     import matplotlib
 
     matplotlib.use("Agg")
-    sweep = nt.sweep(lambda t: t.suggest_float("x", 0, 1) + t.suggest_float("y", 0, 1),
-                     n_trials=8, name="plots", progress=False)
-    for plot in (sweep.plot_history(), sweep.plot_parallel_coordinate(),
-                 sweep.plot_importances()):
-        assert plot.figure is not None
+    sweep = nt.sweep(lambda t: t.suggest_float("x", 0, 1) + 3 * t.suggest_float("y", 0, 1),
+                     n_trials=8, name="plots", progress=False,
+                     sampler=optuna.samplers.RandomSampler(seed=0))
+    trials = sweep.study.trials
+    history = sweep.plot_history()
+    assert history.collections[0].get_offsets().tolist() == [[t.number, t.value]
+                                                             for t in trials]
+    assert history.lines[0].get_ydata().tolist() == list(
+        itertools.accumulate((t.value for t in trials), max))  # best so far, maximizing
+    coordinates = sweep.plot_parallel_coordinate()
+    assert [t.get_text() for t in coordinates.get_xticklabels()] == ["Objective Value", "x",
+                                                                     "y"]
+    assert len(coordinates.collections[0].get_segments()) == len(trials)  # a line a trial
+    bars = sweep.plot_importances()
+    drawn = {label.get_text(): patch.get_width()
+             for label, patch in zip(bars.get_yticklabels(), bars.patches, strict=True)}
+    assert drawn == pytest.approx(sweep.importances())
+    assert max(drawn, key=drawn.get) == "y"  # three times x's slope (seeded: 8 trials)
+
+
+def test_plots_of_one_objective_of_several(store):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    sweep = nt.sweep(lambda t: (t.suggest_float("x", 0, 1), 2 * t.suggest_float("y", 0, 1)),
+                     n_trials=6, directions=["minimize", "maximize"], name="plots-2",
+                     progress=False)
+    history = sweep.plot_history(target="values_1")
+    assert history.collections[0].get_offsets()[:, 1].tolist() == [t.values[1] for t in
+                                                                   sweep.study.trials]
+    assert history.get_ylabel() == "values_1"
+    with pytest.raises(InvalidInputError, match="no objective 'loss'; objectives: values_0"):
+        sweep.plot_history(target="loss")
 
 
 def test_script_progress_line(store, capsys):
@@ -236,23 +265,3 @@ def test_missing_optuna_names_the_extra(store):
         "try:\n    nt.sweep(lambda t: 1.0, n_trials=1)\n"
         "except ImportError as e:\n    print(e)\n")
     assert "pip install 'nbtrail[sweeps]'" in result.stdout, result.stderr
-
-
-def test_notebook_view_carries_the_widget_and_a_static_copy(store, monkeypatch):
-    from nbtrail.sweeps import _progress
-
-    shown = []
-    monkeypatch.setattr("IPython.display.display",
-                        lambda obj, display_id=None: shown.append(obj) or None)
-    progress = _progress.Progress("nb", ["maximize"], 3)
-    view = _progress.NotebookView(progress)
-    study = optuna.create_study(direction="maximize")
-    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
-    for trial in study.trials:
-        progress.add(trial, mine=True)
-    progress.finished = True
-    view.close()
-    bundle = shown[0]._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert "nb: 3/3 trials · best" in bundle["text/html"] and "done" in bundle["text/plain"]
-    assert view._widget.value == bundle["text/html"]  # the live widget shows the same

@@ -1,102 +1,37 @@
-"""The sidebar in a real browser: JupyterLab on a demo project, driven with Playwright.
+"""The sidebar in a real browser: JupyterLab on the demo project, driven with Playwright."""
 
-Chromium is Debian's (/usr/bin/chromium; Playwright cannot download its own here). Each
-step leaves a screenshot in test-artifacts/ui/. Locally the test skips without Chromium;
-under CI=true it fails instead.
-"""
-
-import os
-import secrets
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-import pytest
-
-from .._demo import build_in_subprocess
-from ..conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require, stop
-
-SHOTS = ROOT / "test-artifacts" / "ui"
-
-
-@pytest.fixture
-def lab(tmp_path):
-    """``jupyter lab`` serving a demo project (runs on two branches and a sweep)."""
-    require(os.path.exists(CHROMIUM), f"Chromium is not installed at {CHROMIUM} "
-             "(apt-get install chromium)")
-    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent))
-    require(jupyter is not None, "jupyter is not installed (pip install -e '.[test]')")
-    project = tmp_path / "project"
-    build_in_subprocess(project)
-    (project / "train.ipynb").write_text(
-        '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if k != "NBTRAIL_HOME"}
-    env["JUPYTER_CONFIG_DIR"] = str(tmp_path / "jupyter-config")  # no user settings
-    env["JUPYTERLAB_SETTINGS_DIR"] = str(tmp_path / "lab-settings")
-    news = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)  # no "get notified about Jupyter news?" prompt over the views
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path / "lab-workspaces")
-    log = open(tmp_path / "lab.log", "wb")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [jupyter, "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate", str(project)],
-        cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "lab.log").read_text()
-                time.sleep(0.2)
-        yield {"url": url, "token": token, "project": project}
-    finally:
-        stop(server)
-        log.close()
-
-
-@pytest.fixture
-def page(lab):
-    sync_api = pytest.importorskip("playwright.sync_api") if os.environ.get("CI") != "true" \
-        else __import__("playwright.sync_api", fromlist=["sync_playwright"])
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+from .conftest import COLOURS, PANES, contrast, open_sidebar, shot
 
 
 def test_the_sidebar_end_to_end(lab, page):
     from playwright.sync_api import expect
 
-    page.goto(f"{lab['url']}/lab?token={lab['token']}")
-    page.get_by_role("tab", name="Experiments (nbtrail)").click()
-    sidebar = page.locator("#nbtrail-experiments")
-    runs = sidebar.get_by_role("grid", name="Runs")
+    page.set_viewport_size({"width": 1280, "height": 560})  # a short window
+    sidebar = open_sidebar(page, lab)
+    runs = sidebar.get_by_role("treegrid", name="Runs")
     expect(runs.get_by_role("row", name="run baseline")).to_be_visible()
     expect(runs.get_by_role("row", name="run more-trees")).to_be_visible()
     expect(sidebar.get_by_role("tree")).to_contain_text("feat/more-trees")
     expect(sidebar.get_by_role("list", name="Sweeps")).to_contain_text("c-search")
-    expect(sidebar).to_contain_text("10 runs")
+    # The trials are under their sweep, not among the runs: four runs and the sweep's run.
+    expect(sidebar).to_contain_text("5 runs")
+    expect(runs.get_by_role("row", name="run trial-0")).to_have_count(0)
+    # Every pane above the table shows all of itself, stacked: nothing hidden under the next.
+    panes = page.evaluate(PANES)
+    tree, sweeps, filter_ = panes[".nbt-tree"], panes[".nbt-sweeps-pane"], panes[".nbt-filter"]
+    assert tree[3] <= tree[2] + 1 and sweeps[3] <= sweeps[2] + 1, panes
+    assert tree[1] <= sweeps[0] + 1 and sweeps[1] <= filter_[0] + 1, panes
+    shot(page, "00-short-window")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    # The key metrics are columns from the start.
+    expect(runs.get_by_role("columnheader", name="loss")).to_be_visible()
+    expect(runs.get_by_role("columnheader", name="val_f1")).to_be_visible()
+    runs.get_by_role("button", name="Expand c-search").click()
+    expect(runs.get_by_role("row", name="run trial-0")).to_have_attribute("aria-level", "2")
+    expect(runs.get_by_role("row", name="run c-search")).to_have_attribute("aria-expanded", "true")
     shot(page, "01-sidebar")
+    runs.get_by_role("button", name="Collapse c-search").click()
+    expect(runs.get_by_role("row", name="run trial-0")).to_have_count(0)
 
     # Filter with nt.runs' language; a malformed filter says why, in the panel.
     box = sidebar.get_by_role("searchbox", name="Filter runs")
@@ -107,8 +42,8 @@ def test_the_sidebar_end_to_end(lab, page):
     box.fill("params.solver = 'lbfgs'")
     box.press("Enter")
     expect(sidebar).to_contain_text("3 runs")
-    sidebar.get_by_role("combobox", name="Add column").select_option("metrics.val_f1")
-    expect(runs.get_by_role("columnheader", name="val_f1")).to_be_visible()
+    sidebar.get_by_role("combobox", name="Add column").select_option("params.C")
+    expect(runs.get_by_role("columnheader", name="C", exact=True)).to_be_visible()
     runs.get_by_role("button", name="val_f1").click()  # sort: best first
     expect(runs.get_by_role("row").nth(1)).to_have_accessible_name("run more-trees")
     shot(page, "03-filtered-sorted")
@@ -124,7 +59,11 @@ def test_the_sidebar_end_to_end(lab, page):
     expect(view.get_by_role("table", name="Lineage")).to_contain_text("customers")
     shot(page, "04-run")
 
-    # Package it (the context only: no image build in a test).
+    # Package it (the context only: no image build in a test); the sidebar offers it too,
+    # for one run with a model only.
+    runs.get_by_role("checkbox", name="Select baseline").check()
+    expect(sidebar.get_by_role("button", name="Package…")).to_be_visible()
+    runs.get_by_role("checkbox", name="Select baseline").uncheck()
     view.get_by_role("checkbox", name="build image").uncheck()
     view.get_by_role("button", name="Package", exact=True).click()
     result = view.get_by_role("status", name="Package result")
@@ -169,9 +108,22 @@ def test_the_sidebar_end_to_end(lab, page):
     expect(sidebar).to_contain_text("0 runs")
     shot(page, "09-notebook-runs")
 
-    # The dark theme: the same views, readable.
+    # The dark theme: the same views follow the theme's colours, readable.
+    shown = [".nbt-sidebar", ".nbt-tree-item", ".nbt-sort",
+             ".nbt-footer", ".nbt-view-header h2", ".nbt-table thead th", ".nbt-kv th"]
+    light = page.evaluate(COLOURS, shown)
     page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', "
                   "{theme: 'JupyterLab Dark'}).then(() => null)")
     page.wait_for_function("document.body.dataset.jpThemeLight === 'false'")
     page.get_by_role("tab", name="Run baseline").click()
+    expect(page.locator(".nbt-view[aria-label='Run baseline']")).to_be_visible()
+    page.wait_for_function(f"() => getComputedStyle(document.querySelector('.nbt-sidebar'))"
+                           f".backgroundColor !== {light['found']['.nbt-sidebar'][1]!r}")
+    dark = page.evaluate(COLOURS, shown)
+    assert None not in [*light["found"].values(), *dark["found"].values()], (light, dark)
+    assert dark["found"][".nbt-sidebar"] == [dark["theme"]["font1"], dark["theme"]["layout1"]]
+    assert contrast("rgb(0, 0, 0)", dark["theme"]["layout1"]) < 2, dark  # a dark background
+    for theme in (light, dark):
+        for selector, (text, background) in theme["found"].items():
+            assert contrast(text, background) >= 4.5, (selector, text, background)
     shot(page, "10-dark-run")

@@ -18,18 +18,38 @@ import {
 } from './tokens';
 
 export const PAGE_SIZE = 200;
+/** How many metrics are columns until the user picks columns. */
+export const KEY_METRICS = 3;
+/** Children listed under one parent (the server's largest page). */
+export const MAX_CHILDREN = 1000;
 
 export interface IRunsQuery {
   where: string;
   orderBy: string;
   experiment: string;
-  columns: string[];
+  /** The columns the user picked; null: the key metrics of the runs shown. */
+  columns: string[] | null;
+}
+
+/** A line of the runs table: a run (undefined while its page loads) and how deep it is. */
+export interface ILine {
+  run: IRunRow | undefined;
+  depth: 0 | 1;
+  /** The run's position among the top-level runs (depth 0 only). */
+  index: number;
+}
+
+/** A parent whose children are listed under it. */
+interface IExpanded {
+  index: number;
+  count: number;
+  rows: IRunRow[] | null;
 }
 
 export class ExperimentsModel {
   constructor(settings: ISettings = DEFAULT_SETTINGS) {
     this._settings = settings;
-    this._query = { where: '', orderBy: '', experiment: '', columns: this.defaultColumns() };
+    this._query = { where: '', orderBy: '', experiment: '', columns: null };
     this._poll = new Poll({
       factory: () => this.refresh(),
       frequency: { interval: settings.refreshInterval * 1000, backoff: true, max: 60 * 1000 },
@@ -61,6 +81,16 @@ export class ExperimentsModel {
   get total(): number {
     return this._total;
   }
+  /** The columns shown: the user's, or the default metric and the key metrics. */
+  get columns(): string[] {
+    return this._query.columns ?? this.autoColumns(this._keyMetrics);
+  }
+  /** Lines of the table: the top-level runs and the children of the expanded ones. */
+  get lineCount(): number {
+    let n = this._total;
+    this._expanded.forEach(e => (n += e.count));
+    return n;
+  }
   get keys(): IRunsPage['keys'] {
     return this._keys;
   }
@@ -75,7 +105,7 @@ export class ExperimentsModel {
   get loading(): boolean {
     return this._loading;
   }
-  get selected(): ReadonlyMap<string, string> {
+  get selected(): ReadonlyMap<string, IRunRow> {
     return this._selected;
   }
   /** Branch names with runs, newest activity first. */
@@ -102,10 +132,42 @@ export class ExperimentsModel {
     return rows[index - page * PAGE_SIZE];
   }
 
-  /** Which rows the table shows; the next refresh reloads their pages. */
+  /** The line at ``line``: a top-level run or, under an expanded one, a child. */
+  lineAt(line: number): ILine {
+    let shift = 0;
+    for (const e of this.expandedInOrder()) {
+      const at = e.index + shift; // the parent's line
+      if (line <= at) {
+        break;
+      }
+      if (line <= at + e.count) {
+        return { run: e.rows?.[line - at - 1], depth: 1, index: e.index };
+      }
+      shift += e.count;
+    }
+    return { run: this.rowAt(line - shift), depth: 0, index: line - shift };
+  }
+
+  isExpanded(runId: string): boolean {
+    return this._expanded.has(runId);
+  }
+
+  /** List the children of the run at top-level ``index`` under it, or fold them away. */
+  toggleExpanded(run: IRunRow, index: number): void {
+    if (this._expanded.delete(run.run_id)) {
+      this._changed.emit();
+      return;
+    }
+    this._expanded.set(run.run_id, { index, count: Math.min(run.children, MAX_CHILDREN), rows: null });
+    this._changed.emit();
+    void this.loadChildren(run.run_id).finally(() => this._changed.emit());
+  }
+
+  /** Which lines the table shows; the next refresh reloads their pages. */
   setVisibleRange(first: number, last: number): void {
     this._visible_pages = new Set();
-    for (let p = Math.floor(first / PAGE_SIZE); p <= Math.floor(last / PAGE_SIZE); p++) {
+    const top = (line: number) => this.lineAt(line).index;
+    for (let p = Math.floor(top(first) / PAGE_SIZE); p <= Math.floor(top(last) / PAGE_SIZE); p++) {
       this._visible_pages.add(p);
     }
   }
@@ -126,9 +188,6 @@ export class ExperimentsModel {
       backoff: true,
       max: 60 * 1000
     };
-    if (metricChanged && !this._query.columns.length) {
-      this._query = { ...this._query, columns: this.defaultColumns() };
-    }
     if (storeChanged || metricChanged) {
       this.resetRuns();
       void this._poll.refresh();
@@ -146,7 +205,7 @@ export class ExperimentsModel {
     if (this._selected.has(run.run_id)) {
       this._selected.delete(run.run_id);
     } else {
-      this._selected.set(run.run_id, run.name ?? run.run_id.slice(0, 10));
+      this._selected.set(run.run_id, run);
     }
     this._changed.emit();
   }
@@ -179,6 +238,8 @@ export class ExperimentsModel {
       if (generation === this._generation) {
         this._pages.clear();
         loaded.forEach((rows, i) => rows && this._pages.set(pages[i], rows));
+        this.relocateExpanded();
+        await Promise.all([...this._expanded.keys()].map(id => this.loadChildren(id)));
       }
       this._error = null;
     } catch (error) {
@@ -205,12 +266,61 @@ export class ExperimentsModel {
     Signal.clearData(this);
   }
 
-  private defaultColumns(): string[] {
-    return this._settings.defaultMetric ? [`metrics.${this._settings.defaultMetric}`] : [];
+  /** The default metric (from the settings) first, then the key metrics. */
+  private autoColumns(keyMetrics: string[]): string[] {
+    const first = this._settings.defaultMetric ? [`metrics.${this._settings.defaultMetric}`] : [];
+    return [...new Set([...first, ...keyMetrics])].slice(0, KEY_METRICS);
+  }
+
+  private expandedInOrder(): IExpanded[] {
+    return [...this._expanded.values()].sort((a, b) => a.index - b.index);
+  }
+
+  /** After a reload the parents may have moved (a newer run above them) or gone. */
+  private relocateExpanded(): void {
+    const where = new Map<string, [number, IRunRow]>();
+    this._pages.forEach((rows, page) =>
+      rows.forEach((r, i) => where.set(r.run_id, [page * PAGE_SIZE + i, r]))
+    );
+    for (const [id, e] of [...this._expanded]) {
+      const found = where.get(id);
+      if (!found || !found[1].children) {
+        this._expanded.delete(id);
+      } else {
+        e.index = found[0];
+        e.count = Math.min(found[1].children, MAX_CHILDREN);
+      }
+    }
+  }
+
+  private async loadChildren(parentId: string): Promise<void> {
+    const generation = this._generation;
+    const q = this._query;
+    try {
+      const result = await requestAPI<IRunsPage>('runs', {
+        ...this.storeParams(),
+        where: q.where,
+        order_by: q.orderBy,
+        experiment: q.experiment,
+        columns: this.columns.join(','),
+        parent: parentId,
+        limit: MAX_CHILDREN
+      });
+      const e = this._expanded.get(parentId);
+      if (e && generation === this._generation) {
+        e.rows = result.runs;
+        e.count = result.runs.length;
+      }
+    } catch (error) {
+      if (generation === this._generation) {
+        this._error = error instanceof ApiError ? error : new ApiError(String(error), 0);
+      }
+    }
   }
 
   private resetRuns(): void {
     this._generation++;
+    this._expanded.clear();
     this._pages.clear();
     this._loadingPages.clear();
     this._queryError = null;
@@ -247,10 +357,16 @@ export class ExperimentsModel {
         where: q.where,
         order_by: q.orderBy,
         experiment: q.experiment,
-        columns: q.columns.join(','),
+        columns: this.columns.join(','),
+        nest: true,
+        // Without chosen columns, the first page tells which metrics most runs have.
+        key_metrics: q.columns === null && page === 0 ? KEY_METRICS : undefined,
         limit: PAGE_SIZE,
         offset: page * PAGE_SIZE
       });
+      if (q.columns === null && page === 0) {
+        this._keyMetrics = result.key_metrics;
+      }
       this._total = result.total;
       this._keys = result.keys;
       this._queryError = null;
@@ -282,6 +398,8 @@ export class ExperimentsModel {
   private _error: ApiError | null = null;
   private _queryError: string | null = null;
   private _loading = true; // until the first answer: no "No run matches" flash
-  private _selected = new Map<string, string>();
+  private _selected = new Map<string, IRunRow>();
+  private _expanded = new Map<string, IExpanded>();
+  private _keyMetrics: string[] = [];
   private _changed = new Signal<this, void>(this);
 }

@@ -77,6 +77,9 @@ export interface IRunRow {
   commit: string | null;
   notebook: string | null;
   error: string | null;
+  /** How many children match the query (a sweep's trials): listed under it on request. */
+  children: number;
+  has_model: boolean;
   values: { [column: string]: Value };
 }
 
@@ -86,6 +89,8 @@ export interface IRunsPage {
   limit: number;
   columns: string[];
   keys: { metrics: string[]; params: string[]; tags: string[] };
+  /** The metrics most rows of the page have: the columns until the user picks some. */
+  key_metrics: string[];
   runs: IRunRow[];
 }
 
@@ -124,6 +129,8 @@ export interface IRun {
     dirty: boolean | null;
     snapshot: string | null;
   } | null;
+  /** Why git is null: capture was off, or the run was not in a git repository. */
+  git_note: string | null;
   env: { python: string; platform: string; packages: { [name: string]: string } | null } | null;
   code: { ref: string | null; notebook: string | null; n_cells: number } | null;
   seeds: { [key: string]: Value };

@@ -35,15 +35,15 @@ def _panel() -> Any:
 
 
 def read_only_store(home: str | os.PathLike[str] | None = None) -> DuckDBStore:
-    """The store at ``home`` (default: the configured one), opened read-only."""
-    from ..errors import StoreNotFoundError
+    """The store at ``home`` (default: the configured one), opened read-only.
+
+    Nothing needs to be logged there yet: until something is, the dashboard shows how to
+    log a first run (as ``mlflow ui`` starts on an empty folder), and each new page looks
+    again.
+    """
     from ..store._duckdb import DuckDBStore
 
-    store = DuckDBStore(Path(home) if home else config.current.resolve_home(), read_only=True)
-    if not store.exists():
-        raise StoreNotFoundError(f"no nbtrail store at {store.home}; log a run first, or point "
-                                 "NBTRAIL_HOME (or --store) at a store")
-    return store
+    return DuckDBStore(Path(home) if home else config.current.resolve_home(), read_only=True)
 
 
 class Dashboard:
@@ -93,12 +93,33 @@ class Dashboard:
         if not found:
             return {"text/html": self._static()}, {}
         data, metadata = found
-        # The snapshot stays visible where scripts do not run; a live frontend hides it.
         marker = f"nbtrail-static-{uuid.uuid4().hex}"
         data["text/html"] = (
-            f'<div id="{marker}">{self._static()}</div>' + data.get("text/html", "")
-            + f'<script>document.getElementById("{marker}").style.display="none"</script>')
+            f'<div id="{marker}">{self._static()}</div>'
+            f'<div id="{marker}-live">{data.get("text/html", "")}</div>'
+            + _HIDE_WHEN_DRAWN.replace("MARKER", marker))
         return data, metadata
+
+
+# The snapshot goes only once Panel has drawn the live view (Panel renames its root element
+# "…-rendered" then). Where Panel's JavaScript does not run or cannot load — GitHub,
+# nbconvert's HTML offline, a notebook opened without Panel's resources — it stays.
+_HIDE_WHEN_DRAWN = """<script>(function () {
+  var snapshot = document.getElementById("MARKER");
+  var live = document.getElementById("MARKER-live");
+  if (!snapshot || !live) return;
+  function drawn() { return live.querySelector('[id$="-rendered"]') !== null; }
+  function hideOnceDrawn(changes, observer) {
+    if (!drawn()) return false;
+    snapshot.style.display = "none";
+    if (observer) observer.disconnect();
+    return true;
+  }
+  if (!hideOnceDrawn()) {
+    new MutationObserver(hideOnceDrawn).observe(
+      live, {subtree: true, childList: true, attributes: true, attributeFilter: ["id"]});
+  }
+})();</script>"""
 
 
 def dashboard(view: View | None = None, *, store: str | os.PathLike[str] | None = None,
@@ -123,8 +144,9 @@ def serve(home: str | os.PathLike[str] | None = None, *, port: int = 5006,
           token: str | None = None, show: bool = False) -> None:
     """Serve the dashboard until interrupted (``nbtrail dashboard``).
 
-    With ``basic_auth=(user, password)`` or ``token``, every request must carry them;
-    without either, anyone who reaches the address can read the store.
+    ``home`` is the store folder (default: the configured one); it may be empty or not
+    exist yet. With ``basic_auth=(user, password)`` or ``token``, every request must carry
+    them; without either, anyone who reaches the address can read the store.
     """
     pn = _panel()
     from ._app import TITLE, build, session_args
@@ -144,6 +166,9 @@ def serve(home: str | os.PathLike[str] | None = None, *, port: int = 5006,
     print(f"nbtrail dashboard of {store.home} at http://{shown}:{server.port}/"
           + (" (needs the password)" if basic_auth else " (needs ?token=…)" if token else ""),
           flush=True)
+    if not store.exists():
+        print("nothing is logged there yet: the page says how to log a first run, and shows "
+              "the runs once there are some", flush=True)
     try:
         server.start()
         server.io_loop.start()

@@ -14,6 +14,8 @@ from ..experiments._branches import branches
 from . import _views
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from ..store._duckdb import DuckDBStore
 
 TITLE = "nbtrail"
@@ -25,14 +27,47 @@ _CSS = """
 """
 
 
+# Every string from the store is text. HTML panes only get fragments of ``_views``, built
+# by ``_html``, which escapes everything; Bokeh's Select and TextInput show text as it is.
+# The two widgets below would render a store string as HTML, so they are only built here.
+
+
+def _error(exc: NbtrailError) -> str:
+    return f'<p style="color:#b42318">{_html.escape(exc)}</p>'
+
+
 def _safe(render: Callable[..., str]) -> Callable[..., str]:
     """Show an expected error as a message in the view, never as a traceback."""
     def wrapped(*args: Any, **kwargs: Any) -> str:
         try:
             return render(*args, **kwargs)
         except NbtrailError as exc:
-            return f'<p style="color:#b42318">{_html.escape(exc)}</p>'
+            return _error(exc)
     return wrapped
+
+
+def _table(frame: pl.DataFrame) -> pn.widgets.Tabulator:
+    """A read-only, paged table whose column titles are text.
+
+    Tabulator sets a title as HTML unless a title formatter says otherwise; cells are
+    text already (Bokeh's cell formatters write text nodes, Tabulator's plaintext escapes).
+    """
+    return pn.widgets.Tabulator(frame.to_pandas(), disabled=True, show_index=False,
+                                pagination="local", page_size=25, layout="fit_data_table",
+                                sizing_mode="stretch_width", header_filters=False,
+                                configuration={"columnDefaults": {"titleFormatter":
+                                                                  "plaintext"}})
+
+
+def _chips(label: str, options: dict[str, str], value: list[str],
+           width: int) -> pn.widgets.MultiChoice:
+    """A multiple choice of ``options`` (label: value), shown as chips.
+
+    Bokeh's MultiChoice is Choices.js with its ``allowHTML`` left on, and no way to turn it
+    off: labels go in escaped, so that they show as the text they are.
+    """
+    return pn.widgets.MultiChoice(label=label, value=value, width=width,
+                                  options={_html.escape(k): v for k, v in options.items()})
 
 
 def _html_pane(function: Callable[..., str], *args: Any) -> pn.pane.HTML:
@@ -66,6 +101,15 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     args = args or {}
     pn.config.raw_css = [*pn.config.raw_css, _CSS] if _CSS not in pn.config.raw_css else \
         pn.config.raw_css
+    header = pn.pane.HTML(
+        f'<div style="display:flex;align-items:baseline;gap:12px">'
+        f'<span style="font-size:20px;font-weight:bold;color:{_ACCENT}">{TITLE}</span>'
+        f'<span style="color:#666">read-only view of {_html.escape(store.home)}</span></div>',
+        sizing_mode="stretch_width")
+    if not store.exists():  # nothing to read yet (and reading would create the folder)
+        return pn.Column(header, pn.pane.HTML(_views.nothing_logged_html(store),
+                                              sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width", margin=(8, 16))
     choices = _views.choices(store)
 
     # runs
@@ -79,15 +123,13 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
         try:
             frame = _views.runs(store, experiment=experiment, status=status, where=where)
         except NbtrailError as exc:
-            return pn.pane.Alert(str(exc), alert_type="danger")
+            return pn.pane.HTML(_error(exc))
         # The columns people scan first, then metrics and params; nothing all empty.
         first = [c for c in _views.RUN_COLUMNS if c in frame.columns]
         rest = sorted((c for c in frame.columns if c.startswith(("metrics.", "params."))),
                       key=lambda c: (not c.startswith("metrics."), c))
-        shown = frame.select(c for c in [*first, *rest] if frame[c].null_count() < frame.height)
-        return pn.widgets.Tabulator(shown.to_pandas(), disabled=True, show_index=False,
-                                    pagination="local", page_size=25, layout="fit_data_table",
-                                    sizing_mode="stretch_width", header_filters=False)
+        return _table(frame.select(c for c in [*first, *rest]
+                                   if frame[c].null_count() < frame.height))
 
     runs_tab = pn.Column(
         pn.Row(experiment, status, where,
@@ -102,10 +144,9 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     run_tab = pn.Column(pn.Row(run, _download(store, "run", run_id=run)),
                         _html_pane(_views.run_html, store, run), name="Run",
                         sizing_mode="stretch_width")
-    picked = pn.widgets.MultiChoice(label="Runs to compare", options=recent,
-                                    value=[r for r in _views.runs_with_curves(store)
-                                           if r in recent.values()] or
-                                    list(recent.values())[:2], width=640)
+    picked = _chips("Runs to compare", recent,
+                    [r for r in _views.runs_with_curves(store) if r in recent.values()] or
+                    list(recent.values())[:2], width=640)
     compare_tab = pn.Column(pn.Row(picked, _download(store, "compare", run_ids=picked)),
                             _html_pane(_views.compare_html, store, picked), name="Compare",
                             sizing_mode="stretch_width")
@@ -159,12 +200,9 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
     view = args.get("view")
     if view in _views.VIEWS:
         tabs.active = _views.VIEWS.index(view)
-    header = pn.pane.HTML(
-        f'<div style="display:flex;align-items:baseline;gap:12px">'
-        f'<span style="font-size:20px;font-weight:bold;color:{_ACCENT}">{TITLE}</span>'
-        f'<span style="color:#666">read-only view of {_html.escape(store.home)}</span></div>',
-        sizing_mode="stretch_width")
-    return pn.Column(header, tabs, sizing_mode="stretch_width", margin=(8, 16))
+    hint = [] if recent else [pn.pane.HTML(_views.nothing_logged_html(store),
+                                           sizing_mode="stretch_width")]
+    return pn.Column(header, *hint, tabs, sizing_mode="stretch_width", margin=(8, 16))
 
 
 def session_args() -> dict[str, str]:

@@ -5,7 +5,8 @@ which accepts the credentials from an ``Authorization`` header (``Basic`` or ``B
 a ``?token=`` argument, or the signed cookie set after one of those succeeded (browsers do
 not send headers on the app's websocket). A request without them is redirected to
 ``/auth``, which answers 401 (with a ``WWW-Authenticate`` challenge for basic auth, so a
-browser asks for the password).
+browser asks for the password). Once the credentials pass, ``/auth`` sends the browser on
+to ``?next=``, which must be a path of this dashboard (see :func:`safe_next`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import urllib.parse
 from typing import Any
 
 from bokeh.server.auth_provider import AuthProvider
@@ -64,6 +66,27 @@ class Credentials:
             'Bearer realm="nbtrail dashboard"'
 
 
+def safe_next(target: str) -> bool:
+    r"""Whether ``target`` is a path of this server, so that redirecting to it stays here.
+
+    Browsers read ``//host``, ``/\host`` and ``\\host`` as another site, drop tabs and
+    newlines inside URLs (``/<tab>/host`` is ``//host``), and follow any scheme. So only
+    ``/`` followed by anything but a slash or backslash, without control characters,
+    backslashes, scheme or host, passes, and again after each percent-decoding.
+    """
+    seen: set[str] = set()
+    while target not in seen:
+        seen.add(target)
+        if (not target.startswith("/") or target[1:2] in ("/", "\\") or "\\" in target
+                or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in target)):
+            return False
+        parts = urllib.parse.urlsplit(target)
+        if parts.scheme or parts.netloc:
+            return False
+        target = urllib.parse.unquote(target)
+    return True
+
+
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
@@ -75,18 +98,24 @@ def provider(credentials: Credentials) -> AuthProvider:
         def get(self) -> None:
             if credentials.check(self):
                 target = self.get_query_argument("next", "/")
-                self.redirect(target if target.startswith("/") and
-                              not target.startswith("//") else "/")
+                if safe_next(target):
+                    self.redirect(target)
+                else:
+                    self._text(400, f"nbtrail dashboard: ?next={target!r} is not a path of "
+                               "this dashboard; open / instead\n")
                 return
-            self.set_status(401)
             challenge = credentials.challenge()
             if challenge:
                 self.set_header("WWW-Authenticate", challenge)
+            self._text(401, "nbtrail dashboard: authentication required ("
+                       + ("user and password" if credentials.basic_auth else
+                          "open the link with ?token=…, or send Authorization: Bearer …")
+                       + ")\n")
+
+        def _text(self, status: int, message: str) -> None:
+            self.set_status(status)
             self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish("nbtrail dashboard: authentication required ("
-                        + ("user and password" if credentials.basic_auth else
-                           "open the link with ?token=…, or send Authorization: Bearer …")
-                        + ")\n")
+            self.finish(message)
 
     class Provider(AuthProvider):
         @property

@@ -7,11 +7,13 @@ showed, in any browser, with no script.
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import _html
+from ..errors import NbtrailError
 from ..monitor._api import KIND_TAG, MONITORING
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "line
 RUNS_SHOWN = 500
 _CURVES = 12  # metric charts shown for one run
 _LINEAGE_KINDS = ("dataset", "run", "model", "package", "monitoring")
+T = TypeVar("T")
 RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration", "branch")
 
 
@@ -77,57 +80,9 @@ def runs_with_curves(store: DuckDBStore, limit: int = 2) -> list[str]:
 
 def sweeps(store: DuckDBStore) -> list[tuple[str, str]]:
     """(label, sweep id) of every sweep, newest first."""
-    frame = store.sql("""
-        SELECT t.value AS sweep_id, any_value(s.value) AS name, max(r.start_time) AS last
-        FROM tags t JOIN tags s ON s.run_id = t.run_id AND s.key = 'sweep'
-        JOIN runs r ON r.run_id = t.run_id
-        WHERE t.key = 'sweep_id' GROUP BY 1 ORDER BY last DESC""")
-    return [(f"{name} · {sweep_id[:8]}", sweep_id) for sweep_id, name, _ in frame.rows()]
+    from ..sweeps import list_sweeps
 
-
-def trials(store: DuckDBStore, sweep_id: str) -> pl.DataFrame:
-    """One row a trial of a sweep: number, state, value(s), params."""
-    import polars as pl
-
-    quoted = sweep_id.replace("'", "''")
-    frame = store.runs(where=f"tags.sweep_id = '{quoted}' and tags.trial is not null")
-    if frame.is_empty():
-        return frame
-    frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"))
-    keep = ["trial", "tags.trial_state", *(c for c in frame.columns if c.startswith(
-        ("params.", "metrics."))), "run_id"]
-    frame = frame.select(c for c in keep if c in frame.columns).sort("trial")
-    return frame.select(c for c in frame.columns if frame[c].null_count() < frame.height)
-
-
-def importances(frame: pl.DataFrame, value: str) -> dict[str, float]:
-    """How much each parameter explains the value.
-
-    Impurity importances of a random forest fitted on the trials (the model behind
-    Optuna's default fANOVA evaluator), summing to 1.
-    """
-    import numpy as np
-    import polars as pl
-    from sklearn.ensemble import RandomForestRegressor
-
-    done = frame.filter(pl.col(value).is_not_null() & pl.col(value).is_finite())
-    params = [c for c in done.columns if c.startswith("params.")]
-    if done.height < 4 or not params:
-        return {}
-    columns = []
-    for name in params:
-        series = done[name]
-        if series.dtype.is_numeric():
-            columns.append(series.cast(pl.Float64).fill_null(np.nan).to_numpy())
-        else:  # categories become codes: a forest splits on them all the same
-            columns.append(series.cast(pl.String).cast(pl.Categorical).to_physical()
-                           .cast(pl.Float64).to_numpy())
-    features = np.nan_to_num(np.column_stack(columns), nan=-1.0)
-    forest = RandomForestRegressor(n_estimators=64, max_depth=64, random_state=0)
-    forest.fit(features, done[value].to_numpy())
-    scores = dict(zip((p.removeprefix("params.") for p in params),
-                      forest.feature_importances_.tolist(), strict=True))
-    return dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    return [(f"{s.name} · {s.sweep_id[:8]}", s.sweep_id) for s in list_sweeps(store)]
 
 
 def monitored_models(store: DuckDBStore) -> list[tuple[str, str]]:
@@ -166,6 +121,19 @@ def packages_of(store: DuckDBStore, model_id: str) -> list[str]:
 # -- HTML fragments -----------------------------------------------------------------------
 
 
+def nothing_logged_html(store: DuckDBStore) -> str:
+    """What to do while no run is logged in the store: the first one, and where it goes."""
+    return (
+        f'<div style="border:1px solid #ccc;border-radius:4px;padding:8px 12px;margin:8px 0">'
+        f"<strong>No run is logged in {_html.escape(store.home)} yet.</strong> Log a first "
+        "run from a notebook or script whose store this is (<code>NBTRAIL_HOME</code>, or "
+        "<code>.nbtrail</code> at the git root):"
+        "<pre>import nbtrail as nt\nwith nt.run(name=\"first\") as run:\n"
+        "    run.log_metric(\"accuracy\", 0.9)</pre>"
+        "then reload this page. To look at another store: <code>nbtrail dashboard --store "
+        "PATH</code>.</div>")
+
+
 def runs_html(frame: pl.DataFrame) -> str:
     """The runs table."""
     columns = [c for c in RUN_COLUMNS if c in frame.columns]
@@ -176,7 +144,7 @@ def runs_html(frame: pl.DataFrame) -> str:
 
 
 def run_html(store: DuckDBStore, run_id: str) -> str:
-    """One run: its summary (as in a notebook) and a chart of every metric with steps."""
+    """One run: its summary (as in a notebook), its tags, a chart of each metric with steps."""
     run = store.get_run(run_id)
     curves = []
     keys = store.sql("SELECT key, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY 1 "
@@ -186,7 +154,9 @@ def run_html(store: DuckDBStore, run_id: str) -> str:
         curves.append(_html.line_chart(key, {key: list(zip(history["step"], history["value"],
                                                             strict=True))}))
     charts = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
-    return run._repr_html_() + (charts if curves else "<p>No metric has several steps.</p>")
+    tags = _html.mapping("tags", run.tags) if run.tags else ""
+    return run._repr_html_() + tags + (charts if curves else
+                                       "<p>No metric has several steps.</p>")
 
 
 def compare_html(store: DuckDBStore, run_ids: Sequence[str]) -> str:
@@ -228,12 +198,14 @@ def branches_html(frame: pl.DataFrame) -> str:
 
 def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
     """A sweep's trials, parallel coordinates of params against the value, importances."""
-    frame = trials(store, sweep_id)
+    from ..errors import MissingExtraError
+    from ..sweeps import read_sweep
+
+    found = read_sweep(sweep_id, store)
+    frame = found.frame
     if frame.is_empty():
         return "<p>This sweep has no trial recorded yet.</p>"
-    values = [c for c in frame.columns if c.startswith("metrics.") and
-              not c.endswith("intermediate_value")]
-    value = "metrics.value" if "metrics.value" in values else (values[0] if values else None)
+    value = found.value_columns[0] if found.value_columns else None
     params = [c for c in frame.columns if c.startswith("params.")]
     parts = [_html.table(frame.columns, frame.rows(), caption=f"{frame.height} trials",
                          max_rows=30)]
@@ -241,12 +213,16 @@ def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
         axes = [*params, value]
         parts.append(_html.parallel_coordinates(
             "parallel coordinates (darker: higher value)",
-            [a.split(".", 1)[1] for a in axes], frame.select(axes).rows(),
+            [a.removeprefix("params.") for a in axes], frame.select(axes).rows(),
             colour_by=frame[value].to_list()))
-        scores = importances(frame, value)
-        if scores:
-            parts.append(_html.bar_chart(f"importance for {value.split('.', 1)[1]}",
-                                         list(scores), {"importance": list(scores.values())}))
+        try:
+            scores = found.importances(value)
+        except MissingExtraError as exc:  # the dashboard's host may lack Optuna
+            parts.append(f"<p>No importances: {_html.escape(str(exc))}</p>")
+        else:
+            if scores:
+                parts.append(_html.bar_chart(f"importance for {value}", list(scores),
+                                             {"importance": list(scores.values())}))
     return "".join(parts)
 
 
@@ -280,14 +256,39 @@ def monitoring_html(store: DuckDBStore, model_id: str) -> str:
     table = _html.table(history.columns, history.rows(), caption="drift reports",
                         max_rows=30, highlight=[i for i, v in enumerate(history["tags.verdict"])
                                                 if v == "drift"])
-    latest = store.artifact_path(history["run_id"][-1], "drift.html").read_text("utf-8")
-    return head + chart + table + "<h3>Latest report</h3>" + _body(latest)
+    return head + chart + table + "<h3>Latest report</h3>" + report_html(
+        store, history["run_id"][-1])
 
 
-def _body(document: str) -> str:
-    """The inside of a standalone page's body (reports are stored as whole pages)."""
-    found = re.search(r"<body[^>]*>(.*)</body>", document, flags=re.S)
-    return found.group(1) if found else document
+def report_html(store: DuckDBStore, run_id: str) -> str:
+    """A stored drift report, drawn again from its data (``drift.json``).
+
+    Never the stored ``drift.html``: whoever can log can store any page under that name,
+    and a page is markup, where every string of the store must show as text.
+    """
+    from ..monitor._drift import DriftReport, FeatureDrift, MetricChange, Thresholds
+
+    try:
+        data = json.loads(store.artifact_path(run_id, "drift.json").read_text("utf-8"))
+        features = tuple(_record(FeatureDrift, f) for f in data["features"])
+        report = _record(DriftReport, {
+            **data, "features": features,
+            "prediction": data.get("prediction") and _record(FeatureDrift, data["prediction"]),
+            "metric": data.get("metric") and _record(MetricChange, data["metric"]),
+            "thresholds": _record(Thresholds, data.get("thresholds") or {})})
+        return report._repr_html_()
+    except NbtrailError as exc:  # no drift.json: a run tagged as monitoring by hand
+        return f"<p>{_html.escape(exc)}</p>"
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        return (f"<p>The drift report of run {_html.escape(run_id)} cannot be read "
+                f"({_html.escape(type(exc).__name__)}: {_html.escape(exc)}).</p>")
+
+
+def _record(cls: type[T], data: dict[str, Any]) -> T:
+    """A frozen record from its ``asdict`` form: lists become tuples, derived keys go."""
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()
+                  if k in known})
 
 
 def export(store: DuckDBStore, view: View, **args: Any) -> str:
@@ -299,7 +300,9 @@ def export(store: DuckDBStore, view: View, **args: Any) -> str:
     """
     from ..experiments._branches import branches
 
-    if view == "runs":
+    if not store.exists():
+        body = nothing_logged_html(store)
+    elif view == "runs":
         body = runs_html(runs(store, experiment=args.get("experiment"),
                               status=args.get("status"), where=args.get("where")))
     elif view == "run":

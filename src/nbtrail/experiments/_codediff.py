@@ -219,9 +219,12 @@ def diff_commits(
 def _diff_commits(
     root: str | os.PathLike[str], commit_a: str, commit_b: str, max_notebook_bytes: int
 ) -> CodeDiff:
-    shas = _resolve_commits(root, (commit_a, commit_b))
-    for commit, sha in zip((commit_a, commit_b), shas, strict=True):
-        if sha is None:
+    shas: list[str] = []
+    for commit, sha in zip((commit_a, commit_b), _resolve_commits(root, (commit_a, commit_b)),
+                           strict=True):
+        if sha is not None:
+            shas.append(sha)
+        else:
             return CodeDiff(
                 commit_a,
                 commit_b,
@@ -317,23 +320,23 @@ def _parse_diff_tree(out: bytes) -> list[_Entry]:
                 raw.append((mode_a, mode_b, sha_a, sha_b, letter, None, tokens[i + 1]))
                 i += 2
         else:
-            added, deleted, path = token.split("\t", 2)
+            added_text, deleted_text, path = token.split("\t", 2)
             if not path:  # a rename: old and new path follow as their own fields
                 path = tokens[i + 2]
                 i += 3
             else:
                 i += 1
             numstat[path] = (
-                None if added == "-" else int(added),
-                None if deleted == "-" else int(deleted),
+                None if added_text == "-" else int(added_text),
+                None if deleted_text == "-" else int(deleted_text),
             )
     entries = []
-    for mode_a, mode_b, sha_a, sha_b, letter, old, new in raw:
+    for mode_a, mode_b, sha_a, sha_b, letter, renamed_from, new in raw:
         added, deleted = numstat.get(new, (None, None))
         entries.append(
             _Entry(
                 path=new,
-                old_path=old,
+                old_path=renamed_from,
                 # Copies only appear with -C, which is not asked for.
                 status=_STATUS.get(letter, "added" if letter == "C" else "modified"),
                 mode_a=mode_a,
@@ -388,7 +391,7 @@ def _notebook_cells(
                 f"notebook of {size:,} bytes is over the {limit:,}-byte limit for a cell diff "
                 "(raise max_notebook_bytes to diff it)"
             )
-    notebooks = []
+    notebooks: list[Any] = []
     for sha, name in ((e.sha_a, e.old_path or e.path), (e.sha_b, e.path)):
         if sha in _NULL_SHA:
             notebooks.append(None)
@@ -514,11 +517,12 @@ def _block(
                     break
     changes: list[CellChange] = []
     rest_a, rest_b = iter(removed), iter(added)
-    for i, j in [*pairs, (None, None)]:
-        changes.extend(_single(a[x], "removed", x, None) for x in _until(rest_a, i))
-        changes.extend(_single(b[y], "added", None, y) for y in _until(rest_b, j))
-        if i is not None and j is not None:
-            change = _pair(a, b, i, j)
+    ends: list[tuple[int | None, int | None]] = [*pairs, (None, None)]
+    for end_a, end_b in ends:
+        changes.extend(_single(a[x], "removed", x, None) for x in _until(rest_a, end_a))
+        changes.extend(_single(b[y], "added", None, y) for y in _until(rest_b, end_b))
+        if end_a is not None and end_b is not None:
+            change = _pair(a, b, end_a, end_b)
             if change is not None:
                 changes.append(change)
     return changes

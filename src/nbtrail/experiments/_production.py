@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NbtrailError
+from ..errors import InvalidInputError, NbtrailError, NotFoundError, UntrustedModelError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -50,7 +50,7 @@ def production_figures(store: DuckDBStore, run: Run, *, model: str | None = None
         rows = _rows(store, run)
         predict = getattr(estimator, "predict", None)
         if not callable(predict):
-            raise NbtrailError(f"{found['class_name']} has no predict method")
+            raise InvalidInputError(f"{found['class_name']} has no predict method")
         features = _features(estimator, found, rows)
     except NbtrailError as exc:
         figures["note"] = str(exc)
@@ -71,8 +71,8 @@ def _load(store: DuckDBStore, model: dict[str, Any], trusted: bool | Sequence[st
     from .._modelio import deserialize_model
 
     if model["format"] == "pickle" and trusted is not True:
-        raise NbtrailError("a pickled model runs code when loaded; pass trusted=True "
-                           "(CLI: --trust-models) to time it")
+        raise UntrustedModelError("a pickled model runs code when loaded; pass trusted=True "
+                                  "(CLI: --trusted) to time it")
     data = store.blob_path(model["sha256"]).read_bytes()
     return deserialize_model(data, model["format"], trusted=trusted)
 
@@ -89,8 +89,8 @@ def _rows(store: DuckDBStore, run: Run) -> pl.DataFrame:
     # Held-out rows first: the training rows only when there are none.
     candidates = sorted(samples, key=rank)
     if not candidates:
-        raise NbtrailError("no data set sample to time predictions on; log the data with "
-                           "run.log_dataset(...)")
+        raise NotFoundError("no data set sample to time predictions on; log the data with "
+                            "run.log_dataset(...)")
     return pl.read_parquet(store.blob_path(candidates[0]["sample_sha256"]))
 
 
@@ -104,9 +104,9 @@ def _features(estimator: Any, model: dict[str, Any], rows: pl.DataFrame) -> Any:
         wanted = [c["name"] for c in signature.get("inputs", [])] or rows.columns
     missing = [c for c in wanted if c not in rows.columns]
     if missing:
-        raise NbtrailError(f"the data set sample lacks the model's input columns {missing}")
+        raise InvalidInputError(f"the data set sample lacks the model's input columns {missing}")
     if rows.is_empty():
-        raise NbtrailError("the data set sample has no rows")
+        raise InvalidInputError("the data set sample has no rows")
     picked = rows.select(wanted)
     # Fitted on a data frame: it checks column names, and polars keeps them.
     return picked if named is not None else picked.to_numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -136,6 +137,10 @@ def _metric(data: Data, labels: object, ref: Reference, thresholds: Thresholds
                 "some labelled requests hold several rows, so a request id does not say which "
                 "row a label belongs to; add a 'row' column (0, 1, … within each request)")
     else:
+        if not isinstance(labels, Iterable) or isinstance(labels, str | bytes):
+            raise InvalidInputError(
+                f"labels must be a frame with request_id and label, or a sequence of labels "
+                f"one a row of the current data; got {type(labels).__name__}")
         values = pl.Series(_LABEL, labels)
         collected = frame.collect()
         if len(values) != collected.height:

@@ -134,7 +134,8 @@ def compare_numeric(name: str, ref: ColumnProfile, cur: ColumnProfile,
     """KS distance at the reference's cut points and the stability index over deciles."""
     import numpy as np
 
-    base = {"feature": name, "kind": kind, "n_reference": ref.rows, "n_current": cur.rows}
+    base: dict[str, Any] = {"feature": name, "kind": kind, "n_reference": ref.rows,
+                            "n_current": cur.rows}
     if ref.counts is None or cur.counts is None or not cur.rows:
         why = "no values in the current data" if not cur.rows else "no reference values"
         return FeatureDrift(test=None, statistic=None, p_value=None, psi=None, drifted=False,
@@ -179,7 +180,8 @@ def compare_categorical(name: str, ref: ColumnProfile, cur: ColumnProfile,
     """Chi-square test of homogeneity and stability index over the categories."""
     from scipy import stats
 
-    base = {"feature": name, "kind": kind, "n_reference": ref.rows, "n_current": cur.rows}
+    base: dict[str, Any] = {"feature": name, "kind": kind, "n_reference": ref.rows,
+                            "n_current": cur.rows}
     known = dict(ref.categories or {})
     if not sum(known.values()) or not cur.rows:
         why = "no values in the current data" if not cur.rows else \

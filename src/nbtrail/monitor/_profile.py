@@ -300,9 +300,9 @@ def scan(frame: pl.LazyFrame, kinds: Mapping[str, Kind], *,
                 (0,) * binners[name].size if name in binners else None,
                 outside=(int((tally.outside or [0, 0])[0]), int((tally.outside or [0, 0])[1])))
         elif kind == "categorical":
-            values = tally.values or {}
-            complete = sum(values.values()) == profile.non_null
-            profile = replace(profile, categories=values, complete=complete)
+            categories = tally.values or {}
+            complete = sum(categories.values()) == profile.non_null
+            profile = replace(profile, categories=categories, complete=complete)
         profiles[name] = profile
     sample = pl.concat(samples) if samples else None
     return profiles, sample

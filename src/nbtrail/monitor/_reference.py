@@ -57,7 +57,7 @@ def resolve(ref: object, store: DuckDBStore, *, prediction_column: str | None = 
         if found.is_empty():
             raise NotFoundError(f"no model {ref_id!r} in the store at {store.location}")
         run = store.get_run(found["run_id"][0])
-        model = next(m for m in run.models if m["model_id"] == ref_id)
+        model: dict[str, Any] | None = next(m for m in run.models if m["model_id"] == ref_id)
     else:
         run = store.get_run(ref_id)
         model = run.models[-1] if run.models else None

@@ -152,7 +152,7 @@ def validate_data(data: Data, reference: Reference) -> ValidationReport:
                 missing = missing | pl.col(name).cast(pl.Float64).is_nan()
             problems.append(Problem(name, "nulls", cur.nulls, "missing values; the training "
                                     "data had none", _row_numbers(frame, missing)))
-        if ref.kind == "numeric" and sum(cur.outside):
+        if ref.kind == "numeric" and any(cur.outside):
             below, above = cur.outside
             value = pl.col(name).cast(pl.Float64)
             problems.append(Problem(

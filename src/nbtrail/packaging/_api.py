@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, float], None]
 # Kubernetes object names (DNS-1123 labels), which image names accept too.
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,10 @@ def _default_name(source: ModelSource) -> str:
     return name or "model"
 
 
-def _check_name(name: str) -> str:
-    if not _NAME.match(name):
+def check_name(name: str) -> str:
+    """``name`` if it is usable as an image and Kubernetes name, else ``InvalidInputError``."""
+    # fullmatch: with match, `$` also matches before a final newline and "pk\n" got through.
+    if not _NAME.fullmatch(name):
         raise InvalidInputError(
             f"package name {name!r} is not usable as an image and Kubernetes name; use "
             "lower-case letters, digits and '-' (at most 63, starting and ending with a "
@@ -144,13 +146,13 @@ def package(
 
     step("resolving the model", 0.0)
     if name is not None:
-        _check_name(name)
+        check_name(name)
     if not isinstance(model, str):
         model = log_object(model, name=name or "model", input_example=input_example,
                            trusted=trusted)
     store = get_store()
     source, model_bytes = prepare(store, model, trusted=trusted)
-    name = _check_name(name if name is not None else _default_name(source))
+    name = check_name(name if name is not None else _default_name(source))
     output = Path(output) if output is not None else Path("dist") / name
     tag = f"{name}:{source.sha256[:12]}"
     python = source.python or "3.11"

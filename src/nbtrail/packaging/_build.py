@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NbtrailError
+from ..errors import ProcessError
 
 _ENGINES = ("podman", "docker")
 
 
-class BuildError(NbtrailError):
+class BuildError(ProcessError):
     """The container engine failed to build the image; the message quotes its output."""
 
 

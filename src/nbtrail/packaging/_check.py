@@ -56,7 +56,7 @@ def _fitted_inputs(model: Any, inputs: list[dict[str, Any]], model_id: str
 def checked_signature(store: DuckDBStore, source: ModelSource, model_bytes: bytes, *,
                       trusted: bool) -> dict[str, Any]:
     """The signature to package: inputs the model takes, outputs it was seen to give."""
-    model = deserialize_model(model_bytes, source.format, trusted=trusted)
+    model: Any = deserialize_model(model_bytes, source.format, trusted=trusted)
     spec = dict(source.signature)
     spec["inputs"] = _fitted_inputs(model, spec["inputs"], source.model_id)
     spec["frame"] = source.frame

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _html
-from ..errors import InvalidInputError, NbtrailError
+from ..errors import InvalidInputError, ProcessError
 from ..serving._app import ServeSettings, load_app
 from ..serving._bundle import SIGNATURE_FILE
 from ..serving._server import serve as serve_folder
@@ -124,7 +124,7 @@ def serve(
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise NbtrailError(f"the model server did not start on {host}:{port} (is the port "
+            raise ProcessError(f"the model server did not start on {host}:{port} (is the port "
                                "in use?); pick another port, or port=0 for any free one")
         time.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]

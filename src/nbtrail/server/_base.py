@@ -1,7 +1,8 @@
 """The base handler every nbtrail endpoint derives from.
 
-It requires login on every verb, maps nbtrail's own errors to HTTP statuses with a
-``{"message": ..., "error": ...}`` body, runs store calls off the event loop, and turns
+It requires login on every verb, maps nbtrail's own errors to HTTP statuses (the table in
+``nbtrail.errors``) with a ``{"message": ..., "error": ...}`` body, answers a malformed,
+deep or huge JSON body with a 400, runs store calls off the event loop, and turns
 query arguments into checked values (a malformed one is a 400 naming it).
 """
 
@@ -9,22 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-from collections.abc import Callable, Mapping
-from datetime import date, datetime
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..errors import (
-    InvalidInputError,
-    NbtrailError,
-    NotFoundError,
-    StoreLockedError,
-    StoreNotFoundError,
-)
+from .._json import dumps
+from ..errors import InvalidInputError, NbtrailError, outcome
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -34,15 +27,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# nbtrail error -> HTTP status. Anything else that is an NbtrailError (a store newer than
-# this nbtrail, a git failure) is a conflict with the state of the store: 409.
-_STATUS: tuple[tuple[type[NbtrailError], int], ...] = (
-    (InvalidInputError, 400),
-    (StoreNotFoundError, 404),
-    (NotFoundError, 404),
-    (StoreLockedError, 409),
-    (NbtrailError, 409),
-)
+# The API's bodies are a few fields (a run id, a name); a bigger one is a mistake or an
+# attack, and is refused before it is parsed.
+MAX_BODY_BYTES = 64 << 10
 
 
 class ArgumentError(InvalidInputError):
@@ -55,7 +42,7 @@ class BaseHandler(APIHandler):
     @property
     def stores(self) -> Stores:
         """The stores this server reads, built once at load time."""
-        return self.settings["nbtrail_stores"]  # type: ignore[no-any-return]
+        return self.settings["nbtrail_stores"]
 
     @property
     def store(self) -> DuckDBStore:
@@ -71,16 +58,15 @@ class BaseHandler(APIHandler):
     def reply(self, data: Any, status: int = 200) -> None:
         """Send ``data`` as JSON (dates as ISO text, NaN and infinities as null)."""
         self.set_status(status)
-        self.finish(json.dumps(jsonable(data), allow_nan=False))
+        self.finish(dumps(data, nonfinite="null"))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Send nbtrail's own errors with their status and message as they are."""
         exc_info = kwargs.get("exc_info")
         error = exc_info[1] if exc_info else None
         if isinstance(error, NbtrailError):
-            status = next(code for kind, code in _STATUS if isinstance(error, kind))
             self.clear()
-            self.set_status(status)
+            self.set_status(outcome(error).http_status)
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"message": str(error), "error": type(error).__name__}))
             return
@@ -147,28 +133,20 @@ class BaseHandler(APIHandler):
         return value
 
     def json_body(self) -> dict[str, Any]:
-        """The request body, which must be a JSON object."""
+        """The request body, which must be a JSON object; anything else is a 400 saying why."""
+        raw = self.request.body or b"{}"
+        if len(raw) > MAX_BODY_BYTES:
+            raise ArgumentError(f"the request body is {len(raw)} bytes; nbtrail's API takes at "
+                                f"most {MAX_BODY_BYTES} bytes of JSON")
         try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError as exc:
+            body = json.loads(raw)
+        except RecursionError:
+            raise ArgumentError("the request body nests JSON too deeply; send a JSON object "
+                                "of plain fields") from None
+        except ValueError as exc:  # also bytes that are not UTF-8, and over-long integers
             raise ArgumentError(f"the request body is not JSON: {exc}") from None
         if not isinstance(body, dict):
-            raise ArgumentError("the request body must be a JSON object")
+            raise ArgumentError("the request body must be a JSON object, got "
+                                f"{type(body).__name__}")
         return body
 
-
-def jsonable(value: Any) -> Any:
-    """``value`` with every part JSON can hold: dates as ISO text, NaN as None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "to_dicts"):  # a polars DataFrame: one object a row
-        return jsonable(value.to_dicts())
-    return value

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
-from ..errors import NotFoundError
 from ..experiments import _branches, _compare
+from ..sweeps._trials import SweepSummary, list_sweeps, read_sweep
 from ._base import ArgumentError, BaseHandler
 from ._runs import frame_json
 
@@ -100,26 +101,13 @@ class SweepsHandler(BaseHandler):
 
 
 def sweep_list(store: DuckDBStore) -> list[dict[str, Any]]:
-    """Sweeps found through their runs' tags, newest first (no Optuna needed)."""
-    frame = store.sql("""
-        WITH tag AS (SELECT run_id, key, value FROM tags
-                     WHERE key IN ('sweep', 'sweep_id', 'sweep_role', 'directions', 'trial',
-                                   'trial_state')),
-             wide AS (PIVOT tag ON key IN ('sweep', 'sweep_id', 'sweep_role', 'directions',
-                                           'trial', 'trial_state')
-                      USING any_value(value) GROUP BY run_id)
-        SELECT w.sweep_id, any_value(w.sweep) AS name,
-               any_value(w.directions) FILTER (WHERE w.sweep_role IS NOT NULL) AS directions,
-               count(*) FILTER (WHERE w.sweep_role IS NOT NULL) AS sessions,
-               count(*) FILTER (WHERE w.trial IS NOT NULL) AS trials,
-               count(*) FILTER (WHERE w.trial_state = 'complete') AS complete,
-               count(*) FILTER (WHERE w.trial_state = 'pruned') AS pruned,
-               count(*) FILTER (WHERE w.trial_state = 'fail') AS failed,
-               count(*) FILTER (WHERE r.status = 'running') AS running,
-               min(r.start_time) AS started, max(r.start_time) AS last_run
-        FROM wide w JOIN runs r USING (run_id)
-        WHERE w.sweep_id IS NOT NULL GROUP BY w.sweep_id ORDER BY last_run DESC""")
-    return frame.to_dicts()
+    """Sweeps newest first, from the store's read model (no Optuna needed)."""
+    return [_summary_json(summary) for summary in list_sweeps(store)]
+
+
+def _summary_json(summary: SweepSummary) -> dict[str, Any]:
+    # The list gives directions as one comma-separated string, the detail as a list.
+    return {**dataclasses.asdict(summary), "directions": ",".join(summary.directions)}
 
 
 class SweepHandler(BaseHandler):
@@ -133,35 +121,8 @@ class SweepHandler(BaseHandler):
 
 def sweep_trials(store: DuckDBStore, sweep_id: str) -> dict[str, Any]:
     """One sweep: its trials as a table and the best complete trial (single objective)."""
-    import polars as pl
-
-    found = [s for s in sweep_list(store) if s["sweep_id"] == sweep_id]
-    if not found:
-        raise NotFoundError(f"no sweep {sweep_id!r} in the store at {store.location}")
-    sweep = found[0]
-    quoted = sweep_id.replace("'", "''")
-    frame = store.runs(where=f"tags.sweep_id = '{quoted}' and tags.trial is not null")
-    directions = (sweep["directions"] or "maximize").split(",")
-    values = (["metrics.value"] if len(directions) == 1
-              else [f"metrics.values_{i}" for i in range(len(directions))])
-    frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"),
-                               pl.col("tags.trial_state").alias("state"))
-    keep = ["trial", "state", "status", *(c for c in values if c in frame.columns),
-            *(c for c in frame.columns if c.startswith("params.")),
-            "duration", "start_time", "run_id"]
-    trials = frame.select(keep).sort("trial")
-    trials = trials.drop([c for c in trials.columns if c.startswith("params.")
-                          and trials[c].null_count() == trials.height])
-    best = None
-    if len(directions) == 1 and values[0] in trials.columns:
-        complete = trials.filter(pl.col("state") == "complete",
-                                 pl.col(values[0]).is_not_null() & ~pl.col(values[0]).is_nan())
-        if complete.height:
-            pick = complete.sort(values[0], descending=directions[0] == "maximize").row(
-                0, named=True)
-            best = {"trial": pick["trial"], "run_id": pick["run_id"], "value": pick[values[0]],
-                    "params": {k.removeprefix("params."): v for k, v in pick.items()
-                               if k.startswith("params.")}}
-    return {**sweep, "directions": directions,
-            "value_columns": [c for c in values if c in trials.columns],
-            "trials": frame_json(trials), "best": best}
+    found = read_sweep(sweep_id, store)
+    best = found.best()
+    return {**_summary_json(found.summary), "directions": list(found.summary.directions),
+            "value_columns": found.value_columns, "trials": frame_json(found.frame),
+            "best": dataclasses.asdict(best) if best is not None else None}

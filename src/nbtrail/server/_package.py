@@ -106,7 +106,7 @@ class PackageJobsHandler(BaseHandler):
     @property
     def jobs(self) -> Jobs:
         """The server's packaging jobs."""
-        return self.settings["nbtrail_jobs"]  # type: ignore[no-any-return]
+        return self.settings["nbtrail_jobs"]
 
     @web.authenticated
     async def get(self) -> None:
@@ -124,12 +124,18 @@ class PackageJobsHandler(BaseHandler):
         for key, kind in (("name", str), ("build", bool)):
             value = body.get(key)
             if value is not None and not isinstance(value, kind):
-                raise ArgumentError(f'"{key}" must be a {kind.__name__} or null, got {value!r}')
+                # The type, not the value: a body's value may be large or deeply nested.
+                raise ArgumentError(f'"{key}" must be a {kind.__name__} or null, got '
+                                    f'{type(value).__name__}')
             if value is not None:
                 options[key] = value
         unknown = sorted(set(body) - {"ref", "name", "build"})
         if unknown:
             raise ArgumentError(f"unknown field(s) {', '.join(unknown)}; known: ref, name, build")
+        if "name" in options:  # a bad name fails now, not in the job
+            from ..packaging._api import check_name
+
+            check_name(options["name"])
         store = self.store
         await self.call(_check_ref, store, ref.strip())  # a typo fails now, not in the job
         job = self.jobs.start(store, ref.strip(), options)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from tornado import web
 
 from .. import __version__
+from ..store._filter import compile_filter
 from ._base import ArgumentError, BaseHandler
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ ATTRIBUTES = ("run_id", "name", "experiment", "status", "start_time", "end_time"
 MAX_PAGE = 1000
 # A run view draws curves, not every point: longer histories are thinned to this many.
 MAX_POINTS = 2000
+MAX_KEY_METRICS = 20
 
 
 def frame_json(frame: pl.DataFrame) -> dict[str, Any]:
@@ -46,13 +48,21 @@ class RunsHandler(BaseHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        """Arguments: where, order_by, experiment, limit, offset, columns (comma-separated)."""
+        """One page of runs.
+
+        Arguments: where, order_by, experiment, limit, offset, columns (comma-separated),
+        nest (true: children are left out, under their parent), parent (its children) and
+        key_metrics (how many of the page's most common metrics to add to the values).
+        """
         where = self.text_arg("where")
         order_by = self.text_arg("order_by")
         experiment = self.text_arg("experiment")
         limit = self.int_arg("limit", 100, high=MAX_PAGE)
         offset = self.int_arg("offset", 0)
         columns = self.list_arg("columns")
+        nest = self.bool_arg("nest", False)
+        parent = self.text_arg("parent")
+        n_key = self.int_arg("key_metrics", 0, high=MAX_KEY_METRICS)
         bad = [c for c in columns if not c.startswith(("metrics.", "params.", "tags."))]
         if bad:
             raise ArgumentError(
@@ -60,26 +70,78 @@ class RunsHandler(BaseHandler):
                 f"{', '.join(map(repr, bad))}")
         self.reply(await self.call(runs_page, self.store, where=where, order_by=order_by,
                                    experiment=experiment, limit=limit, offset=offset,
-                                   columns=columns))
+                                   columns=columns, nest=nest, parent=parent, n_key=n_key))
 
 
 def runs_page(store: DuckDBStore, *, where: str | None, order_by: str | None,
-              experiment: str | None, limit: int, offset: int,
-              columns: list[str]) -> dict[str, Any]:
-    """The runs table's page: rows with the chosen columns, the total and every key."""
-    frame = store.runs(where=where, order_by=order_by, experiment=experiment, limit=limit,
+              experiment: str | None, limit: int, offset: int, columns: list[str],
+              nest: bool = False, parent: str | None = None, n_key: int = 0) -> dict[str, Any]:
+    """The runs table's page: rows with the chosen columns, the total and every key.
+
+    Each row says how many of its children match (``children``) and whether it logged a
+    model (``has_model``). ``key_metrics`` names the ``n_key`` metrics most rows of the page
+    have (the sidebar's columns until the user picks some); rows carry their values too.
+    ``nest`` leaves out the children of matching runs (they are one ``parent`` query away),
+    so 60 sweep trials do not drown the runs beside them; a child whose parent does not
+    match stays in the page.
+    """
+    parents = store.sql("SELECT DISTINCT parent_id FROM runs WHERE parent_id IS NOT NULL")
+    parent_ids = parents["parent_id"].to_list()
+    scoped = where
+    if parent is not None:
+        scoped = _both(where, f"parent_id = {_literal(parent)}")
+    elif nest and parent_ids:
+        shown = store.runs(where=_both(where, f"run_id in ({_literals(parent_ids)})"),
+                           experiment=experiment)["run_id"].to_list()
+        if shown:
+            scoped = _both(where, f"parent_id is null or parent_id not in ({_literals(shown)})")
+    frame = store.runs(where=scoped, order_by=order_by, experiment=experiment, limit=limit,
                        offset=offset)
     total = (offset + frame.height if frame.height < limit and (frame.height or not offset)
-             else store.count_runs(where=where, experiment=experiment))
+             else store.count_runs(where=scoped, experiment=experiment))
     keys = {kind: [c.removeprefix(f"{kind}.") for c in frame.columns
                    if c.startswith(f"{kind}.")] for kind in ("metrics", "params", "tags")}
-    present = [c for c in columns if c in frame.columns]
+    key_metrics = key_metric_columns(frame, n_key)
+    wanted = [*columns, *(c for c in key_metrics if c not in columns)]
+    present = [c for c in wanted if c in frame.columns]
+    page_ids = frame["run_id"].to_list()
+    with_model = set(store.sql("SELECT DISTINCT run_id FROM models WHERE list_contains(?, run_id)",
+                               [page_ids])["run_id"].to_list())
+    children = {run_id: store.count_runs(where=_both(where, f"parent_id = {_literal(run_id)}"),
+                                         experiment=experiment)
+                for run_id in set(page_ids) & set(parent_ids)}
     rows = []
     for row in frame.select(*ATTRIBUTES, *present).iter_rows(named=True):
         values = {c: row.pop(c) for c in present}
-        rows.append({**row, "values": {c: values.get(c) for c in columns}})
+        rows.append({**row, "children": children.get(row["run_id"], 0),
+                     "has_model": row["run_id"] in with_model,
+                     "values": {c: values.get(c) for c in wanted}})
     return {"total": total, "offset": offset, "limit": limit, "columns": columns,
-            "keys": keys, "runs": rows}
+            "keys": keys, "key_metrics": key_metrics, "runs": rows}
+
+
+def key_metric_columns(frame: pl.DataFrame, n: int) -> list[str]:
+    """The metric columns most rows of ``frame`` have (ties by name): the default columns."""
+    counts = frame.select(c for c in frame.columns if c.startswith("metrics.")).count()
+    present = [(-counts[c][0], c) for c in counts.columns if counts[c][0]]
+    return [c for _, c in sorted(present)[:n]]
+
+
+def _literal(text: str) -> str:
+    """A string literal of the filter language."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _literals(texts: list[str]) -> str:
+    return ", ".join(map(_literal, texts))
+
+
+def _both(where: str | None, condition: str) -> str:
+    """``where`` and ``condition``; ``where`` alone is checked first, so its errors quote it."""
+    if not where:
+        return condition
+    compile_filter(where)
+    return f"({where}) and ({condition})"
 
 
 class RunHandler(BaseHandler):
@@ -96,6 +158,7 @@ def run_details(store: DuckDBStore, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     record = asdict(run)
     record["duration"] = run.duration
+    record["git_note"] = run.git_note
     if run.code is not None:  # the cells are for reproduce and diffs, not for the panel
         cells = run.code.get("cells") or []
         record["code"] = {**{k: v for k, v in run.code.items() if k != "cells"},

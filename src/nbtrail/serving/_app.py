@@ -1,14 +1,15 @@
 """The HTTP application: KServe V2 REST, plain JSON ``/predict``, health and metrics.
 
-Expected mistakes answer with a JSON ``{"error", "problems"?, "request_id"}`` body and
-the server keeps serving; a failure inside the model answers 500 with the request id
-only, and the traceback goes to the server's log.
+Expected mistakes answer 4xx with a JSON ``{"error", "problems"?, "request_id"}`` body
+and the server keeps serving: bodies are parsed and checked field by field in
+``_protocol`` and value by value in ``_signature`` before the model sees them. A failure
+inside the model answers 500 with the request id only, and the traceback goes to the
+server's log.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -36,9 +37,14 @@ from ._batching import Batcher
 from ._bundle import ModelBundle
 from ._predlog import PredictionLog
 from ._protocol import (
+    HEADER_LENGTH,
     ProtocolError,
     columns_from_plain,
     columns_from_v2,
+    decode_json,
+    encode_json,
+    parse_v2,
+    split_binary,
     v2_model_metadata,
     v2_tensor,
 )
@@ -109,12 +115,19 @@ class _Metrics:
         return generate_latest(registry)
 
 
+class _JSON(JSONResponse):
+    """A JSON response that is valid JSON whatever it holds (see ``encode_json``)."""
+
+    def render(self, content: Any) -> bytes:
+        return encode_json(content)
+
+
 def _error(status: int, error: str, request_id: str,
-           problems: list[dict[str, str]] | None = None) -> JSONResponse:
+           problems: list[dict[str, str]] | None = None) -> Response:
     body: dict[str, Any] = {"error": error, "request_id": request_id}
     if problems:
         body["problems"] = problems
-    return JSONResponse(body, status_code=status, headers={"X-Request-ID": request_id})
+    return _JSON(body, status_code=status, headers={"X-Request-ID": request_id})
 
 
 def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> Starlette:
@@ -130,10 +143,15 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
                                     max_files=settings.log_max_files)
                       if settings.log_dir else None)
     signature = bundle.signature
-    metadata = v2_model_metadata(bundle.name, bundle.version, signature)
+    metadata = v2_model_metadata(bundle.name, bundle.version, bundle.platform, signature)
+    outputs = ["predict", "predict_proba"] if bundle.has_probabilities else ["predict"]
     batcher = Batcher(bundle)
 
-    async def read_json(request: Request) -> Any:
+    async def read_body(request: Request) -> bytes:
+        encoding = request.headers.get("content-encoding", "identity")
+        if encoding.lower() != "identity":
+            raise _RequestFailed(415, f"request bodies with Content-Encoding {encoding!r} are "
+                                      "not supported; send them uncompressed")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
             raise _RequestFailed(413, f"request body over {settings.max_body_bytes} bytes")
@@ -143,14 +161,16 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
             if size > settings.max_body_bytes:
                 raise _RequestFailed(413, f"request body over {settings.max_body_bytes} bytes")
             chunks.append(chunk)
-        try:
-            return json.loads(b"".join(chunks))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _RequestFailed(400, f"the body is not valid JSON: {exc}") from None
+        return b"".join(chunks)
 
-    def check_model(name: str) -> None:
+    def check_model(request: Request) -> None:
+        name = request.path_params["name"]
         if name != bundle.name:
             raise _RequestFailed(404, f"no model {name!r}; this server serves {bundle.name!r}")
+        version = request.path_params.get("version")
+        if version is not None and version != bundle.version:
+            raise _RequestFailed(404, f"no version {version!r} of {bundle.name!r}; "
+                                      f"this server has {bundle.version!r}")
 
     async def run_model(columns: dict[str, list[Any]], request_id: str,
                         probabilities: bool = True) -> tuple[Any, list[dict[str, str]]]:
@@ -194,6 +214,11 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
                 response = _error(400, str(exc), request_id)
             except NbtrailError as exc:
                 response = _error(400, str(exc), request_id)
+            except Exception:
+                # A bug, not a bad request: logged, and still answered in the error shape.
+                log.exception("request %s failed", request_id)
+                response = _error(500, "internal error; see the server log for this "
+                                       "request id", request_id)
             response.headers["X-Request-ID"] = request_id
             latency.observe(time.perf_counter() - start)
             metrics.requests.labels(name, str(response.status_code)).inc()
@@ -202,49 +227,51 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         return wrapped
 
     async def live(request: Request, request_id: str) -> Response:
-        return JSONResponse({"live": True})
+        return _JSON({"live": True})
 
     async def ready(request: Request, request_id: str) -> Response:
-        return JSONResponse({"ready": True})
+        return _JSON({"ready": True})
 
     async def server_metadata(request: Request, request_id: str) -> Response:
         from .. import __version__
 
-        return JSONResponse({"name": "nbtrail", "version": __version__, "extensions": []})
+        return _JSON({"name": "nbtrail", "version": __version__,
+                      "extensions": ["binary_tensor_data"]})
 
     async def model_metadata(request: Request, request_id: str) -> Response:
-        check_model(request.path_params["name"])
-        return JSONResponse(metadata)
+        check_model(request)
+        return _JSON(metadata)
 
     async def model_ready(request: Request, request_id: str) -> Response:
-        check_model(request.path_params["name"])
-        return JSONResponse({"name": bundle.name, "ready": True})
+        check_model(request)
+        return _JSON({"name": bundle.name, "ready": True})
 
     async def infer(request: Request, request_id: str) -> Response:
-        check_model(request.path_params["name"])
-        version = request.path_params.get("version")
-        if version is not None and version != bundle.version:
-            raise _RequestFailed(404, f"no version {version!r} of {bundle.name!r}; "
-                                      f"this server has {bundle.version!r}")
-        body = await read_json(request)
-        columns, given_id = columns_from_v2(body, signature)
-        wanted = {o.get("name") for o in body.get("outputs") or [] if isinstance(o, dict)}
-        result, warnings = await run_model(
-            columns, request_id, probabilities=not wanted or "predict_proba" in wanted)
-        tensors = [v2_tensor("predict", result.predictions)]
-        if result.probabilities is not None:
-            tensors.append(v2_tensor("predict_proba", result.probabilities))
-        if wanted:
-            tensors = [t for t in tensors if t["name"] in wanted]
+        check_model(request)
+        header, binary = split_binary(await read_body(request),
+                                      request.headers.get(HEADER_LENGTH))
+        parsed = parse_v2(decode_json(header, "the JSON part of the body"), binary, outputs)
+        wanted = parsed.outputs or dict.fromkeys(outputs)
+        result, warnings = await run_model(columns_from_v2(parsed, signature), request_id,
+                                           probabilities="predict_proba" in wanted)
+        arrays = {"predict": result.predictions, "predict_proba": result.probabilities}
+        tensors = [v2_tensor(name, arrays[name], binary=parsed.binary(name))
+                   for name in wanted]
         answer: dict[str, Any] = {"model_name": bundle.name, "model_version": bundle.version,
-                                  "id": given_id if given_id is not None else request_id,
-                                  "outputs": tensors}
+                                  "id": parsed.id if parsed.id is not None else request_id,
+                                  "outputs": [tensor for tensor, _ in tensors]}
         if warnings:
             answer["parameters"] = {"warnings": warnings}
-        return JSONResponse(answer)
+        if not any(parsed.binary(name) for name in wanted):
+            return _JSON(answer)
+        # Binary tensor data extension: the JSON part, then each output's bytes in order.
+        head = encode_json(answer)
+        raw = b"".join(data for _, data in tensors)
+        return Response(head + raw, media_type="application/octet-stream",
+                        headers={HEADER_LENGTH: str(len(head))})
 
     async def predict(request: Request, request_id: str) -> Response:
-        columns = columns_from_plain(await read_json(request))
+        columns = columns_from_plain(decode_json(await read_body(request)))
         result, warnings = await run_model(columns, request_id)
         answer: dict[str, Any] = {"predictions": result.predictions.tolist()}
         if result.probabilities is not None:
@@ -252,13 +279,13 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         if warnings:
             answer["warnings"] = warnings
         answer["model_version"] = bundle.version
-        return JSONResponse(answer)
+        return _JSON(answer)
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def info(request: Request, request_id: str) -> Response:
-        return JSONResponse({
+        return _JSON({
             "model": bundle.name, "version": bundle.version, "signature": signature.spec,
             "lineage": bundle.lineage,
             "endpoints": ["/predict", f"/v2/models/{bundle.name}/infer", "/v2/health/ready",
@@ -276,8 +303,13 @@ def create_app(bundle: ModelBundle, settings: ServeSettings | None = None) -> St
         Route("/v2/health/live", endpoint("live", live)),
         Route("/v2/health/ready", endpoint("ready", ready)),
         Route("/v2", endpoint("server_metadata", server_metadata)),
+        Route("/v2/", endpoint("server_metadata", server_metadata)),
         Route("/v2/models/{name}", endpoint("model_metadata", model_metadata)),
+        Route("/v2/models/{name}/versions/{version}", endpoint("model_metadata",
+                                                               model_metadata)),
         Route("/v2/models/{name}/ready", endpoint("model_ready", model_ready)),
+        Route("/v2/models/{name}/versions/{version}/ready", endpoint("model_ready",
+                                                                     model_ready)),
         Route("/v2/models/{name}/infer", endpoint("infer", infer), methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}/infer", endpoint("infer", infer),
               methods=["POST"]),

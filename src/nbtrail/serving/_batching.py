@@ -66,7 +66,8 @@ class Batcher:
         return await future
 
     def _take(self) -> list[_Pending]:
-        batch, rows = [], 0
+        batch: list[_Pending] = []
+        rows = 0
         while self._queue and (not batch or rows + self._queue[0].checked.n_rows
                                <= self.max_rows):
             item = self._queue.pop(0)
@@ -85,14 +86,14 @@ class Batcher:
                     # Find the culprit: every request of the batch alone.
                     for item in batch:
                         try:
-                            result = await loop.run_in_executor(
+                            alone = await loop.run_in_executor(
                                 self._executor, self._run, [item])
                         except Exception as exc:
                             if not item.future.done():  # done: the client went away
                                 item.future.set_exception(exc)
                         else:
                             if not item.future.done():
-                                item.future.set_result(result[0])
+                                item.future.set_result(alone[0])
                     continue
                 for item, result in zip(batch, results, strict=True):
                     if not item.future.done():

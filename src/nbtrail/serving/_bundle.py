@@ -86,6 +86,12 @@ class ModelBundle:
         )
 
     @property
+    def platform(self) -> str:
+        """The V2 platform name, ``<project>_<format>`` (e.g. ``sklearn_skops``)."""
+        model_info = self.lineage.get("model") or {}
+        return f"{model_info.get('flavor') or 'sklearn'}_{model_info.get('format', SKOPS)}"
+
+    @property
     def has_probabilities(self) -> bool:
         """Whether the model answers probabilities too."""
         return hasattr(self.model, "predict_proba")

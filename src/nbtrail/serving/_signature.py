@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,8 +36,51 @@ def _kind(dtype: str) -> Kind:
 
 _NAMES: dict[Kind, str] = {
     "float": "a number", "int": "an integer", "bool": "true or false", "string": "a string",
-    "datetime": "an ISO 8601 date/time string", "any": "a value",
+    "datetime": "an ISO 8601 date/time string", "any": "a number, string, true/false or null",
 }
+# What the arrays of numeric columns hold: a number of the right type beyond these is
+# refused as well, rather than overflowing inside numpy or the model.
+_LIMITS: dict[Kind, tuple[float, float, str]] = {
+    "float": (-sys.float_info.max, sys.float_info.max, "a finite 64-bit float"),
+    "int": (-(2**63), 2**63 - 1, "a 64-bit integer"),
+}
+# Values quoted in problems are cut here: a request may hold a 4,000-digit number.
+_MAX_SHOWN = 40
+
+
+class HugeInteger:
+    """A JSON integer longer than Python converts (``sys.get_int_max_str_digits``).
+
+    The request decoder puts it where the number was; no field accepts it.
+    """
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def is_text(value: str) -> bool:
+    r"""Whether ``value`` is valid Unicode (JSON's ``"\ud800"`` escapes are not)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def show(value: Any) -> str:
+    """``value`` quoted for a problem message: ASCII-safe and short."""
+    shown = repr(value)
+    return shown if len(shown) <= _MAX_SHOWN else f"{shown[:_MAX_SHOWN]}…"
+
+
+def _is_null(value: Any) -> bool:
+    # NaN is how pandas and numpy spell a missing number: it counts as null.
+    return value is None or (type(value) is float and value != value)
 
 
 @dataclass(frozen=True)
@@ -131,22 +175,23 @@ class Signature:
         categories never seen are errors; values outside the training range are warnings,
         or errors with ``range_policy="reject"``.
         """
+        lengths = {len(values) for values in columns.values()}
+        if lengths <= {0}:
+            raise SignatureError([Problem("*", "no rows to predict")])
         problems = [Problem(name, "missing column") for name in self.names
                     if name not in columns]
         problems += [
             Problem(name, f"unknown column; the model takes {', '.join(self.names)}")
             for name in columns if name not in self.by_name
         ]
-        lengths = {len(values) for values in columns.values()}
         if len(lengths) > 1:
             problems.append(Problem("*", "columns have different lengths "
                                          f"({', '.join(map(str, sorted(lengths)))})"))
         if problems:
             raise SignatureError(problems)
-        n_rows = lengths.pop() if lengths else 0
-        if n_rows == 0:
-            raise SignatureError([Problem("*", "no rows to predict")])
-        arrays, warnings = {}, []
+        n_rows = lengths.pop()
+        arrays: dict[str, np.ndarray] = {}
+        warnings: list[Problem] = []
         for column in self.columns:
             array, found, out_of_range = _convert(column, columns[column.name])
             if out_of_range:
@@ -169,15 +214,21 @@ def _convert(column: Column, values: Sequence[Any]
     if absent:
         return (np.asarray([], dtype=object),
                 [Problem(column.name, f"missing from {_rows(absent)}")], [])
-    nulls = [i for i, v in enumerate(values) if v is None]
+    nulls = [i for i, v in enumerate(values) if _is_null(v)]
+    if nulls:
+        values = [None if _is_null(v) else v for v in values]
     problems = []
     if nulls and not column.nullable:
         problems.append(Problem(column.name, f"null where training data had none "
                                              f"({_rows(nulls)})"))
     wrong = [i for i, v in enumerate(values) if v is not None and not _fits(kind, v)]
+    expected = _NAMES[kind]
+    if not wrong and kind in _LIMITS:
+        low, high, expected = _LIMITS[kind]
+        wrong = [i for i, v in enumerate(values) if v is not None and not low <= v <= high]
     if wrong:
         example = values[wrong[0]]
-        problems.append(Problem(column.name, f"expected {_NAMES[kind]}, got {example!r} "
+        problems.append(Problem(column.name, f"expected {expected}, got {show(example)} "
                                              f"({_rows(wrong)})"))
         return np.asarray([], dtype=object), problems, []
     if kind == "float" or (kind == "int" and nulls):
@@ -193,7 +244,7 @@ def _convert(column: Column, values: Sequence[Any]
     if column.categories is not None:
         unseen = [i for i, v in enumerate(values) if v is not None and v not in column.categories]
         if unseen:
-            shown = sorted({repr(values[i]) for i in unseen})[:_MAX_EXAMPLES]
+            shown = sorted({show(values[i]) for i in unseen})[:_MAX_EXAMPLES]
             problems.append(Problem(column.name, f"categories never seen in training: "
                                                  f"{', '.join(shown)} ({_rows(unseen)})"))
     out_of_range: list[int] = []
@@ -214,13 +265,16 @@ def _fits(kind: Kind, value: Any) -> bool:
     if kind == "bool":
         return type(value) is bool
     if kind == "string":
-        return type(value) is str
+        return type(value) is str and is_text(value)
     if kind == "datetime":
-        if type(value) is not str:
+        if type(value) is not str or not is_text(value):
             return False
         try:
             np.datetime64(value, "us")
-        except ValueError:
+        except (ValueError, OverflowError):
             return False
         return True
-    return True
+    # "any": a JSON scalar; lists and objects have no place in a column.
+    if type(value) is str:
+        return is_text(value)
+    return type(value) in (bool, int) or (type(value) is float and math.isfinite(value))

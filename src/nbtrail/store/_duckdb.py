@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
+    ConflictError,
     InvalidInputError,
-    NbtrailError,
     NotFoundError,
     StoreFullError,
     StoreLockedError,
@@ -49,6 +49,7 @@ from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files
 from ._overlay import apply_overlay, read_pending
 from ._records import Lineage, Run
+from ._sqlguard import check_read_only
 
 if TYPE_CHECKING:
     import duckdb
@@ -243,8 +244,8 @@ class DuckDBStore(Store):
 
     def _refuse_write(self) -> None:
         if self.read_only:
-            raise NbtrailError(f"the store at {self.home} was opened read-only; nothing can "
-                               "be logged through it")
+            raise ConflictError(f"the store at {self.home} was opened read-only; nothing can "
+                                "be logged through it")
 
     def _blob_target(self, sha: str) -> Path:
         return self.blob_dir / sha[:2] / sha
@@ -293,7 +294,7 @@ class DuckDBStore(Store):
             self._schema_ok = True
             return
         if self.read_only:
-            raise NbtrailError(
+            raise ConflictError(
                 f"the store at {self.home} has no database of schema version "
                 f"{_schema.SCHEMA_VERSION} yet, and a read-only reader does not create or "
                 "migrate one; log or read once with nbtrail (e.g. `nbtrail runs ls`) first")
@@ -422,9 +423,12 @@ class DuckDBStore(Store):
         with duckdb_section(), self._reader_lock:
             if self._reader is None:
                 reader = duckdb.connect()
-                # Reads must not reach files outside the store, whoever wrote the query.
-                reader.execute("SET allowed_directories = ?", [[str(self.home)]])
+                # Whoever wrote the query, a read opens no file but the database (and the
+                # write-ahead log DuckDB looks for beside it), and cannot lift that limit.
+                db_file = str(self.db_path)
+                reader.execute("SET allowed_paths = ?", [[db_file, f"{db_file}.wal"]])
                 reader.execute("SET enable_external_access = false")
+                reader.execute("SET lock_configuration = true")
                 self._reader = reader
                 _stores_with_readers.add(self)
             con = self._reader.cursor()
@@ -450,15 +454,9 @@ class DuckDBStore(Store):
 
         with self._read_connection() as con:
             try:
-                kinds = {s.type.name for s in con.extract_statements(query)}
+                check_read_only(con, query)
             except duckdb.ParserException as exc:
                 raise InvalidInputError(f"invalid SQL: {_first_line(exc)}") from None
-            # PIVOT arrives as MULTI; the read-only connection refuses any write in it.
-            if not kinds <= {"SELECT", "EXPLAIN", "MULTI"}:
-                raise InvalidInputError(
-                    f"SQL over the store is read-only: only queries are allowed, not "
-                    f"{', '.join(sorted(kinds))}; write through the tracking API instead"
-                )
             try:
                 return con.sql(query, params=params).pl()
             except (duckdb.ParserException, duckdb.BinderException,

@@ -11,6 +11,10 @@ from .. import _html
 if TYPE_CHECKING:
     import polars as pl
 
+# Set on a run without git state for a reason other than running outside any repository:
+# "off" with ``capture_git=False``, "failed: <git's error>" when git refused to answer.
+GIT_CAPTURE_TAG = "nbtrail.capture_git"
+
 
 @dataclass(frozen=True)
 class Run:
@@ -23,7 +27,8 @@ class Run:
             ``n_rows``, ``schema``, ``stats``.
         models: One dict per model logged: ``model_id``, ``name``, ``format``, ``signature``...
         artifacts: One dict per artifact: ``name``, ``artifact_id``, ``sha256``, ``size_bytes``.
-        git: ``root``, ``commit``, ``branch``, ``dirty``, ``snapshot`` or ``None`` outside git.
+        git: ``root``, ``commit``, ``branch``, ``dirty``, ``snapshot``, or ``None`` when not
+            captured (``git_note`` says why).
         env: ``python``, ``platform``, ``packages`` or ``None`` when not captured.
         code: The code snapshot: git ref and the notebook cells executed, or ``None``.
     """
@@ -56,6 +61,18 @@ class Run:
             return None
         return (self.end_time - self.start_time).total_seconds()
 
+    @property
+    def git_note(self) -> str | None:
+        """Why ``git`` is ``None``: capture was off, git failed, or not in a repository."""
+        if self.git is not None:
+            return None
+        why = self.tags.get(GIT_CAPTURE_TAG)
+        if why == "off":
+            return "not recorded: git capture was off (capture_git=False)"
+        if why:
+            return f"not recorded: git {why}"
+        return "not in a git repository"
+
     def _repr_html_(self) -> str:
         head = {
             "run_id": self.run_id, "name": self.name, "experiment": self.experiment,
@@ -65,6 +82,8 @@ class Run:
             head["error"] = self.error
         if self.git:
             head.update({f"git.{k}": v for k, v in self.git.items() if k != "root"})
+        else:
+            head["git"] = self.git_note
         parts = [_html.mapping(f"run {self.name or self.run_id}", head)]
         if self.params:
             parts.append(_html.mapping("params", self.params))

@@ -197,9 +197,9 @@ def migrate(con: duckdb.DuckDBPyConnection, nbtrail_version: str) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
     found = current_version(con)
     if found > SCHEMA_VERSION:
-        from ..errors import NbtrailError
+        from ..errors import ConflictError
 
-        raise NbtrailError(
+        raise ConflictError(
             f"this store has schema version {found}, newer than this nbtrail supports "
             f"({SCHEMA_VERSION}); upgrade nbtrail (pip install -U nbtrail)"
         )

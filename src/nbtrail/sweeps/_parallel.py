@@ -23,10 +23,10 @@ import signal
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._config import Settings, config
-from ..errors import NbtrailError
+from ..errors import ProcessError
 from ..tracking._tracker import get_tracker
 from . import _storage
 
@@ -56,7 +56,7 @@ class _Job:
     parent: ActiveRun | str
 
 
-def start_method() -> str:
+def start_method() -> Literal["fork", "spawn"]:
     """``fork`` where available (objectives from notebook cells work), else ``spawn``."""
     return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
@@ -67,7 +67,9 @@ def optimize_in_processes(sweep: Sweep, objective: Objective, *, n_trials: int |
     """Run the trials in ``n_jobs`` processes; returns when all have ended."""
     assert sweep._spec is not None
     method = start_method()
-    context = multiprocessing.get_context(method)
+    # Spelled out so that the type checker knows each context (BaseContext has no Process).
+    context = (multiprocessing.get_context("fork") if method == "fork"
+               else multiprocessing.get_context("spawn"))
     parent = sweep._session()
     job = _Job(spec=sweep._spec, name=sweep.name, settings=sweep._tracker.settings,
                objective=objective, sampler=sweep.study.sampler, pruner=sweep.study.pruner,
@@ -167,7 +169,7 @@ def _transportable(exc: BaseException) -> BaseException:
         pickle.loads(pickle.dumps(exc))
     except Exception:
         text = "".join(traceback.format_exception(exc))
-        return NbtrailError(f"a sweep worker process failed:\n{text}")
+        return ProcessError(f"a sweep worker process failed:\n{text}")
     return exc
 
 

@@ -1,9 +1,9 @@
-"""Progress of a sweep: a live widget in a notebook, a progress line in a script.
+"""Progress of a sweep: a live view in a notebook, a progress line in a script.
 
 Both show the same state — trials done of the total, the best value so far and, in the
 notebook, a chart of the value of each trial — from one :class:`Progress` object that the
-sweep feeds with finished trials. The HTML is static (no script): it is the widget's
-content, and also what a notebook keeps and shows where no widget frontend runs.
+sweep feeds with finished trials. The HTML is static (no script): the notebook view is
+that HTML redrawn in place, so the saved notebook shows the final state in every viewer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .._html import escape
 
@@ -98,7 +98,8 @@ class Progress:
             f'margin:4px 0"><div style="width:{share * 100:.1f}%;height:8px;'
             'background:#2563eb;border-radius:4px"></div></div>'
         )
-        return (f'<div style="font-family:sans-serif;font-size:12px">'
+        # The class marks a sweep's view for tests of converted notebooks and for styling.
+        return (f'<div class="nbtrail-sweep" style="font-family:sans-serif;font-size:12px">'
                 f"<div>{escape(self.summary())}</div>{bar}{self._chart()}</div>")
 
     def _chart(self, width: int = 320, height: int = 110, pad: int = 6) -> str:
@@ -195,11 +196,14 @@ class TextView:
 
 
 class NotebookView:
-    """An ipywidgets view that updates live and leaves its final state as static HTML.
+    """A live view that is also its own static, final output in the saved notebook.
 
-    The displayed output carries both the widget and a static HTML copy: JupyterLab and
-    VS Code show the live widget, viewers without a widget frontend (GitHub, nbconvert)
-    the HTML, which is redrawn with the final state when the sweep ends.
+    One display output of ``text/html`` (and ``text/plain``), redrawn in place through an
+    IPython display handle: JupyterLab, VS Code and Colab update it live (from a
+    background sweep's thread too), and whatever the notebook saves is the last drawing,
+    which nbconvert, GitHub and any other viewer show as it is. No ipywidget on purpose:
+    a widget's saved output is a widget-view reference that viewers without a widget
+    frontend render as a blank, and they pick it over the HTML beside it.
     """
 
     def __init__(self, progress: Progress) -> None:
@@ -207,36 +211,19 @@ class NotebookView:
 
         self.progress = progress
         self._throttle = _Throttle()
-        try:
-            import ipywidgets
-        except ImportError:  # still live: the display handle below is updated in place
-            self._widget: Any = None
-        else:
-            self._widget = ipywidgets.HTML(value=progress.html())
-        self._handle = display(self, display_id=True)
+        self._handle = display(self._bundle(), raw=True, display_id=True)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle: dict[str, Any] = {}
-        if self._widget is not None:  # the widget view, where a widget frontend runs
-            bundle.update(self._widget._repr_mimebundle_(**kwargs) or {})
-        bundle.update({"text/plain": self.progress.summary(), "text/html": self.progress.html()})
-        return bundle
+    def _bundle(self) -> dict[str, str]:
+        return {"text/plain": self.progress.summary(), "text/html": self.progress.html()}
 
     def update(self) -> None:
-        """Redraw the widget (or the static output without ipywidgets)."""
-        if not self._throttle.due():
-            return
-        if self._widget is not None:
-            self._widget.value = self.progress.html()
-        elif self._handle is not None:
-            self._handle.update(self)
+        """Redraw the output in place, at most 4 times a second."""
+        if self._throttle.due():
+            self._handle.update(self._bundle(), raw=True)
 
     def close(self) -> None:
-        """Draw the final state into the widget and into the saved output."""
-        if self._widget is not None:
-            self._widget.value = self.progress.html()
-        if self._handle is not None:
-            self._handle.update(self)
+        """Draw the final state: what the saved notebook keeps."""
+        self._handle.update(self._bundle(), raw=True)
 
 
 class NullView:

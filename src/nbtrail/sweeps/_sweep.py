@@ -5,7 +5,8 @@ and, in the nbtrail store, a run per session (each ``nt.sweep`` call or tracked 
 with one child run per trial. Trial runs carry the tags ``sweep_id`` (a random id kept in
 the study's user attributes, the same on every machine) and ``trial`` (Optuna's trial
 number): that pair identifies a trial in any store, which is how ``Sweep.sync`` records
-each trial of a shared study exactly once.
+each trial of a shared study exactly once. The tag keys, and the reading of trials back
+from the store, live in ``_trials``.
 
 How a trial run is written:
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import json
 import math
 import os
 import socket
@@ -34,10 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInputError, MissingExtraError, NbtrailError
+from ..errors import ConflictError, InvalidInputError, MissingExtraError, NotFoundError
 from ..tracking._tracker import Tracker, get_tracker
-from . import _storage
+from . import _storage, _trials
 from ._progress import NullView, Progress, View, make_view
+from ._trials import INTERMEDIATE, SWEEP, SWEEP_ID, TRIAL, TRIAL_STATE
 
 if TYPE_CHECKING:
     import optuna as optuna_module
@@ -52,7 +55,6 @@ Objective = Callable[["Trial"], Any]
 
 SWEEP_ID_ATTR = "nbtrail_sweep_id"  # study user attribute
 TRIAL_ATTR = "nbtrail"  # trial user attribute on shared databases: run id, host, session
-INTERMEDIATE = "intermediate_value"
 # Seconds between automatic syncs while a sweep on a shared database is watched.
 SYNC_INTERVAL = 2.0
 HOST = socket.gethostname()
@@ -128,8 +130,8 @@ class Sweep:
                 "nt.sweep(..., storage=None or a database URL), not a tracked study"
             )
         if self.running:
-            raise NbtrailError(f"sweep {self.name!r} is already running; call sweep.wait() "
-                               "before starting more trials")
+            raise ConflictError(f"sweep {self.name!r} is already running; call sweep.wait() "
+                                "before starting more trials")
         self._stop.clear()
         self._error = None
         self._progress.total = n_trials
@@ -220,7 +222,7 @@ class Sweep:
         def tracked_objective(trial: Trial) -> Any:
             run = self._tracker.start_run(
                 f"trial-{trial.number}", parent=self._trial_parent(),
-                tags={"sweep": self.name, "sweep_id": self.sweep_id, "trial": trial.number})
+                tags={SWEEP: self.name, SWEEP_ID: self.sweep_id, TRIAL: trial.number})
             # Visible to other processes before Optuna can call the trial finished.
             self._tracker.store.writer().flush()
             entry = self._open[trial.number] = _OpenTrial(run)
@@ -289,10 +291,11 @@ class Sweep:
         with self._lock:
             if self.run is None or (params and self.run.status != "running"):
                 self.run = self._tracker.start_run(self.name, tags={
-                    "sweep": self.name, "sweep_id": self.sweep_id, "sweep_role": self.role,
-                    "sweep_storage": self._spec.describe() if self._spec else
+                    SWEEP: self.name, SWEEP_ID: self.sweep_id, _trials.ROLE: self.role,
+                    _trials.STORAGE: self._spec.describe() if self._spec else
                     _storage.describe_storage(self.study._storage),
-                    "directions": ",".join(self._progress.directions),
+                    _trials.DIRECTIONS: ",".join(self._progress.directions),
+                    _trials.OBJECTIVES: json.dumps(self._value_names()),
                 })
                 self.run.log_params({
                     "sampler": type(self.study.sampler).__name__,
@@ -324,7 +327,7 @@ class Sweep:
         best = self._progress.best()
         if best is not None:
             self.run.log_metric("best_value", best[1])
-            self.run.set_tag("best_trial", best[0])
+            self.run.set_tag(_trials.BEST_TRIAL, best[0])
         if error is None:
             self.run.end("finished")
         elif isinstance(error, KeyboardInterrupt):
@@ -335,11 +338,7 @@ class Sweep:
     # -- recording trials -------------------------------------------------------------------
 
     def _value_names(self) -> list[str]:
-        names = self.study.metric_names
-        if names:
-            return list(names)
-        n = len(self.study.directions)
-        return ["value"] if n == 1 else [f"values_{i}" for i in range(n)]
+        return _trials.value_names(len(self.study.directions), self.study.metric_names)
 
     def _end_trial_run(self, run: ActiveRun, trial: FrozenTrial,
                        entry: _OpenTrial | None = None) -> None:
@@ -355,7 +354,7 @@ class Sweep:
         if values:
             run.log_metrics(dict(zip(self._value_names(), values, strict=False)))
         _log_params(run, trial.params)
-        run.set_tags({"trial_state": state})
+        run.set_tags({TRIAL_STATE: state, **_trials.distributions_tag(trial.distributions)})
         status: Status
         if entry is not None and entry.interrupted:
             status = "killed"
@@ -370,9 +369,10 @@ class Sweep:
     def _record(self, trial: FrozenTrial) -> None:
         """Record a finished trial that no run of this store followed (ran elsewhere)."""
         info = trial.user_attrs.get(TRIAL_ATTR) or {}
-        tags = {"sweep": self.name, "sweep_id": self.sweep_id, "trial": trial.number}
+        tags = {SWEEP: self.name, SWEEP_ID: self.sweep_id, TRIAL: trial.number}
         if info:
-            tags.update({"worker_host": info.get("host"), "worker_run_id": info.get("run_id")})
+            tags.update({_trials.WORKER_HOST: info.get("host"),
+                         _trials.WORKER_RUN_ID: info.get("run_id")})
         start = _timestamp(trial.datetime_start)
         run = self._tracker.start_run(f"trial-{trial.number}", parent=self._trial_parent(),
                                       tags=tags, start_time=start)
@@ -401,21 +401,14 @@ class Sweep:
                        and t.number not in self._recorded and t.number not in self._open]
             if not waiting:
                 return 0
-            self._recorded |= self._numbers_in_store()
+            if self._tracker.store.exists():  # else nothing is logged anywhere yet
+                self._recorded |= set(_trials.trial_runs(self._tracker.store, self.sweep_id))
             new = [t for t in waiting if t.number not in self._recorded]
             for trial in new:
                 self._record(trial)
             self._tracker.store.writer().flush()
         self._view.update()
         return len(new)
-
-    def _numbers_in_store(self) -> set[int]:
-        if not self._tracker.store.exists():  # nothing logged anywhere yet
-            return set()
-        frame = self._tracker.store.sql(
-            "SELECT t.value FROM tags t JOIN tags s ON s.run_id = t.run_id "
-            "WHERE s.key = 'sweep_id' AND s.value = ? AND t.key = 'trial'", [self.sweep_id])
-        return {int(v) for v in frame.to_series().to_list()}
 
     @contextlib.contextmanager
     def _sync_file_lock(self) -> Iterator[None]:
@@ -443,12 +436,9 @@ class Sweep:
         if not running or not self._tracker.store.exists():
             return
         self._tracker.store.sync()  # a fold marks the runs of dead processes killed
-        killed = self._tracker.store.sql(
-            "SELECT t.value AS trial, r.run_id FROM runs r JOIN tags t ON t.run_id = r.run_id "
-            "JOIN tags s ON s.run_id = r.run_id WHERE r.status = 'killed' AND "
-            "s.key = 'sweep_id' AND s.value = ? AND t.key = 'trial'", [self.sweep_id])
-        for number, run_id in killed.rows():
-            trial = running.get(int(number))
+        killed = _trials.trial_runs(self._tracker.store, self.sweep_id, status="killed")
+        for number, run_id in killed.items():
+            trial = running.get(number)
             if trial is not None:
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL,
                                 skip_if_finished=True)
@@ -467,7 +457,7 @@ class Sweep:
             text, kind = param_value(key, value)
             writer.append({"t": "params", "run_id": run_id, "key": key, "value": text,
                            "value_type": kind})
-        writer.append({"t": "tags", "run_id": run_id, "key": "trial_state", "value": "fail"})
+        writer.append({"t": "tags", "run_id": run_id, "key": TRIAL_STATE, "value": "fail"})
 
     # -- results ------------------------------------------------------------------------------
 
@@ -477,26 +467,14 @@ class Sweep:
         Columns: ``trial``, ``state`` (complete, pruned, fail), ``status`` of the run,
         the value column(s) (``value``, or ``values_0``… / the study's metric names),
         ``params.*``, every other metric the trials logged (``metrics.*``),
-        ``duration`` in seconds, ``run_id``.
+        ``duration`` in seconds, ``start_time``, ``run_id``. The same table the
+        sidebar and the dashboard show (:func:`nbtrail.sweeps.read_sweep`).
         """
-        import polars as pl
+        return self._read().frame
 
+    def _read(self) -> _trials.SweepTrials:
         self._tracker.store.writer().flush()
-        frame = self._tracker.store.runs(where=f"tags.sweep_id = '{self.sweep_id}' "
-                                               "and tags.trial is not null")
-        values = [f"metrics.{n}" for n in self._value_names()]
-        frame = frame.with_columns(pl.col("tags.trial").cast(pl.Int64).alias("trial"),
-                                   pl.col("tags.trial_state").alias("state"))
-        keep = ["trial", "state", "status",
-                *(c for c in values if c in frame.columns),
-                *(c for c in frame.columns if c.startswith("params.")),
-                *(c for c in frame.columns if c.startswith("metrics.") and c not in values),
-                "duration", "start_time", "run_id"]
-        frame = frame.select(keep).sort("trial")
-        empty = [c for c in frame.columns
-                 if c.startswith(("params.", "metrics.")) and frame[c].null_count() == frame.height]
-        return frame.drop(empty).rename({c: c.removeprefix("metrics.") for c in values
-                                         if c in frame.columns})
+        return _trials.read_sweep(self.sweep_id, self._tracker.store)
 
     @property
     def best_run(self) -> Run:
@@ -509,7 +487,7 @@ class Sweep:
         try:
             best = self.study.best_trial
         except ValueError:
-            raise NbtrailError(f"sweep {self.name!r} has no complete trial yet") from None
+            raise NotFoundError(f"sweep {self.name!r} has no complete trial yet") from None
         return self._runs_of([best.number])[0]
 
     @property
@@ -519,43 +497,18 @@ class Sweep:
 
     def _runs_of(self, numbers: list[int]) -> list[Run]:
         self.sync()
-        frame = self._tracker.store.sql(
-            "SELECT t.value AS trial, t.run_id FROM tags t JOIN tags s ON s.run_id = t.run_id "
-            "WHERE s.key = 'sweep_id' AND s.value = ? AND t.key = 'trial'", [self.sweep_id])
-        run_ids = {int(n): run_id for n, run_id in frame.rows()}
+        run_ids = _trials.trial_runs(self._tracker.store, self.sweep_id)
         return [self._tracker.store.get_run(run_ids[n]) for n in numbers]
 
     def importances(self, target: int | str = 0) -> dict[str, float]:
         """How much each parameter matters to the value, from Optuna (sums to 1).
 
-        ``target`` picks the objective of a multi-objective sweep, by index or name.
+        ``target`` picks the objective of a multi-objective sweep, by index or name. The
+        trials are read from the store (after a sync), as the sidebar and the dashboard
+        read them, with Optuna's default importance evaluator.
         """
-        optuna = _storage.optuna()
-        if len(self.study.directions) == 1:
-            return optuna.importance.get_param_importances(self.study)
-        with warnings.catch_warnings():
-            # Optuna warns that a target is read as lower-is-better: _lower_is_better does so.
-            warnings.filterwarnings("ignore", message=".*low `target` values")
-            return optuna.importance.get_param_importances(
-                self.study, target=self._lower_is_better(target))
-
-    def _lower_is_better(self, target: int | str) -> Callable[[FrozenTrial], float]:
-        """One objective of a multi-objective sweep, negated if it is maximized."""
-        index = self._objective_index(target)
-        sign = -1.0 if self._progress.directions[index] == "maximize" else 1.0
-        return lambda trial: sign * trial.values[index]
-
-    def _objective_index(self, target: int | str) -> int:
-        names = self._value_names()
-        if isinstance(target, str):
-            if target not in names:
-                raise InvalidInputError(f"no objective {target!r}; objectives: "
-                                        f"{', '.join(names)}")
-            return names.index(target)
-        if not 0 <= target < len(names):
-            raise InvalidInputError(f"objective index {target} out of range; the sweep has "
-                                    f"{len(names)} objective(s)")
-        return target
+        self.sync()
+        return self._read().importances(target)
 
     # -- plots --------------------------------------------------------------------------------
 
@@ -579,9 +532,9 @@ class Sweep:
         if backend not in ("matplotlib", "plotly"):
             raise InvalidInputError(f"backend must be 'matplotlib' or 'plotly', got {backend!r}")
         if len(self.study.directions) > 1:
-            index = self._objective_index(target)
-            pick = self._lower_is_better(target) if name == "plot_param_importances" else \
-                (lambda trial: trial.values[index])
+            index = _trials.objective_index(self._value_names(), target)
+            pick = _trials.lower_is_better(self._progress.directions, index) \
+                if name == "plot_param_importances" else (lambda trial: trial.values[index])
             kwargs.update(target=pick, target_name=self._value_names()[index])
         with warnings.catch_warnings():
             # Optuna's matplotlib plots are marked experimental; the plot itself is stable.

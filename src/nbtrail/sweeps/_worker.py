@@ -13,17 +13,17 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import InvalidInputError, NbtrailError
+from ..errors import InvalidInputError, NotFoundError
 from ..tracking._tracker import get_tracker
 from . import _storage
 from ._sweep import Objective, Sweep
 
-_OBJECTIVE_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_OBJECTIVE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def load_objective(spec: str) -> Objective:
     """Import ``module:function`` (the module is looked up from the current folder too)."""
-    if not _OBJECTIVE_SPEC.match(spec):
+    if not _OBJECTIVE_SPEC.fullmatch(spec):
         raise InvalidInputError(
             f"--objective must be 'module:function', e.g. 'train:objective' for the function "
             f"objective in train.py, got {spec!r}"
@@ -35,7 +35,7 @@ def load_objective(spec: str) -> Objective:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise NbtrailError(
+        raise InvalidInputError(
             f"cannot import module {module_name!r} for --objective {spec!r} ({exc}); run the "
             "worker from the folder that holds it, or put it on PYTHONPATH"
         ) from None
@@ -43,12 +43,12 @@ def load_objective(spec: str) -> Objective:
     for part in attribute.split("."):
         found = getattr(found, part, None)
         if found is None:
-            raise NbtrailError(f"module {module_name!r} has no {attribute!r} (from --objective "
-                               f"{spec!r})")
+            raise InvalidInputError(f"module {module_name!r} has no {attribute!r} (from "
+                                    f"--objective {spec!r})")
     if not callable(found):
         raise InvalidInputError(f"--objective {spec!r} names a {type(found).__name__}, not a "
                                 "function taking an optuna.Trial")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int | None,
@@ -61,7 +61,7 @@ def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int 
     try:
         study = optuna.load_study(study_name=name, storage=spec.open())
     except KeyError:
-        raise NbtrailError(
+        raise NotFoundError(
             f"no sweep {name!r} in {spec.describe()}; start it first, e.g. "
             f"nt.sweep(objective, name={name!r}, storage=...) in the notebook"
         ) from None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NbtrailError
+from ..errors import ConflictError
 from ._tracker import get_store, get_tracker
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def active_run() -> ActiveRun | None:
 def _require_active(what: str) -> ActiveRun:
     current = get_tracker().active_run()
     if current is None:
-        raise NbtrailError(
+        raise ConflictError(
             f"no active run to log {what} to; wrap the code in `with nt.run():` "
             "or start one with `run = nt.run()`"
         )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Settings, config
 from ..errors import InvalidInputError, NbtrailError
 from ..store._duckdb import DuckDBStore
+from ..store._records import GIT_CAPTURE_TAG
 from ._run import ActiveRun
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Capture:
     notebook: NotebookInfo | None
     env_id: str | None
     code_id: str | None
+    # Why git is None when it is, for the GIT_CAPTURE_TAG: "off", or "failed: <git's error>".
+    git_tag: str | None = None
 
 
 _active: ContextVar[ActiveRun | None] = ContextVar("nbtrail_active_run", default=None)
@@ -52,11 +55,16 @@ class Tracker:
 
     def __init__(self, store: DuckDBStore, settings: Settings | None = None) -> None:
         self.store = store
-        self.settings = settings or config.current
+        self._settings = settings
         self._running: list[ActiveRun] = []
         self._tokens: dict[str, Token[ActiveRun | None]] = {}
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings given, else the current ``nt.config``: a later ``config.set`` counts."""
+        return self._settings or config.current
 
     def start_run(
         self,
@@ -129,6 +137,8 @@ class Tracker:
             run._edge(capture.env_id, run_id, "environment", now)
         if parent_id is None:
             tags = {**environment_tags, **(tags or {})}
+        if capture.git_tag:
+            tags = {**(tags or {}), GIT_CAPTURE_TAG: capture.git_tag}
         if tags:
             run.set_tags(tags)
         with self._lock:
@@ -188,7 +198,7 @@ class Tracker:
         """Record git state, environment and notebook for a new top-level run."""
         from ._environment import capture_environment, capture_notebook
 
-        git = self._capture_git(run_id)
+        git, git_tag = self._capture_git(run_id)
         env_id = None
         if self.settings.capture_environment:
             env = capture_environment()
@@ -213,27 +223,35 @@ class Tracker:
                     "snapshot_commit": git.snapshot if git else None, "ref": ref,
                     "notebook": notebook.path if notebook else None, "cells": cells,
                 })
-        return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id)
+        return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id,
+                       git_tag=git_tag)
 
-    def _capture_git(self, run_id: str) -> GitInfo | None:
+    def _capture_git(self, run_id: str) -> tuple[GitInfo | None, str | None]:
+        """The git state of the current folder, and why there is none (a GIT_CAPTURE_TAG)."""
         if not self.settings.capture_git:
-            return None
+            return None, "off"
         import dataclasses
         import warnings
 
         from ..errors import GitError
         from ._git import capture_git, snapshot_worktree
 
-        info = capture_git(Path.cwd())
+        try:
+            info = capture_git(Path.cwd())
+        except GitError as exc:
+            # A repository git refuses to read (owned by another user: "dubious ownership",
+            # as in containers) must not stop the training: the run goes on without git.
+            warnings.warn(f"nbtrail: git state not recorded: {exc}", stacklevel=4)
+            return None, f"failed: {str(exc).splitlines()[0]}"
         if info is None:
-            return None
+            return None, None
         try:
             sha = snapshot_worktree(info, f"refs/nbtrail/runs/{run_id}",
                                     f"nbtrail snapshot of run {run_id}")
         except GitError as exc:
             warnings.warn(f"nbtrail: could not snapshot the working tree: {exc}", stacklevel=4)
-            return info
-        return dataclasses.replace(info, snapshot=sha)
+            return info, None
+        return dataclasses.replace(info, snapshot=sha), None
 
 
 _trackers: dict[Path, Tracker] = {}
@@ -274,7 +292,7 @@ def tracker_for(home: Path) -> Tracker:
         if tracker is None:
             store = DuckDBStore(home, flush_interval=settings.flush_interval,
                                 fold_interval=settings.fold_interval)
-            tracker = _trackers[home] = Tracker(store, settings)
+            tracker = _trackers[home] = Tracker(store)
         return tracker
 
 

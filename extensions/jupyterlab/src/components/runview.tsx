@@ -50,12 +50,14 @@ export function RunView(props: {
         {error && <ErrorBox title="Refresh failed" message={error.message} />}
         {run.error && <ErrorBox title="The run failed" message={run.error} />}
       </header>
-      <PackageAction
-        ref_={run.run_id}
-        what={run.models.length ? `model ${formatValue(run.models[run.models.length - 1].name)}` : 'this run'}
-        storeParams={props.storeParams}
-        buildImage={props.buildImage}
-      />
+      {run.models.length > 0 && (
+        <PackageAction
+          ref_={run.run_id}
+          what={`model ${formatValue(run.models[run.models.length - 1].name)}`}
+          storeParams={props.storeParams}
+          buildImage={props.buildImage}
+        />
+      )}
       <div className="nbt-columns-2">
         <Section title="Params" count={Object.keys(run.params).length}>
           <KeyValues values={run.params} label="Params" />
@@ -121,7 +123,7 @@ export function RunView(props: {
               </div>
             )}
           </>
-        ) : <div className="nbt-empty">not in a git repository</div>}
+        ) : <div className="nbt-empty">{run.git_note}</div>}
       </Section>
       <Section title="Environment">
         {run.env ? (

@@ -1,4 +1,5 @@
 /** The "Experiments" sidebar: experiment/branch tree, sweeps, filter, and the runs table. */
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 import { Message } from '@lumino/messaging';
@@ -8,6 +9,7 @@ import { formatDuration, formatShortTime, formatTime, formatValue, quoteFilter }
 import { ExperimentsModel } from '../model';
 import { CommandIDs, IRunRow } from '../tokens';
 import { ErrorBox, Notice } from './common';
+import { PackageAction } from './package';
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 10;
@@ -70,7 +72,8 @@ function Sidebar(props: { model: ExperimentsModel; commands: CommandRegistry }):
       {error && !error.noStore && <ErrorBox message={error.message} />}
       {!(error && error.noStore) && (
         <>
-          <Tree model={model} commands={commands} />
+          <Tree model={model} />
+          <Sweeps model={model} commands={commands} />
           <FilterBar model={model} />
           <ColumnPicker model={model} />
           <RunsTable model={model} commands={commands} />
@@ -81,7 +84,7 @@ function Sidebar(props: { model: ExperimentsModel; commands: CommandRegistry }):
   );
 }
 
-function Tree(props: { model: ExperimentsModel; commands: CommandRegistry }): JSX.Element {
+function Tree(props: { model: ExperimentsModel }): JSX.Element {
   const { model } = props;
   const q = model.query;
   const branchOf = /^branch = '((?:[^']|'')*)'$/.exec(q.where);
@@ -121,7 +124,7 @@ function Tree(props: { model: ExperimentsModel; commands: CommandRegistry }): JS
                         model.setQuery({ experiment: node.experiment, where: `branch = ${quoteFilter(b.branch!)}` })
                       }
                     >
-                      ⑂ {b.branch}
+                      ⎇ {b.branch}
                       <span className="nbt-count">{b.runs}</span>
                     </button>
                   </li>
@@ -130,28 +133,36 @@ function Tree(props: { model: ExperimentsModel; commands: CommandRegistry }): JS
           </li>
         ))}
       </ul>
-      {model.sweeps.length > 0 && (
-        <>
-          <h3 className="nbt-subtitle">Sweeps</h3>
-          <ul className="nbt-sweeps" aria-label="Sweeps">
-            {model.sweeps.map(s => (
-              <li key={s.sweep_id}>
-                <button
-                  className="nbt-tree-item"
-                  onClick={() =>
-                    void props.commands.execute(CommandIDs.openSweep, { sweepId: s.sweep_id, name: s.name })
-                  }
-                >
-                  ◎ {s.name}
-                  <span className="nbt-count">{s.trials} trials</span>
-                  {s.running > 0 && <span className="nbt-live">live</span>}
-                </button>
-              </li>
-            ))}
-          </ul>
-        </>
-      )}
     </nav>
+  );
+}
+
+/** The sweeps: a pane of its own, so a long experiment tree never pushes it out of sight. */
+function Sweeps(props: { model: ExperimentsModel; commands: CommandRegistry }): JSX.Element | null {
+  const { model } = props;
+  if (!model.sweeps.length) {
+    return null;
+  }
+  return (
+    <section className="nbt-sweeps-pane" aria-labelledby="nbt-sweeps-title">
+      <h3 className="nbt-subtitle" id="nbt-sweeps-title">Sweeps</h3>
+      <ul className="nbt-sweeps" aria-label="Sweeps">
+        {model.sweeps.map(s => (
+          <li key={s.sweep_id}>
+            <button
+              className="nbt-tree-item"
+              onClick={() =>
+                void props.commands.execute(CommandIDs.openSweep, { sweepId: s.sweep_id, name: s.name })
+              }
+            >
+              ◎ {s.name}
+              <span className="nbt-count">{s.trials} trials</span>
+              {s.running > 0 && <span className="nbt-live">live</span>}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 
@@ -184,7 +195,7 @@ function FilterBar(props: { model: ExperimentsModel }): JSX.Element {
 
 function ColumnPicker(props: { model: ExperimentsModel }): JSX.Element {
   const { model } = props;
-  const columns = model.query.columns;
+  const columns = model.columns;
   const options = [
     ...model.keys.metrics.map(k => `metrics.${k}`),
     ...model.keys.params.map(k => `params.${k}`)
@@ -192,8 +203,8 @@ function ColumnPicker(props: { model: ExperimentsModel }): JSX.Element {
   return (
     <div className="nbt-columns">
       {columns.map(c => (
-        <span key={c} className="nbt-chip">
-          {c}
+        <span key={c} className="nbt-chip" title={c}>
+          {c.replace(/^metrics\./, '')}
           <button
             aria-label={`Remove column ${c}`}
             onClick={() => model.setQuery({ columns: columns.filter(x => x !== c) })}
@@ -251,10 +262,10 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
   const columns: IColumn[] = [
     { title: 'Name', field: 'name', width: 'minmax(80px, 1fr)', cell: r => r.name ?? r.run_id.slice(0, 10) },
     // A narrow sidebar keeps the chosen columns and drops the start (it is in the tooltip).
-    ...(width < 190 + 62 * model.query.columns.length
+    ...(width < 190 + 62 * model.columns.length
       ? []
       : [{ title: 'Start', field: 'start_time', width: '48px', cell: (r: IRunRow) => formatShortTime(r.start_time) }]),
-    ...model.query.columns.map(c => ({
+    ...model.columns.map(c => ({
       title: c.replace(/^(metrics|params|tags)\./, ''),
       field: c,
       width: '58px',
@@ -262,7 +273,7 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
     }))
   ];
   const template = `18px 10px ${columns.map(c => c.width).join(' ')}`;
-  const total = model.total;
+  const total = model.lineCount;
   const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
   const last = Math.min(total - 1, Math.ceil((scrollTop + height) / ROW_HEIGHT) + OVERSCAN);
   React.useEffect(() => model.setVisibleRange(first, Math.max(first, last)), [first, last]);
@@ -273,7 +284,8 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
   };
   const rows: JSX.Element[] = [];
   for (let i = first; i <= last; i++) {
-    const run = model.rowAt(i);
+    const line = model.lineAt(i);
+    const run = line.run;
     const top = i * ROW_HEIGHT;
     if (!run) {
       rows.push(
@@ -285,13 +297,17 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
     }
     const label = run.name ?? run.run_id.slice(0, 10);
     const selected = model.selected.has(run.run_id);
+    const parent = line.depth === 0 && run.children > 0;
+    const expanded = parent && model.isExpanded(run.run_id);
     rows.push(
       <div
-        key={run.run_id}
+        key={`${line.depth}-${run.run_id}`}
         role="row"
         aria-label={`run ${label}`}
         aria-selected={selected}
-        className={`nbt-row${selected ? ' nbt-row-selected' : ''}`}
+        aria-level={line.depth + 1}
+        aria-expanded={parent ? expanded : undefined}
+        className={`nbt-row${selected ? ' nbt-row-selected' : ''}${line.depth ? ' nbt-row-child' : ''}`}
         style={{ top, gridTemplateColumns: template }}
         title={
           run.error ??
@@ -310,16 +326,30 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
           />
         </span>
         <span role="gridcell" className={`nbt-dot nbt-status-${run.status}`} title={run.status} aria-label={run.status} />
-        {columns.map(c => (
+        {columns.map((c, j) => (
           <span key={c.field} role="gridcell" className={c.field.startsWith('metrics.') ? 'nbt-num' : undefined}>
+            {j === 0 && parent && (
+              <button
+                className="nbt-toggle"
+                aria-label={`${expanded ? 'Collapse' : 'Expand'} ${label}`}
+                title={`${expanded ? 'Hide' : 'Show'} its ${run.children} child run${run.children === 1 ? '' : 's'}`}
+                onClick={e => {
+                  e.stopPropagation();
+                  model.toggleExpanded(run, line.index);
+                }}
+              >
+                {expanded ? '▾' : '▸'}
+              </button>
+            )}
             {c.cell(run)}
+            {j === 0 && parent && <span className="nbt-count">{run.children}</span>}
           </span>
         ))}
       </div>
     );
   }
   return (
-    <div className="nbt-runs" role="grid" aria-label="Runs" aria-rowcount={total} ref={outer}>
+    <div className="nbt-runs" role="treegrid" aria-label="Runs" aria-rowcount={total} ref={outer}>
       <div className="nbt-row nbt-row-header" role="row" style={{ gridTemplateColumns: template }}>
         <span role="columnheader" />
         <span role="columnheader" title="status" />
@@ -342,7 +372,7 @@ function RunsTable(props: { model: ExperimentsModel; commands: CommandRegistry }
         )}
       </div>
       <div className="nbt-footer">
-        {total} run{total === 1 ? '' : 's'}
+        {model.total} run{model.total === 1 ? '' : 's'}
         {model.loading ? ' · refreshing…' : ''}
       </div>
     </div>
@@ -357,7 +387,8 @@ function Actions(props: { model: ExperimentsModel; commands: CommandRegistry }):
   const [metric, setMetric] = React.useState(model.settings.defaultMetric);
   const first = a || branches[0] || '';
   const second = b || branches.find(x => x !== first) || '';
-  const selected = [...model.selected.entries()];
+  const selected = [...model.selected.values()];
+  const names = selected.map(r => r.name ?? r.run_id.slice(0, 10));
   return (
     <div className="nbt-actions">
       <div className="nbt-action-row">
@@ -365,14 +396,16 @@ function Actions(props: { model: ExperimentsModel; commands: CommandRegistry }):
           className="nbt-button nbt-primary"
           disabled={selected.length < 2}
           onClick={() =>
-            void commands.execute(CommandIDs.compareRuns, {
-              runIds: selected.map(([id]) => id),
-              names: selected.map(([, name]) => name)
-            })
+            void commands.execute(CommandIDs.compareRuns, { runIds: selected.map(r => r.run_id), names })
           }
         >
           Compare selected ({selected.length})
         </button>
+        {selected.length === 1 && selected[0].has_model && (
+          <button className="nbt-button" onClick={() => openPackageDialog(model, selected[0].run_id, names[0])}>
+            Package…
+          </button>
+        )}
         {selected.length > 0 && (
           <button className="nbt-button" onClick={() => model.clearSelection()}>
             Clear
@@ -411,4 +444,14 @@ function Actions(props: { model: ExperimentsModel; commands: CommandRegistry }):
       )}
     </div>
   );
+}
+
+/** The Package action of one run with a model, in a dialog over the sidebar. */
+function openPackageDialog(model: ExperimentsModel, runId: string, name: string): void {
+  const body = ReactWidget.create(
+    <PackageAction ref_={runId} what={`run ${name}`} storeParams={model.storeParams()}
+      buildImage={model.settings.buildImage} />
+  );
+  body.addClass('nbt-main');
+  void showDialog({ title: `Package ${name}`, body, buttons: [Dialog.cancelButton({ label: 'Close' })] });
 }
