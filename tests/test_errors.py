@@ -32,6 +32,7 @@ EXPECTED = [
     (errors.ReproduceError, 1, 409),
     (errors.ProcessError, 1, 500),
     (errors.StoreFullError, 1, 507),
+    (errors.StoreDatabaseError, 1, 500),
     (BuildError, 1, 500),
     (errors.MissingExtraError, 1, 501),
     (NbtrailError, 1, 500),

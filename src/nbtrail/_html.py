@@ -172,7 +172,8 @@ def parallel_coordinates(title: str, axes: Sequence[str], rows: Sequence[Sequenc
         return section(title, "<div>(nothing to plot)</div>")
     pad, top, bottom = 40, 20, 30
     step = (width - 2 * pad) / max(1, len(axes) - 1)
-    scales = []
+    # Per axis: ("num", low, high) or ("cat", sorted levels, None).
+    scales: list[tuple[str, Any, Any]] = []
     for i in range(len(axes)):
         values = [r[i] for r in rows if r[i] is not None]
         numbers = [float(v) for v in values if isinstance(v, int | float) and

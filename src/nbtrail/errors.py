@@ -54,6 +54,14 @@ class StoreFullError(NbtrailError):
     """The disk holding the store is full; logged records wait in memory and are retried."""
 
 
+class StoreDatabaseError(NbtrailError):
+    """DuckDB failed on the store's database file (damaged or unreadable).
+
+    The journals still hold every record; the message names the file and how to move it
+    aside.
+    """
+
+
 class RunFinishedError(ConflictError):
     """Something was logged to a run that has already ended."""
 

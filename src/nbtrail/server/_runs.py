@@ -223,7 +223,7 @@ class LineageHandler(BaseHandler):
         """Arguments: direction (up, down, both), depth (1 to 50)."""
         direction = self.choice_arg("direction", ("up", "down", "both"), "up")
         depth = self.int_arg("depth", 10, low=1, high=50)
-        lineage = await self.call(self.store.lineage, node_id, direction=direction,  # type: ignore[arg-type]
+        lineage = await self.call(self.store.lineage, node_id, direction=direction,
                                   depth=depth)
         self.reply(lineage.to_dict())
 

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     ConflictError,
     InvalidInputError,
+    NbtrailError,
     NotFoundError,
+    StoreDatabaseError,
     StoreFullError,
     StoreLockedError,
     StoreNotFoundError,
@@ -67,7 +69,7 @@ FOLD_PATIENCE = 1.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
-_RW_CONFIG = {"storage_compatibility_version": "v1.5.0"}
+_RW_CONFIG: dict[str, Any] = {"storage_compatibility_version": "v1.5.0"}
 
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
@@ -628,13 +630,13 @@ def _database_error(path: Path, exc: BaseException, doing: str = "opening") -> N
             "space there (every record stays in the journals, and reads still see it)")
     if "not a valid duckdb database" in lowered or "corrupt" in lowered \
             or "checksum" in lowered:
-        return NbtrailError(
+        return StoreDatabaseError(
             f"the store database {path} is damaged ({detail}); move it aside "
             f"(mv {path} {path}.damaged): nbtrail then starts a new one and folds into it "
             "the journals still present")
     if "lock" in lowered:
         return StoreLockedError(_held_open(path, exc))
-    return NbtrailError(
+    return StoreDatabaseError(
         f"{doing} the store database {path} failed ({detail}); every record stays in the "
         "journals and reads still see it; if this persists, move the file aside "
         f"(mv {path} {path}.damaged) and nbtrail starts a new one from the journals")

@@ -41,7 +41,7 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -264,12 +264,14 @@ def _metric_records(runs: list[str], keys: list[str], values: list[float], steps
     """
     if not runs:
         return []
+    groups: Mapping[Any, Sequence[int]]
     if runs.count(runs[0]) == len(runs):  # the common case: one run logging
         groups = {runs[0]: range(len(runs))}
     else:
-        groups = {}
+        by_run: dict[Any, list[int]] = {}
         for i, run in enumerate(runs):
-            groups.setdefault(run, []).append(i)  # type: ignore[union-attr]
+            by_run.setdefault(run, []).append(i)
+        groups = by_run
     records = []
     for run, rows in groups.items():
         names: dict[str, int] = {}
