@@ -359,11 +359,14 @@ def test_reads_while_sixteen_writers_log_at_full_speed(tmp_path):
     while len(list((home / "journal").glob("*.nbj"))) < 16:  # sixteen processes start slowly
         assert time.monotonic() < deadline, "the writers did not start"
         time.sleep(0.05)
-    time.sleep(6)
+    time.sleep(3)
     flag.write_text("stop")
     logged = sum(int(w.communicate(timeout=300)[0]) for w in writers)
     stopped = time.monotonic()
-    while list((home / "journal").glob("*.nbj")) and time.monotonic() - stopped < 120:
+    # Watched for 10 s at most here (the backlog target is 2 s): benchmarks/store.py waits
+    # longer and reports the time; this test checks that the reads saw no error and that
+    # every point lands.
+    while list((home / "journal").glob("*.nbj")) and time.monotonic() - stopped < 10:
         time.sleep(0.05)
     backlog = time.monotonic() - stopped
     reports = [json.loads(p.communicate(timeout=120)[0]) for p in pollers]

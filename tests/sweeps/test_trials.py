@@ -106,8 +106,11 @@ def test_a_sweep_without_a_trial_has_an_empty_table(store):
     study = optuna.create_study()
     sweep = nt.track_study(study)
     sweep._session()  # the session run is there, no trial yet
-    found = read_sweep(sweep.sweep_id)
-    assert found.frame.is_empty() and found.best() is None and found.importances() == {}
+    try:
+        found = read_sweep(sweep.sweep_id)
+        assert found.frame.is_empty() and found.best() is None and found.importances() == {}
+    finally:
+        sweep._end_session(None)  # else the open session stays this context's active run
 
 
 def test_sweep_tag_keys_are_spelled_only_where_they_are_defined():
