@@ -293,16 +293,23 @@ export class ExperimentsModel {
     }
   }
 
+  /** The runs query as the server takes it: the store, the filter and the columns. */
+  private runsParams(): Params {
+    const q = this._query;
+    return {
+      ...this.storeParams(),
+      where: q.where,
+      order_by: q.orderBy,
+      experiment: q.experiment,
+      columns: this.columns.join(',')
+    };
+  }
+
   private async loadChildren(parentId: string): Promise<void> {
     const generation = this._generation;
-    const q = this._query;
     try {
       const result = await requestAPI<IRunsPage>('runs', {
-        ...this.storeParams(),
-        where: q.where,
-        order_by: q.orderBy,
-        experiment: q.experiment,
-        columns: this.columns.join(','),
+        ...this.runsParams(),
         parent: parentId,
         limit: MAX_CHILDREN
       });
@@ -353,11 +360,7 @@ export class ExperimentsModel {
     const q = this._query;
     try {
       const result = await requestAPI<IRunsPage>('runs', {
-        ...this.storeParams(),
-        where: q.where,
-        order_by: q.orderBy,
-        experiment: q.experiment,
-        columns: this.columns.join(','),
+        ...this.runsParams(),
         nest: true,
         // Without chosen columns, the first page tells which metrics most runs have.
         key_metrics: q.columns === null && page === 0 ? KEY_METRICS : undefined,
