@@ -1,5 +1,6 @@
 """The package surface: cheap import, documented public names, schema migrations."""
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -133,7 +134,15 @@ def test_forked_child_writes_its_own_journal(home):
     assert got.metrics == {"before": 1.0, "from_child": 2.0}
 
 
+def test_closing_a_store_this_process_wrote_nothing_to_leaves_its_database_alone(tmp_path):
+    store = DuckDBStore(tmp_path / "store")
+    store.writer()  # as a forked child inherits one for each store its parent used
+    store.close()
+    assert not (tmp_path / "store" / "nbtrail.duckdb").exists()
+
+
 def _child_logs(run_id):
+    faulthandler.dump_traceback_later(25)  # if it hangs, the test's report shows where
     nt.log_metric("from_child", 2.0)  # the active run came along with the fork
     nt.sync()
     sys.exit(0)

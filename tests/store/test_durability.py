@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 import warnings
 
@@ -80,6 +81,37 @@ def test_sigkill_of_sixteen_writers_on_a_cold_store_loses_nothing_older_than_a_s
             missing[i] = max(old) + 1 - folded.get(run_id, 0)
     assert not missing, f"points logged >= 1 s before the kill are missing: {missing}"
     store.close()
+
+
+# Fills a scratch table in the store's database and checkpoints, over and over.
+CHECKPOINTING_WRITER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("create table if not exists scratch(a bigint, b varchar)")
+while True:
+    con.execute("insert into scratch select range, md5(range::varchar) from range(100000)")
+    con.execute("checkpoint")
+"""
+
+
+@pytest.mark.slow
+def test_a_store_whose_database_writer_was_killed_mid_checkpoint_still_reads(tmp_path):
+    # DuckDB's recovery then opens a write-ahead log beside the database that the reader
+    # connection, locked to the store's own files, must be allowed to open.
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    with Tracker(store).start_run(name="kept") as run:
+        run.log_metric("m", 1.0)
+    store.close()
+    for _ in range(25):
+        proc = subprocess.Popen([sys.executable, "-c", CHECKPOINTING_WRITER,
+                                 str(home / "nbtrail.duckdb")])
+        time.sleep(random.uniform(0.5, 1.5))
+        proc.kill()
+        proc.wait()
+        store = DuckDBStore(home)
+        assert store.sql("select name from runs")["name"].to_list() == ["kept"]
+        store.close()
 
 
 def _run_row(run_id, **extra):

@@ -70,6 +70,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
 _RW_CONFIG: dict[str, Any] = {"storage_compatibility_version": "v1.5.0"}
+# The write-ahead logs DuckDB keeps beside a database file, during and after checkpoints.
+_WAL_SUFFIXES = (".wal", ".wal.checkpoint", ".wal.recovery")
 
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
@@ -132,7 +134,7 @@ class DuckDBStore(Store):
             return self._writer
 
     def close(self) -> None:
-        """Flush and close this process's journal, then fold if the lock is free."""
+        """Flush and close this process's journal, then fold it if the lock is free."""
         with self._writer_lock:
             writer, self._writer = self._writer, None
             folder, self._folder = self._folder, None
@@ -141,7 +143,10 @@ class DuckDBStore(Store):
             folder.join()  # a fold pass is bounded; its connection must close before exit
         if writer is not None:
             writer.close()
-            self.fold_all(wait=False)
+            # Only what this process wrote: a forked child inherits a writer for every
+            # store its parent used and must not fold them all on its way out.
+            if writer.unfolded:
+                self.fold_all(wait=False)
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal and fold thread; runs keep their writer."""
@@ -425,10 +430,12 @@ class DuckDBStore(Store):
         with duckdb_section(), self._reader_lock:
             if self._reader is None:
                 reader = duckdb.connect()
-                # Whoever wrote the query, a read opens no file but the database (and the
-                # write-ahead log DuckDB looks for beside it), and cannot lift that limit.
+                # Whoever wrote the query, a read opens no file but the database and the
+                # write-ahead logs DuckDB looks for beside it (a writer killed during a
+                # checkpoint leaves one to recover from), and cannot lift that limit.
                 db_file = str(self.db_path)
-                reader.execute("SET allowed_paths = ?", [[db_file, f"{db_file}.wal"]])
+                reader.execute("SET allowed_paths = ?",
+                               [[db_file, *(f"{db_file}{s}" for s in _WAL_SUFFIXES)]])
                 reader.execute("SET enable_external_access = false")
                 reader.execute("SET lock_configuration = true")
                 self._reader = reader
