@@ -181,8 +181,11 @@ class DuckDBStore(Store):
             try:
                 result = self.try_fold()
             except Exception as exc:  # keep folding alive; readers still see the journals
-                if "shutting down" in str(exc):
-                    return  # DuckDB's exit hook ran first; the journals keep everything
+                if "shutting down" in str(exc) or not threading.main_thread().is_alive():
+                    # The interpreter is exiting and DuckDB refuses to run Python code (a
+                    # fold's statements then fail one after another): the journals keep
+                    # everything for the next fold.
+                    return
                 if str(exc) != failure:  # one warning per failure, not one a second
                     warnings.warn(f"nbtrail: background fold failed: {exc}", stacklevel=1)
                 failure = str(exc)
