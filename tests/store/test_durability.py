@@ -189,7 +189,7 @@ def test_an_older_store_with_plain_json_line_journals_opens(tmp_path):
     store = DuckDBStore(home)
     assert store.get_run("old").params == {"lr": 0.1}
     assert not old.exists()  # folded and removed
-    assert store.sql("select max(version) as v from schema_info")["v"][0] == 4
+    assert store.sql("select max(version) as v from schema_info")["v"][0] == _schema.SCHEMA_VERSION
     store.close()
 
 
@@ -411,3 +411,37 @@ def test_reads_while_sixteen_writers_log_at_full_speed(tmp_path):
     store = DuckDBStore(home)
     store.fold_all()
     assert store.sql("select count(*) as n from metrics")["n"][0] == logged
+
+
+def _backlog(tmp_path, points):
+    """A store with ``points`` metric points in its journal and none folded."""
+    store = DuckDBStore(tmp_path / "store", fold_interval=1e9)
+    with Tracker(store).start_run(name="r") as run:
+        for step in range(points):
+            run.log_metric("m", float(step), step=step)
+            if step % 500 == 0:
+                store.writer().flush()  # one frame each: a pass takes whole frames
+    store.writer().flush()
+    return store
+
+
+def test_a_fold_goes_on_pass_after_pass_in_one_connection_while_no_reader_waits(tmp_path):
+    store = _backlog(tmp_path, 20_000)
+    result = store.try_fold(wait=True, max_bytes=1 << 14)
+    assert result is not None and not result.remaining
+    assert result.metric_points == 20_000
+    assert store.sql("select count(*) as n from metrics")["n"][0] == 20_000
+    store.close()
+
+
+def test_a_fold_stops_after_one_pass_when_a_reader_waits(tmp_path):
+    import fcntl
+
+    store = _backlog(tmp_path, 20_000)
+    with store._lock(fcntl.LOCK_SH, "readers"):  # as a reader waiting for the lock holds it
+        result = store.try_fold(wait=True, max_bytes=1 << 14)
+    assert result is not None and result.remaining
+    assert 0 < result.metric_points < 20_000
+    store.fold_all()
+    assert store.sql("select count(*) as n from metrics")["n"][0] == 20_000
+    store.close()

@@ -66,6 +66,8 @@ FOLD_MIN_FREE = 4 * FOLD_BUDGET
 # Seconds background folds let readers go first before they take their turn regardless; a
 # reader then waits for one bounded pass at most.
 FOLD_PATIENCE = 1.0
+# Seconds one fold keeps the database open for pass after pass while no reader waits.
+FOLD_HOLD = 1.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
@@ -342,22 +344,29 @@ class DuckDBStore(Store):
                     "stays in the journals, and reads still see it)")
             return None
         self._ensure_schema()
-        if not wait and not self._patience_over():
-            # flock is not fair: a stream of folders could starve a waiting reader, so
-            # background folds step aside while any reader is waiting or reading, but
-            # not for longer than FOLD_PATIENCE, or polling readers would starve folds.
-            with self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB, "readers") as no_readers:
-                if not no_readers:
-                    if self._stepped_aside is None:
-                        self._stepped_aside = time.monotonic()
-                    return None
+        # flock is not fair: a stream of folders could starve a waiting reader, so
+        # background folds step aside while any reader is waiting or reading, but not
+        # for longer than FOLD_PATIENCE, or polling readers would starve folds.
+        if not wait and not self._patience_over() and self._readers_waiting():
+            if self._stepped_aside is None:
+                self._stepped_aside = time.monotonic()
+            return None
         mode = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
         with self._lock(mode) as got:
             if not got:
                 return None
             try:
                 with self._read_write() as con:
+                    # Opening the database and checkpointing it on close cost more than
+                    # a pass: keep folding in this connection, in larger passes, while
+                    # no reader waits (one checks between passes).
+                    held = time.monotonic() + FOLD_HOLD
                     result = fold(con, self.journal_dir, max_bytes)
+                    while (result.remaining and time.monotonic() < held
+                           and not self._readers_waiting()
+                           and free_bytes(self.home) >= FOLD_MIN_FREE):
+                        more = None if max_bytes is None else 4 * max_bytes
+                        result.add(fold(con, self.journal_dir, more))
             except StoreLockedError:
                 if wait:
                     raise
@@ -366,6 +375,11 @@ class DuckDBStore(Store):
                 raise _database_error(self.db_path, exc, "folding the journals into") from None
         self._stepped_aside = None
         return result
+
+    def _readers_waiting(self) -> bool:
+        """Whether a reader is reading or waiting for the lock."""
+        with self._lock(fcntl.LOCK_EX | fcntl.LOCK_NB, "readers") as no_readers:
+            return not no_readers
 
     def _patience_over(self) -> bool:
         """Whether background folds have stepped aside for readers long enough."""

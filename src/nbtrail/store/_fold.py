@@ -92,6 +92,15 @@ class FoldResult:
     offsets: dict[str, int] = field(default_factory=dict)
     removed_journals: list[str] = field(default_factory=list)
 
+    def add(self, later: FoldResult) -> None:
+        """Count in what a later pass did."""
+        self.records += later.records
+        self.metric_points += later.metric_points
+        self.killed_runs += later.killed_runs
+        self.remaining = later.remaining
+        self.offsets.update(later.offsets)
+        self.removed_journals += later.removed_journals
+
 
 def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
          max_bytes: int | None = None) -> FoldResult:
@@ -199,7 +208,22 @@ _RUN_STATUSES = ("running", "finished", "failed", "killed")
 
 
 def column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, bool]]]:
-    """Table -> column -> (type, nullable) of the store ``con`` reads, to check records by."""
+    """Table -> column -> (type, nullable) of the store ``con`` reads, to check records by.
+
+    Every store is migrated to this nbtrail's schema before it is read or folded, so the
+    answer is asked once per schema version (it cost a fold pass or a read 10 ms).
+    """
+    from ._schema import SCHEMA_VERSION
+
+    if SCHEMA_VERSION not in _COLUMN_TYPES:
+        _COLUMN_TYPES[SCHEMA_VERSION] = _ask_column_types(con)
+    return _COLUMN_TYPES[SCHEMA_VERSION]
+
+
+_COLUMN_TYPES: dict[int, dict[str, dict[str, tuple[str, bool]]]] = {}
+
+
+def _ask_column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tuple[str, bool]]]:
     rows = con.execute(
         "SELECT table_name, column_name, data_type, is_nullable = 'YES' "
         "FROM information_schema.columns "
@@ -246,7 +270,7 @@ class Batch:
         self.types = types
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
-        self.metric_parts: list[dict[str, Any]] = []
+        self.metric_parts: list[_MetricPart] = []
         self.metric_points = 0
         self.count = 0
         self.rejected: list[Rejected] = []
@@ -305,25 +329,23 @@ class Batch:
 
     def _add_metrics(self, record: dict[str, Any], where: tuple[Path, int]) -> None:
         try:
-            names = _objects(record["keys"])
-            part = {
-                "key": names[unpack(record["key"], "<u4")],
-                "value": unpack(record["value"], "<f8"),
-                "step": unpack(record["step"], "<i8"),
-                "ts": unpack(record["ts"], "<f8"),
-            }
-            if len({len(column) for column in part.values()}) != 1:
+            keys = record["keys"]
+            part = _MetricPart(
+                record["run_id"], keys, unpack(record["key"], "<u4"),
+                unpack(record["value"], "<f8"), unpack(record["step"], "<i8"),
+                unpack(record["ts"], "<f8"))
+            if len({len(part.key), len(part.value), len(part.step), len(part.ts)}) != 1:
                 raise ValueError("columns of different lengths")
-            stamps = part["ts"]
-            if not ((stamps >= _TIME_RANGE[0]) & (stamps <= _TIME_RANGE[1])).all():
+            if len(part.key) and int(part.key.max()) >= len(keys):
+                raise ValueError("a key index past the list of keys")
+            if not ((part.ts >= _TIME_RANGE[0]) & (part.ts <= _TIME_RANGE[1])).all():
                 raise ValueError("a timestamp out of range")
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             self.count -= 1
             self.rejected.append((*where, record, f"malformed metric columns ({exc})"))
             return
-        part["run_id"] = _objects([record["run_id"]] * len(part["key"]))
         self.metric_parts.append(part)
-        self.metric_points += len(part["key"])
+        self.metric_points += len(part.key)
 
     def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
         """Write the batch into the tables, or into ``prefix``-named copies of them."""
@@ -340,13 +362,13 @@ class Batch:
                 for c in spec.columns
             )
             verb = "INSERT OR REPLACE" if spec.replace else "INSERT OR IGNORE"
-            _insert(con, {c: _column(c, spec, rows.values()) for c in spec.columns},
+            _insert(con, {"_fold_rows": {c: _column(c, spec, rows.values()) for c in spec.columns}},
                     f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM _fold_rows")
         if self.metric_points:
             self._apply_metrics(con, prefix)
         if self.ends:
             ends = list(self.ends.values())
-            _insert(con, {c: _objects([e.get(c) for e in ends]) for c in _RUN_END},
+            _insert(con, {"_fold_rows": {c: _objects([e.get(c) for e in ends]) for c in _RUN_END}},
                     f"UPDATE {prefix}runs SET status = e.status, "
                     "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
                     f"FROM _fold_rows e WHERE {prefix}runs.run_id = e.run_id")
@@ -354,20 +376,44 @@ class Batch:
     def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
         import numpy as np
 
-        columns = {
-            column: np.concatenate([part[column] for part in self.metric_parts])
-            for column in ("run_id", "key", "value", "step", "ts")
+        # Points reach DuckDB as numbers only: run ids and keys as codes into two small
+        # tables, joined back in SQL. Converting a million Python strings cost more than
+        # the rest of the fold.
+        runs: dict[str, int] = {}
+        keys: dict[str, int] = {}
+        run_codes, key_codes = [], []
+        for part in self.metric_parts:
+            run = runs.setdefault(part.run_id, len(runs))
+            run_codes.append(np.full(len(part.key), run, dtype=np.uint32))
+            local = np.array([keys.setdefault(k, len(keys)) for k in part.keys], dtype=np.uint32)
+            key_codes.append(local[part.key])
+        value = np.concatenate([part.value for part in self.metric_parts])
+        points = {
+            "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
+            # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+            "is_nan": np.isnan(value),
+            "step": np.concatenate([part.step for part in self.metric_parts]),
+            "ts": np.concatenate([part.ts for part in self.metric_parts]),
         }
-        # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-        columns["is_nan"] = np.isnan(columns["value"])
-        value = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
-        _insert(con, columns,
-                f"INSERT INTO {prefix}metrics SELECT run_id, key, {value}, step, to_timestamp(ts) "
-                "FROM _fold_rows")
-        _insert(con, columns, f"""
+        tables = {
+            "_fold_points": points,
+            "_fold_runs": {"r": np.arange(len(runs), dtype=np.uint32),
+                           "run_id": _objects(list(runs))},
+            "_fold_keys": {"k": np.arange(len(keys), dtype=np.uint32),
+                           "key": _objects(list(keys))},
+        }
+        value_of = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
+        names = "JOIN _fold_runs USING (r) JOIN _fold_keys USING (k)"
+        _insert(con, tables, f"INSERT INTO {prefix}metrics SELECT run_id, key, {value_of}, "
+                             f"step, to_timestamp(ts) FROM _fold_points {names}")
+        # The latest point of a key is the higher step, then the later time; grouped by
+        # the codes, which is cheaper than by the strings.
+        _insert(con, tables, f"""
             INSERT INTO {prefix}latest_metrics
-            SELECT run_id, key, {value}, step, to_timestamp(ts) FROM _fold_rows
-            QUALIFY row_number() OVER (PARTITION BY run_id, key ORDER BY step DESC, ts DESC) = 1
+            SELECT run_id, key, p.value, p.step, to_timestamp(p.ts) FROM (
+                SELECT r, k, arg_max({{'value': {value_of}, 'step': step, 'ts': ts}},
+                                     (step, ts)) AS p
+                FROM _fold_points GROUP BY r, k) {names}
             ON CONFLICT (run_id, key) DO UPDATE
             SET value = EXCLUDED.value, step = EXCLUDED.step, timestamp = EXCLUDED.timestamp
             WHERE EXCLUDED.step > {prefix}latest_metrics.step
@@ -376,12 +422,28 @@ class Batch:
             """)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, columns: dict[str, Any], statement: str) -> None:
-    con.register("_fold_rows", columns)
+@dataclass(frozen=True)
+class _MetricPart:
+    """One decoded metrics record: the points one flush logged for one run."""
+
+    run_id: str
+    keys: list[str]
+    key: Any  # index into keys, per point
+    value: Any
+    step: Any
+    ts: Any
+
+
+def _insert(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]],
+            statement: str) -> None:
+    """Run ``statement`` with each of ``tables`` (name -> columns) registered by name."""
+    for name, columns in tables.items():
+        con.register(name, columns)
     try:
         con.execute(statement)
     finally:
-        con.unregister("_fold_rows")
+        for name in tables:
+            con.unregister(name)
 
 
 def _objects(values: list[Any]) -> Any:

@@ -175,8 +175,16 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE journal_offsets ADD COLUMN seq BIGINT DEFAULT 0")
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    # Maintaining this index cost a fold as much as all its other work, and it kept DuckDB
+    # from writing large appends straight to the file (its WAL took every point twice).
+    # Reads of one run's points scan instead, pruned by the row groups' min/max of run_id
+    # (run ids sort by creation time, as points mostly arrive).
+    con.execute("DROP INDEX IF EXISTS metrics_run_key")
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
