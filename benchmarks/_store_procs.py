@@ -19,18 +19,20 @@ print(points)
 """
 
 # Reads nt.runs(limit=100) every 50 ms until the flag says "stop"; prints a JSON report
-# with every read's seconds, the first read's, and the errors seen.
+# with every read's seconds (and CPU seconds: on a busy machine the rest is the wait for
+# a core or for the lock), the first read's, and the errors seen.
 POLLER = """
 import json, sys, time, nbtrail as nt
 import duckdb, numpy, polars  # warm: time the reads, not the first imports
 nt.config.set(home=sys.argv[1])
-times, errors = [], []
+times, cpu, errors = [], [], []
 while True:
     stop = open(sys.argv[2]).read() == "stop"
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     try:
         nt.runs(limit=100)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     except nt.NbtrailError as exc:
         if "no nbtrail store" not in str(exc):  # the writers may not have started yet
             errors.append(repr(exc))
@@ -39,7 +41,7 @@ while True:
     if stop:
         break
     time.sleep(0.05)
-print(json.dumps({"times": times, "errors": errors}))
+print(json.dumps({"times": times, "cpu": cpu, "errors": errors}))
 """
 
 

@@ -67,7 +67,9 @@ def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
     backlog = time.monotonic() - stopped
     reports = [json.loads(r.communicate()[0]) for r in readers]
     times = [t for r in reports for t in r["times"]]
+    cpu = [t for r in reports for t in r.get("cpu", [])]
     return {"reads": len(times), "p50_ms": percentile(times, .5) * 1000,
+            "cpu_p50_ms": percentile(cpu, .5) * 1000,
             "p99_ms": percentile(times, .99) * 1000, "max_ms": max(times, default=0) * 1000,
             "first_ms": min((r["times"][0] for r in reports if r["times"]), default=0) * 1000,
             "errors": sum(len(r["errors"]) for r in reports), "points": points,

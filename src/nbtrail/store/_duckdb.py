@@ -68,6 +68,8 @@ FOLD_MIN_FREE = 4 * FOLD_BUDGET
 FOLD_PATIENCE = 1.0
 # Seconds one fold keeps the database open for pass after pass while no reader waits.
 FOLD_HOLD = 1.0
+# Seconds a closing store waits for the lock to fold its own journal.
+EXIT_FOLD_PATIENCE = 5.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
@@ -136,7 +138,7 @@ class DuckDBStore(Store):
             return self._writer
 
     def close(self) -> None:
-        """Flush and close this process's journal, then fold it if the lock is free."""
+        """Flush and close this process's journal, then fold it (waiting a little for the lock)."""
         with self._writer_lock:
             writer, self._writer = self._writer, None
             folder, self._folder = self._folder, None
@@ -146,9 +148,11 @@ class DuckDBStore(Store):
         if writer is not None:
             writer.close()
             # Only what this process wrote: a forked child inherits a writer for every
-            # store its parent used and must not fold them all on its way out.
+            # store its parent used and must not fold them all on its way out. It waits
+            # a little for the lock: a process that folds now may have read this journal
+            # while it was still open, and would leave it for the next one to remove.
             if writer.unfolded:
-                self.fold_all(wait=False)
+                self.fold_all(wait=False, patience=EXIT_FOLD_PATIENCE)
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal and fold thread; runs keep their writer."""
@@ -322,9 +326,11 @@ class DuckDBStore(Store):
         with self._lock(fcntl.LOCK_SH), self._attached() as con:
             return _schema.current_version(con)
 
-    def try_fold(self, *, wait: bool = False,
-                 max_bytes: int | None = FOLD_BUDGET) -> FoldResult | None:
-        """Fold one bounded pass of journals if the lock is free (or once it is, with wait).
+    def try_fold(self, *, wait: bool = False, max_bytes: int | None = FOLD_BUDGET,
+                 hold: float = FOLD_HOLD) -> FoldResult | None:
+        """Fold bounded passes of journals if the lock is free (or once it is, with wait).
+
+        After the first pass it goes on for up to ``hold`` seconds while no reader waits.
 
         Returns ``None`` when another process holds the lock; it is folding or reading,
         and always for a read-only store.
@@ -360,7 +366,7 @@ class DuckDBStore(Store):
                     # Opening the database and checkpointing it on close cost more than
                     # a pass: keep folding in this connection, in larger passes, while
                     # no reader waits (one checks between passes).
-                    held = time.monotonic() + FOLD_HOLD
+                    held = time.monotonic() + hold
                     result = fold(con, self.journal_dir, max_bytes)
                     while (result.remaining and time.monotonic() < held
                            and not self._readers_waiting()
@@ -386,19 +392,23 @@ class DuckDBStore(Store):
         since = self._stepped_aside
         return since is not None and time.monotonic() - since > FOLD_PATIENCE
 
-    def fold_all(self, *, wait: bool = True) -> None:
+    def fold_all(self, *, wait: bool = True, patience: float = 0.0) -> None:
         """Fold until no journal has unfolded records, letting readers in between passes.
 
-        With ``wait=False`` it stops as soon as another process holds the lock: that
-        process is folding, or will be when its read is done.
+        With ``wait=False`` it stops once another process has held the lock for
+        ``patience`` seconds: that process is folding, or will be when its read is done.
         """
         # Fold what is there now; a writer still logging must not keep this loop alive.
         targets = {}
         for path in journal_files(self.journal_dir):
             with contextlib.suppress(FileNotFoundError):
                 targets[path.name] = path.stat().st_size
+        deadline = time.monotonic() + patience
         while True:
             result = self.try_fold(wait=wait)
+            if result is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
             if result is None or not result.remaining:
                 return
             if all(result.offsets.get(name, size) >= size for name, size in targets.items()):
@@ -431,7 +441,7 @@ class DuckDBStore(Store):
                     yield con
                     return
             try:
-                self.try_fold()
+                self.try_fold(hold=0.0)  # one pass: a read does not fold for everyone
             except NbtrailError as exc:  # the journals still answer the read
                 warnings.warn(f"nbtrail: {exc}", stacklevel=4)
 
