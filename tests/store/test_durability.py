@@ -445,3 +445,34 @@ def test_a_fold_stops_after_one_pass_when_a_reader_waits(tmp_path):
     store.fold_all()
     assert store.sql("select count(*) as n from metrics")["n"][0] == 20_000
     store.close()
+
+
+# Logs one run, says so, and exits: its exit folds the journal.
+EXITING_WRITER = """
+import sys, nbtrail as nt
+nt.config.set(home=sys.argv[1])
+with nt.run(name="exiting") as run:
+    run.log_metric("m", 1.0)
+print("done", flush=True)
+"""
+
+
+def test_a_writer_exiting_while_another_process_holds_the_lock_still_folds_its_journal(
+        tmp_path):
+    import fcntl
+
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    Tracker(store).start_run(name="first").end()
+    store.sync()
+    with store._lock(fcntl.LOCK_SH):  # as another process reading holds it
+        proc = _spawn(EXITING_WRITER, home)
+        assert proc.stdout.readline().strip() == "done"
+        time.sleep(1.0)  # the writer is at its exit fold, waiting for the lock
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    left = set((home / "journal").glob("*.nbj")) - {store.writer().path}  # not this one's
+    assert not left, "the exiting writer left its journal"
+    assert store.sql("select name, status from runs where name = 'exiting'").rows() == [
+        ("exiting", "finished")]
+    store.close()
