@@ -1,8 +1,9 @@
-"""Store benchmark: reads while 16 writers log at full speed, and fold throughput.
+"""Store benchmark: reads while 16 writers log at full speed, fold throughput, many runs.
 
     python benchmarks/store.py                       # the nbtrail of this checkout
     python benchmarks/store.py --src /path/to/src    # another one (e.g. today's main)
     python benchmarks/store.py --seconds 10 --writers 16 --readers 2
+    python benchmarks/store.py --bulk-runs 100000 --bulk-steps 100   # the bulk scenario
 
 Targets (issue 12): read p99 <= 100 ms, slowest read <= 500 ms, backlog folded within
 2 s of the writers stopping, >= 2 M metric points/s folded.
@@ -82,8 +83,39 @@ def fold_throughput(src: Path, folder: Path, runs: int, steps: int) -> dict[str,
     return {"points": runs * steps, "fold_s": seconds, "points_per_s": runs * steps / seconds}
 
 
+# Logs many short runs through the public API, folds, and times three typical queries.
+BULK = """
+import json, sys, time, nbtrail as nt
+nt.config.set(home=sys.argv[1], capture_git=False, capture_environment=False)
+runs, steps = int(sys.argv[2]), int(sys.argv[3])
+started = time.perf_counter()
+for r in range(runs):
+    with nt.run(name=f"r{r}") as run:
+        run.log_param("lr", r % 10 / 10)
+        for step in range(steps):
+            run.log_metric("loss", 1.0 / (step + 1 + r % 7), step=step)
+logged = time.perf_counter()
+nt.sync()
+folded = time.perf_counter()
+some = nt.runs(where="metrics.loss < 0.2 and params.lr = 0.5", order_by="metrics.loss",
+               limit=100)
+queried = time.perf_counter()
+nt.metric_history(some["run_id"][0], "loss")
+history = time.perf_counter()
+print(json.dumps({"log_s": logged - started, "fold_s": folded - logged,
+                  "query_ms": (queried - folded) * 1000, "history_ms": (history - queried) * 1000}))
+"""
+
+
+def bulk(src: Path, folder: Path, runs: int, steps: int) -> dict[str, float]:
+    """Log ``runs`` × ``steps`` points, fold them, query: seconds and milliseconds."""
+    report = json.loads(_spawn(src, BULK, folder / "bulk", runs, steps).communicate()[0])
+    return {"runs": runs, "points": runs * steps, **report,
+            "points_per_s_folded": runs * steps / report["fold_s"]}
+
+
 def main() -> None:
-    """Run both scenarios and print one JSON line each."""
+    """Run the scenarios and print one JSON line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, default=ROOT / "src")
     parser.add_argument("--seconds", type=float, default=10)
@@ -91,12 +123,18 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=2)
     parser.add_argument("--fold-runs", type=int, default=100)
     parser.add_argument("--fold-steps", type=int, default=10_000)
+    parser.add_argument("--bulk-runs", type=int, default=0,
+                        help="run the bulk scenario with this many runs (0: skip it)")
+    parser.add_argument("--bulk-steps", type=int, default=100)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nbtrail-bench-store-") as tmp:
         print(json.dumps({"read_latency": read_latency(
             args.src, Path(tmp), args.seconds, args.writers, args.readers)}), flush=True)
         print(json.dumps({"fold": fold_throughput(
             args.src, Path(tmp), args.fold_runs, args.fold_steps)}), flush=True)
+        if args.bulk_runs:
+            print(json.dumps({"bulk": bulk(args.src, Path(tmp), args.bulk_runs,
+                                           args.bulk_steps)}), flush=True)
 
 
 if __name__ == "__main__":
