@@ -274,6 +274,8 @@ class Batch:
         self.metric_points = 0
         self.count = 0
         self.rejected: list[Rejected] = []
+        # Record kind -> (column, type, nullable, is a time) to check its records by.
+        self._checks: dict[str, list[tuple[str, str, bool, bool]]] = {}
 
     def add(self, record: Any, where: tuple[Path, int]) -> None:
         """Add one record found in journal ``where[0]`` at offset ``where[1]``."""
@@ -317,8 +319,11 @@ class Batch:
             if record.get("status") not in _RUN_STATUSES:
                 return f"status is not one of {', '.join(_RUN_STATUSES)}"
         elif isinstance(kind, str) and kind in TABLES:
-            spec, types = TABLES[kind], self.types[kind]
-            checks = [(c, *types[c], c in spec.times) for c in spec.columns if c in types]
+            if kind not in self._checks:
+                spec, types = TABLES[kind], self.types[kind]
+                self._checks[kind] = [(c, *types[c], c in spec.times)
+                                      for c in spec.columns if c in types]
+            checks = self._checks[kind]
         else:
             return f"unknown record kind {kind!r:.40}"
         for column, column_kind, nullable, time in checks:
