@@ -476,3 +476,45 @@ def test_a_writer_exiting_while_another_process_holds_the_lock_still_folds_its_j
     assert store.sql("select name, status from runs where name = 'exiting'").rows() == [
         ("exiting", "finished")]
     store.close()
+
+
+# Starts a run, logs to it, makes it durable (folded, or only in the journal), and dies.
+DYING_WRITER = """
+import os, signal, sys
+from nbtrail.store._duckdb import DuckDBStore
+from nbtrail.tracking._tracker import Tracker
+store = DuckDBStore(sys.argv[1], fold_interval=1e9)
+run = Tracker(store).start_run(name="doomed")
+run.log_metric("m", 1.0)
+store.sync() if sys.argv[2] == "folded" else store.writer().flush()
+print(run.run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# Keeps the store's database open read-only, as `duckdb -readonly` does, until killed.
+HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("open", flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("state", ["folded", "in the journal"])
+def test_a_killed_run_reads_killed_while_another_program_keeps_folds_out(tmp_path, state):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    Tracker(store).start_run(name="first").end()
+    store.sync()  # the database exists
+    store.close()
+    dying = _spawn(DYING_WRITER, home, state)
+    run_id = dying.communicate(timeout=60)[0].strip()
+    holder = _spawn(HOLDER, home / "nbtrail.duckdb")
+    assert holder.stdout.readline().strip() == "open"
+    try:
+        run = DuckDBStore(home).get_run(run_id)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert (run.status, run.metrics) == ("killed", {"m": 1.0})
+    assert list((home / "journal").glob("*.nbj")), "the fold ran: the test proves nothing"

@@ -436,8 +436,8 @@ class DuckDBStore(Store):
                 # A dead journal needs a fold to mark its runs killed; a long tail is
                 # cheaper folded once than overlaid on every read.
                 if attempt > 0 or not (pending.dead or pending.size > FOLD_BUDGET):
-                    if pending.batch.count:
-                        apply_overlay(con, pending.batch)
+                    if pending.batch.count or pending.dead:
+                        apply_overlay(con, pending)
                     yield con
                     return
             try:

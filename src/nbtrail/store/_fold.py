@@ -144,14 +144,8 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
                 )
             dead = [c for c in chunks if not c.alive and c.at_end]
             for chunk in dead:
-                writer_id = writer_id_of(chunk.path)
-                killed = con.execute(
-                    "UPDATE runs SET status = 'killed', end_time = to_timestamp(?), "
-                    "error = 'the process that ran it ended before the run did' "
-                    "WHERE writer_id = ? AND status = 'running' RETURNING run_id",
-                    [chunk.last_write, writer_id],
-                ).fetchall()
-                result.killed_runs += len(killed)
+                result.killed_runs += mark_killed(con, "runs", writer_id_of(chunk.path),
+                                                  chunk.last_write)
             con.execute("COMMIT")
         except BaseException:
             # A failed COMMIT has ended the transaction already; its error is the one to see.
@@ -164,6 +158,16 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             os.unlink(chunk.path)
             result.removed_journals.append(chunk.path.name)
     return result
+
+
+def mark_killed(con: duckdb.DuckDBPyConnection, table: str, writer_id: str,
+                when: float) -> int:
+    """Mark the runs still running of a writer that died as killed; return how many."""
+    return len(con.execute(
+        f"UPDATE {table} SET status = 'killed', end_time = to_timestamp(?), "
+        "error = 'the process that ran it ended before the run did' "
+        "WHERE writer_id = ? AND status = 'running' RETURNING run_id",
+        [when, writer_id]).fetchall())
 
 
 QUARANTINE = "quarantine"

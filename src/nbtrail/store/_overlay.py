@@ -9,12 +9,12 @@ tables touched, and shadows those tables with temporary views of the same names
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._fold import TABLES, Batch, column_types, folded_offsets, warn_rejected
-from ._journal import journal_files, open_journal
+from ._fold import TABLES, Batch, column_types, folded_offsets, mark_killed, warn_rejected
+from ._journal import journal_files, open_journal, writer_id_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,7 +28,9 @@ class Pending:
 
     batch: Batch
     size: int = 0  # bytes
-    dead: bool = False  # some journal belongs to a dead process: a fold must mark its runs
+    # Writers whose process died, read to their journal's end -> when it last wrote: a
+    # fold marks their unfinished runs killed, and a read shows them so until it has.
+    dead: dict[str, float] = field(default_factory=dict)
 
 
 def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
@@ -41,19 +43,21 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
         with open_journal(path, offset, seq=seq) as chunk:
             if chunk is None:
                 continue
-            pending.dead = pending.dead or not chunk.alive
+            if not chunk.alive and chunk.at_end:
+                pending.dead[writer_id_of(path)] = chunk.last_write
             pending.size += max(chunk.end_offset - offset, 0)
             pending.batch.add_chunk(chunk)
     warn_rejected(pending.batch.rejected)
     return pending
 
 
-def apply_overlay(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-    """Make ``con`` see ``batch`` on top of the folded tables."""
+def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
+    """Make ``con`` see the ``pending`` records on top of the folded tables."""
+    batch = pending.batch
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     source = f'"{catalog.replace(chr(34), chr(34) * 2)}".main'
     touched = [name for name, rows in batch.rows.items() if rows]
-    if batch.ends and "runs" not in touched:
+    if (batch.ends or pending.dead) and "runs" not in touched:
         touched.append("runs")
     if batch.metric_points:
         touched += ["metrics", "latest_metrics"]
@@ -66,23 +70,29 @@ def apply_overlay(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         # A run that ends now started in an earlier fold: copy it, so the update applies.
         con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
                     "WHERE run_id IN (SELECT unnest(?))", [list(batch.ends)])
+    if pending.dead:
+        con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
+                    "WHERE status = 'running' AND writer_id IN (SELECT unnest(?))",
+                    [list(pending.dead)])
     batch.apply(con, PREFIX)
+    for writer_id, when in pending.dead.items():
+        mark_killed(con, f"{PREFIX}runs", writer_id, when)
     for name in touched:
-        pending = f"{PREFIX}{name}"
+        shadow = f"{PREFIX}{name}"
         if name == "metrics":
-            body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME SELECT * FROM {pending}"
+            body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME SELECT * FROM {shadow}"
         elif name == "latest_metrics":
             # The latest point of a key is the higher step, then the later time, of both.
             body = f"""
-                SELECT * FROM {source}.latest_metrics ANTI JOIN {pending} USING (run_id, key)
+                SELECT * FROM {source}.latest_metrics ANTI JOIN {shadow} USING (run_id, key)
                 UNION ALL BY NAME
                 SELECT * FROM (
-                    SELECT * FROM {source}.latest_metrics SEMI JOIN {pending} USING (run_id, key)
-                    UNION ALL BY NAME SELECT * FROM {pending}
+                    SELECT * FROM {source}.latest_metrics SEMI JOIN {shadow} USING (run_id, key)
+                    UNION ALL BY NAME SELECT * FROM {shadow}
                 ) QUALIFY row_number() OVER (
                     PARTITION BY run_id, key ORDER BY step DESC, timestamp DESC) = 1"""
         else:
             keys = ", ".join(TABLES[name].key)
-            body = (f"SELECT * FROM {source}.{name} ANTI JOIN {pending} USING ({keys}) "
-                    f"UNION ALL BY NAME SELECT * FROM {pending}")
+            body = (f"SELECT * FROM {source}.{name} ANTI JOIN {shadow} USING ({keys}) "
+                    f"UNION ALL BY NAME SELECT * FROM {shadow}")
         con.execute(f"CREATE TEMP VIEW {name} AS {body}")
