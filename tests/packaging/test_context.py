@@ -90,7 +90,7 @@ def test_lockfile_pins_the_training_environment_and_nothing_of_the_workbench(tra
 
 def test_lockfile_takes_the_recorded_version_over_the_installed_one(trained, tmp_path):
     # Rewrite the recorded environment as if training had used another numpy.
-    store = nt.DuckDBStore(nt.config.current.resolve_home())
+    store = nt.open_store(nt.config.current.resolve_home())
     nt.sync()
     env_id = nt.sql("select env_id from runs")["env_id"][0]
     with store._read_write() as con:
