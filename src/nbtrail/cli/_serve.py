@@ -62,8 +62,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     # No existence check, unlike the reading commands: the dashboard starts on a store
     # where nothing was logged yet and says how to log the first run.
-    serve(open_store(args, must_exist=False, read_only=True), port=args.port, address=args.address,
-          basic_auth=args.basic_auth, token=args.token, show=args.show)
+    store = open_store(args, must_exist=False, read_only=True)
+    serve(store, port=args.port, address=args.address, basic_auth=args.basic_auth,
+          token=args.token, show=args.show)
     return 0
 
 

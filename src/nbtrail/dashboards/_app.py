@@ -145,7 +145,7 @@ def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewa
                         _html_pane(_views.run_html, store, run), name="Run",
                         sizing_mode="stretch_width")
     picked = _chips("Runs to compare", recent,
-                    [r for r in _views.runs_with_curves(store) if r in recent.values()] or
+                    [r for r in store.runs_with_curves(limit=2) if r in recent.values()] or
                     list(recent.values())[:2], width=640)
     compare_tab = pn.Column(pn.Row(picked, _download(store, "compare", run_ids=picked)),
                             _html_pane(_views.compare_html, store, picked), name="Compare",

@@ -65,11 +65,6 @@ def recent_run_ids(store: Store, limit: int = 200) -> list[tuple[str, str]]:
             for run_id, name, experiment in frame.select("run_id", "name", "experiment").rows()]
 
 
-def runs_with_curves(store: Store, limit: int = 2) -> list[str]:
-    """The newest runs with a metric logged at several steps: what a comparison starts on."""
-    return store.runs_with_curves(limit=limit)
-
-
 def sweeps(store: Store) -> list[tuple[str, str]]:
     """(label, sweep id) of every sweep, newest first."""
     from ..sweeps import list_sweeps
@@ -105,11 +100,6 @@ def drift_history(store: Store, model_id: str) -> pl.DataFrame:
             *sorted(c for c in frame.columns if c.startswith("metrics.psi.")), "run_id"]
     return frame.select(c for c in keep if c in frame.columns).with_columns(
         pl.col("start_time").dt.replace_time_zone(None))
-
-
-def packages_of(store: Store, model_id: str) -> list[str]:
-    """Packages built from a model (lineage edges ``model -> package``)."""
-    return store.packages_of(model_id)
 
 
 # -- HTML fragments -----------------------------------------------------------------------
@@ -237,7 +227,7 @@ def monitoring_html(store: Store, model_id: str) -> str:
     history = drift_history(store, model_id)
     if history.is_empty():
         return "<p>No drift report for this model yet (nbtrail drift MODEL LOG).</p>"
-    packages = packages_of(store, model_id)
+    packages = store.packages_of(model_id)
     head = _html.mapping(f"model {model_id}", {
         "packages": ", ".join(packages) or "(none)", "reports": history.height,
         "latest verdict": history["tags.verdict"][-1]})

@@ -115,7 +115,9 @@ def log_object(model: object, *, name: str, input_example: object,
 
     tracker = tracker_of(store)
     current = tracker.active_run()
-    if current is not None:
+    # The active run may log to another store (it lives in a context variable): the model
+    # must land where it is packaged from.
+    if current is not None and current.store is store:
         return log(current)
     with tracker.start_run(name=f"package {name}") as new:
         return log(new)

@@ -15,6 +15,7 @@ from ..store import Artifact, Dataset, Edge, Model, Param, RunDataset, RunEnd, T
 from ._keys import check_key, metric_value, param_value, tag_value
 
 if TYPE_CHECKING:
+    from ..store import Store
     from ._datasets import DatasetProfile
     from ._tracker import Capture, Tracker
 
@@ -62,6 +63,11 @@ class ActiveRun:
     def status(self) -> Status:
         """``running`` until the run ends, then ``finished`` or ``failed``."""
         return self._status
+
+    @property
+    def store(self) -> Store:
+        """The store this run logs to."""
+        return self._tracker.store
 
     # -- params, metrics, tags ----------------------------------------------------------
 
