@@ -254,7 +254,7 @@ class Tracker:
 
 
 _trackers: dict[Path, Tracker] = {}
-# Trackers of stores passed explicitly whose folder already had a tracker of its own.
+# Trackers of store objects passed explicitly (``store=``), by object.
 _other_trackers: dict[int, Tracker] = {}
 TAGS_VARIABLE = "NBTRAIL_TAGS"
 
@@ -304,10 +304,13 @@ def tracker_of(store: Store | None) -> Tracker:
         return get_tracker()
     with _trackers_lock:
         tracker = _trackers.get(store.home)
+        if tracker is not None and tracker.store is store:
+            return tracker
+        # Kept apart from the configured stores' trackers: a store given once (read-only,
+        # say) must not become the one nt.run() logs to.
+        tracker = _other_trackers.get(id(store))
         if tracker is None:
-            tracker = _trackers[store.home] = Tracker(store)
-        elif tracker.store is not store:
-            tracker = _other_trackers.setdefault(id(store), Tracker(store))
+            tracker = _other_trackers[id(store)] = Tracker(store)
         return tracker
 
 
