@@ -59,7 +59,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
         mp.chdir(repo)
 
         store_path = base / "store"
-        tracker = nt.Tracker(nt.DuckDBStore(store_path))
+        tracker = nt.Tracker(nt.open_store(store_path))
         run = tracker.start_run(name="baseline", experiment="exp-a")
         run.log_params({"C": 1.0, "penalty": "l2", "epochs": 3})
         for value in (1.0, 0.5, 0.25):
@@ -323,7 +323,7 @@ def test_runs_show_and_lineage_with_dataset_and_model(
 
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "store"
-    tracker = nt.Tracker(nt.DuckDBStore(store),
+    tracker = nt.Tracker(nt.open_store(store),
                          Settings(capture_git=False, capture_environment=False))
     run = tracker.start_run(name="fit")
     frame = pl.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "y": [0, 0, 1, 1]})
@@ -710,12 +710,14 @@ def test_dashboard_starts_on_a_folder_where_nothing_was_logged(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import nbtrail.dashboards
 
-    served: list[Path] = []
-    monkeypatch.setattr(nbtrail.dashboards, "serve", lambda home, **_: served.append(home))
+    served: list[nt.Store] = []
+    monkeypatch.setattr(nbtrail.dashboards, "serve", lambda store, **_: served.append(store))
     empty = tmp_path / "nothing-logged"
     code, _, err = call(capsys, "--store", str(empty), "dashboard", "--port", "0")
     assert code == 0, err
-    assert served == [empty.resolve()]
+    assert [store.home for store in served] == [empty.resolve()]
+    with pytest.raises(nt.NbtrailError, match="read-only"):
+        served[0].writer()
     assert not empty.exists()  # the CLI creates nothing; the dashboard reads read-only
 
 

@@ -53,7 +53,8 @@ _LAZY = {
     "ActiveRun": "nbtrail.tracking._run",
     "Run": "nbtrail.store._records",
     "Lineage": "nbtrail.store._records",
-    "DuckDBStore": "nbtrail.store._duckdb",
+    "Store": "nbtrail.store._base",
+    "open_store": "nbtrail.store._open",
     "reproduce": "nbtrail.experiments._reproduce",
     "sweep": "nbtrail.sweeps._api",
     "track_study": "nbtrail.sweeps._api",
@@ -72,11 +73,11 @@ __all__ = [
     "ActiveRun",
     "Comparison",
     "DriftReport",
-    "DuckDBStore",
     "Lineage",
     "NbtrailError",
     "Package",
     "Run",
+    "Store",
     "Sweep",
     "Tracker",
     "ValidationReport",
@@ -100,6 +101,7 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "open_store",
     "package",
     "reproduce",
     "run",
@@ -124,7 +126,8 @@ if TYPE_CHECKING:
     from .monitor._validate import ValidationReport
     from .packaging._api import Package, package
     from .packaging._local import serve
-    from .store._duckdb import DuckDBStore
+    from .store._base import Store
+    from .store._open import open_store
     from .store._records import Lineage, Run
     from .sweeps._api import sweep, track_study
     from .sweeps._sweep import Sweep

@@ -30,7 +30,7 @@ def _run_with_snapshot(repo: Path, store: Path, monkeypatch: pytest.MonkeyPatch)
     (repo / "new_feature.py").write_text("x = 1\n")
     (repo / "debug.log").write_text("ignored\n")
     monkeypatch.chdir(repo)
-    tracker = nt.Tracker(nt.DuckDBStore(store))
+    tracker = nt.Tracker(nt.open_store(store))
     run = tracker.start_run(name="tuned")
     run.end()
     tracker.close()
@@ -105,10 +105,10 @@ def test_restore_run_makes_a_branch_at_the_snapshot(repo: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "store"
     run_id = _run_with_snapshot(repo, store, monkeypatch)
-    snapshot = nt.DuckDBStore(store).get_run(run_id).git["snapshot"]
+    snapshot = nt.open_store(store).get_run(run_id).git["snapshot"]
     before = checkout_state(repo)
 
-    made = restore_run(run_id[:12], store=nt.DuckDBStore(store))
+    made = restore_run(run_id[:12], store=nt.open_store(store))
 
     assert made.branch == f"nbtrail/{run_id[:10]}" and made.commit == snapshot
     assert made.switched is False and made.run_id == run_id
@@ -128,7 +128,7 @@ def test_restore_run_makes_a_branch_at_the_snapshot(repo: Path, tmp_path: Path,
 
 def test_restore_run_with_a_name_and_refusals(repo: Path, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    store = nt.DuckDBStore(tmp_path / "store")
+    store = nt.open_store(tmp_path / "store")
     run_id = _run_with_snapshot(repo, tmp_path / "store", monkeypatch)
     made = restore_run(run_id, branch="retry/tuned", store=store)
     assert made.branch == "retry/tuned"
@@ -145,7 +145,7 @@ def test_restore_run_with_a_name_and_refusals(repo: Path, tmp_path: Path,
 
 def test_restore_run_without_a_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # not a repository
-    store = nt.DuckDBStore(tmp_path / "store")
+    store = nt.open_store(tmp_path / "store")
     run = nt.Tracker(store).start_run(name="outside")
     run.end()
     store.close()
@@ -159,7 +159,7 @@ def test_restore_run_whose_repository_is_gone(repo: Path, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     repo.rename(tmp_path / "moved")
     with pytest.raises(SnapshotError, match="no longer exists"):
-        restore_run(run_id, store=nt.DuckDBStore(tmp_path / "store"))
+        restore_run(run_id, store=nt.open_store(tmp_path / "store"))
 
 
 # -- CLI ----------------------------------------------------------------------------------

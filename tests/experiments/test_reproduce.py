@@ -94,7 +94,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         execute_notebook(repo / "switch.ipynb", store)
         git(repo, "checkout", "-q", "--", "notebooks/train.ipynb")  # back to seed 1
 
-        frame = nt.DuckDBStore(store).runs(order_by="start_time")
+        frame = nt.open_store(store).runs(order_by="start_time")
         runs: dict[str, str] = {}
         for run_id, name in frame.select("run_id", "name").rows():
             key = name if name not in runs else f"{name}#2"
@@ -104,7 +104,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
 
 
 def _reproduce(project: Project, key: str, **options: object) -> Reproduction:
-    return reproduce_run(nt.DuckDBStore(project.store), project.runs[key], **options)
+    return reproduce_run(nt.open_store(project.store), project.runs[key], **options)
 
 
 def _leftover_worktrees(run_id: str) -> list[str]:
@@ -113,7 +113,7 @@ def _leftover_worktrees(run_id: str) -> list[str]:
 
 
 def test_original_runs_recorded_their_notebook_and_snapshot(project: Project) -> None:
-    store = nt.DuckDBStore(project.store)
+    store = nt.open_store(project.store)
     run = store.get_run(project.runs["baseline"])
     assert run.notebook == str(project.repo / "notebooks" / "train.ipynb")
     assert run.params == {"seed": 7}
@@ -150,7 +150,7 @@ def test_reproduce_matches_and_leaves_the_checkout_untouched(project: Project,
     assert rows["acc"]["abs_diff"] == 0.0 and rows["acc"]["match"]
     assert math.isnan(rows["undefined"]["original"]) and rows["undefined"]["match"]
 
-    store = nt.DuckDBStore(project.store)
+    store = nt.open_store(project.store)
     again = store.get_run(result.reproduced_run_id)
     assert again.name == "baseline" and again.params == {"seed": 7}  # the snapshot's code
     assert again.git["commit"] == store.get_run(result.run_id).git["snapshot"]
@@ -166,7 +166,7 @@ def test_reproduce_matches_and_leaves_the_checkout_untouched(project: Project,
 def test_same_named_runs_are_matched_by_order(project: Project) -> None:
     result = _reproduce(project, "fold#2")
     assert result.matches
-    again = nt.DuckDBStore(project.store).get_run(result.reproduced_run_id)
+    again = nt.open_store(project.store).get_run(result.reproduced_run_id)
     assert again.metrics["score"] == pytest.approx(0.2)
 
 
@@ -214,7 +214,7 @@ def test_keep_worktree_leaves_the_checkout_for_inspection(project: Project) -> N
         worktree = Path(result.worktree)
         assert (worktree / "notebooks" / "train.ipynb").is_file()
         assert git(worktree, "rev-parse", "HEAD") == \
-            nt.DuckDBStore(project.store).get_run(result.run_id).git["snapshot"]
+            nt.open_store(project.store).get_run(result.run_id).git["snapshot"]
         assert "worktree kept at" in result.to_text()
     finally:
         git(project.repo, "worktree", "remove", "--force", result.worktree)
@@ -234,7 +234,7 @@ def test_run_without_snapshot_is_a_clear_error(tmp_path: Path,
     (repo / "a.py").write_text("x = 1\n")
     commit_all(repo)
     monkeypatch.chdir(repo)
-    store = nt.DuckDBStore(tmp_path / "store")
+    store = nt.open_store(tmp_path / "store")
     with nt.config(capture_git=False):
         run = nt.Tracker(store).start_run(name="no-git")
     run.end()
@@ -252,7 +252,7 @@ def test_pruned_snapshot_and_script_runs_are_clear_errors(tmp_path: Path,
     commit_all(repo)
     (repo / "a.py").write_text("x = 2\n")  # dirty: the snapshot is a commit of its own
     monkeypatch.chdir(repo)
-    store = nt.DuckDBStore(tmp_path / "store")
+    store = nt.open_store(tmp_path / "store")
     tracker = nt.Tracker(store)
     script = tracker.start_run(name="script")
     script.end()
@@ -271,7 +271,7 @@ def test_pruned_snapshot_and_script_runs_are_clear_errors(tmp_path: Path,
 
 
 def test_notebook_path_resolution(project: Project) -> None:
-    store = nt.DuckDBStore(project.store)
+    store = nt.open_store(project.store)
     run = store.get_run(project.runs["baseline"])
     root, sha = run.git["root"], run.git["snapshot"]
     assert _notebook_in_snapshot(run, root, sha) == "notebooks/train.ipynb"
@@ -295,7 +295,7 @@ def test_compare_tolerances_and_missing_metrics() -> None:
     loose = _compare({"b": 1.0}, {"b": 1.1}, rtol=0.0, atol=0.2)
     assert loose["match"].to_list() == [True]
     with pytest.raises(nt.NbtrailError, match="rtol must be a number >= 0"):
-        reproduce_run(nt.DuckDBStore("unused"), "x", rtol=-1)
+        reproduce_run(nt.open_store("unused"), "x", rtol=-1)
 
 
 def test_cli_reproduce_exit_codes(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
@@ -327,7 +327,7 @@ def test_cli_reproduce_exit_codes(project: Project, capsys: pytest.CaptureFixtur
 def test_cli_reproduce_without_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)  # no git here
-    store = nt.DuckDBStore(tmp_path / "store")
+    store = nt.open_store(tmp_path / "store")
     run = nt.Tracker(store).start_run(name="outside")
     run.end()
     store.close()

@@ -84,3 +84,17 @@ def test_a_prediction_log_is_validated_on_its_inputs(trained, tmp_path):
     assert report.rows == 300
     assert [(p.column, p.problem, p.count) for p in report.problems] == [
         ("amount", "out_of_range", 1)]
+
+
+def test_validate_and_drift_read_and_record_in_the_store_given(trained, home, tmp_path):
+    model_id, _ = trained
+    store = nt.open_store(home)
+    elsewhere = tmp_path / "elsewhere"
+    with nt.config(home=str(elsewhere)):  # the configured store knows no model
+        with pytest.raises(NotFoundError):
+            nt.validate(sample(50, seed=2), against=model_id)
+        assert nt.validate(sample(500, seed=7), against=model_id, store=store).ok
+        report = nt.drift(model_id, sample(500, seed=3), store=store)
+    assert report.run_id is not None
+    assert store.get_run(report.run_id).tags["model_id"] == model_id
+    assert not elsewhere.exists()

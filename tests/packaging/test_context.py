@@ -90,7 +90,7 @@ def test_lockfile_pins_the_training_environment_and_nothing_of_the_workbench(tra
 
 def test_lockfile_takes_the_recorded_version_over_the_installed_one(trained, tmp_path):
     # Rewrite the recorded environment as if training had used another numpy.
-    store = nt.DuckDBStore(nt.config.current.resolve_home())
+    store = nt.open_store(nt.config.current.resolve_home())
     nt.sync()
     env_id = nt.sql("select env_id from runs")["env_id"][0]
     with store._read_write() as con:
@@ -151,6 +151,20 @@ def test_a_model_object_is_logged_then_packaged(home, tmp_path):
     assert [c["name"] for c in signature["inputs"]] == ["0", "1", "2"]
     assert signature["frame"] == "numpy"
     assert nt.get_run(pkg.run_id).name == "package reg"
+
+
+def test_a_model_object_is_logged_and_packaged_in_the_store_given(home, tmp_path):
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    model = LinearRegression().fit(X, X @ [1.0, 2.0, 3.0])
+    other = nt.open_store(tmp_path / "other")
+    with nt.run(name="active here"):  # the active run logs to the configured store
+        pkg = nt.package(model, name="reg", input_example=X[:5], output=tmp_path / "ctx",
+                         build=False, store=other)
+    made = other.get_run(pkg.run_id)
+    assert made.name == "package reg"
+    assert [m["model_id"] for m in made.models] == [pkg.model_id]
+    assert other.packages_of(pkg.model_id) == [pkg.package_id]
+    assert nt.runs()["name"].to_list() == ["active here"]
 
 
 def test_pickled_models_need_trust(home, tmp_path):

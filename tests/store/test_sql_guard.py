@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 import nbtrail as nt
-from nbtrail import DuckDBStore
 from nbtrail.errors import InvalidInputError
+from nbtrail.store._duckdb import DuckDBStore
 
 
 @pytest.fixture

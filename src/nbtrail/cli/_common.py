@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._config import Settings, config
 from ..errors import StoreNotFoundError
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 PROG = "nbtrail"
 
@@ -94,40 +91,30 @@ def progress_line(line: str) -> None:
     print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
-def store_home(args: argparse.Namespace) -> Path:
-    """The store folder: ``--store`` (the folder or its database file), else the settings'."""
-    from ..store._duckdb import DB_NAME
-
-    given = getattr(args, "store", None)
-    if not given:
-        return config.current.resolve_home()
-    home = Path(given).expanduser().resolve()
-    if home.name == DB_NAME and home.is_file():  # the database file itself was given
-        home = home.parent
-    return home
+def store_location(args: argparse.Namespace) -> str | None:
+    """``--store`` as given (a folder, its database file or a URL), else ``None``."""
+    return getattr(args, "store", None) or None
 
 
-def open_store(args: argparse.Namespace) -> DuckDBStore:
-    """The store to read; raises ``StoreNotFoundError`` rather than creating one."""
-    from ..store._duckdb import DuckDBStore
+def open_store(args: argparse.Namespace, *, must_exist: bool = True,
+               read_only: bool = False) -> Store:
+    """The store ``--store`` names, else the configured one.
 
-    home = store_home(args)
-    store = DuckDBStore(home)
-    # Checked here because reading a store that is not there would create its folder.
-    if not store.exists():
+    With ``must_exist`` it raises ``StoreNotFoundError`` where nothing was logged yet, rather
+    than reading (which would create the folder); commands that log, such as a sweep
+    worker, create it.
+    """
+    from ..store import open_store as open_location
+
+    store = open_location(store_location(args), read_only=read_only)
+    if must_exist and not store.exists():
         where = ("given with --store" if getattr(args, "store", None)
                  else "found from NBTRAIL_HOME or the current folder")
         raise StoreNotFoundError(
-            f"no nbtrail store at {home} ({where}); pass --store PATH or set NBTRAIL_HOME "
-            "to a folder where runs were logged"
+            f"no nbtrail store at {store.location} ({where}); pass --store PATH or set "
+            "NBTRAIL_HOME to a folder where runs were logged"
         )
     return store
-
-
-def configured(args: argparse.Namespace) -> contextlib.AbstractContextManager[Settings]:
-    """``nt.config`` pointed at ``--store`` if given: for commands that go through the API."""
-    given = getattr(args, "store", None)
-    return config(**({"home": given} if given else {}))
 
 
 # -- argument types ---------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._config import config
 from . import _render as render
 from ._common import Options, add_command, open_store, positive_float
 
@@ -58,9 +57,8 @@ def _drift(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     changes = {k: v for k, v in (("psi", args.psi), ("p_value", args.p_value)) if v is not None}
-    with config(home=store.home):
-        report = drift(args.reference, args.current, log=not args.no_log,
-                       thresholds=Thresholds(**changes))
+    report = drift(args.reference, args.current, log=not args.no_log,
+                   thresholds=Thresholds(**changes), store=store)
     if args.html:
         report.save_html(args.html)
     if args.json:
@@ -104,8 +102,7 @@ def _validate(args: argparse.Namespace) -> int:
     from ..monitor import validate
 
     store = open_store(args)
-    with config(home=store.home):
-        report = validate(args.data, against=args.reference)
+    report = validate(args.data, against=args.reference, store=store)
     if args.json:
         render.print_json({"reference": report.reference, "source": report.source,
                            "rows": report.rows, "ok": report.ok,

@@ -97,7 +97,7 @@ def _runs_ls(args: argparse.Namespace) -> int:
     else:
         short: dict[str, str] = {}
         if not args.full_ids and any(c in _RUN_ID_COLUMNS for c in columns):
-            all_ids = store.sql("SELECT run_id FROM runs")["run_id"].to_list()
+            all_ids = store.run_ids()
             shown = [v for row in rows for c, v in zip(columns, row, strict=True)
                      if c in _RUN_ID_COLUMNS and v is not None]
             short = short_ids(shown, all_ids)

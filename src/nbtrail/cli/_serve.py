@@ -11,11 +11,10 @@ from ._common import (
     PROG,
     Options,
     add_command,
-    configured,
     non_negative_int,
+    open_store,
     positive_int,
     progress_line,
-    store_home,
 )
 
 
@@ -63,8 +62,9 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     # No existence check, unlike the reading commands: the dashboard starts on a store
     # where nothing was logged yet and says how to log the first run.
-    serve(store_home(args), port=args.port, address=args.address,
-          basic_auth=args.basic_auth, token=args.token, show=args.show)
+    store = open_store(args, must_exist=False, read_only=True)
+    serve(store, port=args.port, address=args.address, basic_auth=args.basic_auth,
+          token=args.token, show=args.show)
     return 0
 
 
@@ -95,12 +95,12 @@ def _add_package(commands: Any, options: Options) -> None:
 def _package(args: argparse.Namespace) -> int:
     from ..packaging._api import package
 
-    with configured(args):
-        result = package(
-            args.ref, name=args.name, output=args.output, base_image=args.base_image,
-            build=args.build, trusted=args.trusted,
-            progress=None if args.json else lambda step, _: progress_line(step),
-        )
+    result = package(
+        args.ref, name=args.name, output=args.output, base_image=args.base_image,
+        build=args.build, trusted=args.trusted,
+        progress=None if args.json else lambda step, _: progress_line(step),
+        store=open_store(args),
+    )
     if args.json:
         render.print_json(result.to_dict())
         return 0
@@ -144,8 +144,9 @@ def _add_serve(commands: Any, options: Options) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from ..packaging._local import serve
 
-    with configured(args):
-        serve(args.source, host=args.host, port=args.port, workers=args.workers,
-              range_policy=args.range_policy, log_dir=args.log_dir,
-              max_body_bytes=args.max_body_bytes, trusted=args.trusted)
+    # A package folder needs no store: it is only read if SOURCE is a model or run id.
+    serve(args.source, host=args.host, port=args.port, workers=args.workers,
+          range_policy=args.range_policy, log_dir=args.log_dir,
+          max_body_bytes=args.max_body_bytes, trusted=args.trusted,
+          store=open_store(args, must_exist=False))
     return 0

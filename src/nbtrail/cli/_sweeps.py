@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import InvalidInputError
-from ._common import Options, add_command, configured, positive_float, positive_int
+from ._common import Options, add_command, open_store, positive_float, positive_int
 
 
 def register(commands: Any, options: Options) -> None:
@@ -40,7 +40,7 @@ def _sweep_worker(args: argparse.Namespace) -> int:
 
     if args.n_trials is None and args.timeout is None:
         raise InvalidInputError("give --n-trials N or --timeout SECONDS (or both)")
-    with configured(args):  # the worker creates the store to record its trials in
-        run_worker(args.name, args.storage, args.objective, n_trials=args.n_trials,
-                   timeout=args.timeout)
+    # The worker creates the store to record its trials in.
+    run_worker(args.name, args.storage, args.objective, n_trials=args.n_trials,
+               timeout=args.timeout, store=open_store(args, must_exist=False))
     return 0

@@ -15,11 +15,10 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._config import config
 from ..errors import MissingExtraError
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
     from ._views import View
 
 INSTALL_HINT = "pip install 'nbtrail[dashboard]'"
@@ -34,16 +33,18 @@ def _panel() -> Any:
     return panel
 
 
-def read_only_store(home: str | os.PathLike[str] | None = None) -> DuckDBStore:
-    """The store at ``home`` (default: the configured one), opened read-only.
+def read_only_store(home: Store | str | os.PathLike[str] | None = None) -> Store:
+    """The store at ``home`` (default: the configured one), opened read-only; a store as is.
 
     Nothing needs to be logged there yet: until something is, the dashboard shows how to
     log a first run (as ``mlflow ui`` starts on an empty folder), and each new page looks
     again.
     """
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store, open_store
 
-    return DuckDBStore(Path(home) if home else config.current.resolve_home(), read_only=True)
+    if isinstance(home, Store):
+        return home
+    return open_store(home or None, read_only=True)
 
 
 class Dashboard:
@@ -53,7 +54,7 @@ class Dashboard:
     and other viewers without a kernel show.
     """
 
-    def __init__(self, store: DuckDBStore, args: dict[str, str]) -> None:
+    def __init__(self, store: Store, args: dict[str, str]) -> None:
         self.store = store
         self.args = args
 
@@ -122,7 +123,7 @@ _HIDE_WHEN_DRAWN = """<script>(function () {
 })();</script>"""
 
 
-def dashboard(view: View | None = None, *, store: str | os.PathLike[str] | None = None,
+def dashboard(view: View | None = None, *, store: Store | str | os.PathLike[str] | None = None,
               **args: str) -> Dashboard:
     """The team dashboard inline in a notebook (needs ``nbtrail[dashboard]``).
 
@@ -139,13 +140,13 @@ def dashboard(view: View | None = None, *, store: str | os.PathLike[str] | None 
     return Dashboard(read_only_store(store), {**args, **({"view": view} if view else {})})
 
 
-def serve(home: str | os.PathLike[str] | None = None, *, port: int = 5006,
+def serve(home: Store | str | os.PathLike[str] | None = None, *, port: int = 5006,
           address: str = "127.0.0.1", basic_auth: tuple[str, str] | None = None,
           token: str | None = None, show: bool = False) -> None:
     """Serve the dashboard until interrupted (``nbtrail dashboard``).
 
-    ``home`` is the store folder (default: the configured one); it may be empty or not
-    exist yet. With ``basic_auth=(user, password)`` or ``token``, every request must carry
+    ``home`` is the store, or its folder (default: the configured one); it may be empty or
+    not exist yet. With ``basic_auth=(user, password)`` or ``token``, every request must carry
     them; without either, anyone who reaches the address can read the store.
     """
     pn = _panel()

@@ -16,7 +16,7 @@ from . import _views
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 TITLE = "nbtrail"
 _ACCENT = "#4e79a7"
@@ -75,7 +75,7 @@ def _html_pane(function: Callable[..., str], *args: Any) -> pn.pane.HTML:
                         css_classes=["nbtrail-view"])
 
 
-def _download(store: DuckDBStore, view: _views.View, **widgets: Any) -> pn.widgets.FileDownload:
+def _download(store: Store, view: _views.View, **widgets: Any) -> pn.widgets.FileDownload:
     """A button exporting the view as it is now to a standalone HTML file."""
     def snapshot() -> io.StringIO:
         values = {name: w.value for name, w in widgets.items()}
@@ -92,7 +92,7 @@ def _first(options: list[tuple[str, str]] | dict[str, str], wanted: str | None) 
     return values[0] if values else None
 
 
-def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable.Viewable:
+def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewable:
     """The dashboard over ``store``.
 
     ``args`` pick the tab and items (``view``, ``run``, ``model``, ``sweep``, ``node``), as
@@ -145,7 +145,7 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
                         _html_pane(_views.run_html, store, run), name="Run",
                         sizing_mode="stretch_width")
     picked = _chips("Runs to compare", recent,
-                    [r for r in _views.runs_with_curves(store) if r in recent.values()] or
+                    [r for r in store.runs_with_curves(limit=2) if r in recent.values()] or
                     list(recent.values())[:2], width=640)
     compare_tab = pn.Column(pn.Row(picked, _download(store, "compare", run_ids=picked)),
                             _html_pane(_views.compare_html, store, picked), name="Compare",
@@ -173,7 +173,7 @@ def build(store: DuckDBStore, args: dict[str, str] | None = None) -> pn.viewable
         name="Sweeps", sizing_mode="stretch_width")
 
     # lineage
-    models = store.sql("SELECT model_id, name FROM models ORDER BY created_at DESC LIMIT 200")
+    models = store.models(limit=200)
     default_node = args.get("node") or (models["model_id"][0] if models.height else
                                         next(iter(recent.values()), ""))
     node = pn.widgets.TextInput(label="Node id (model, run, data set, package)",

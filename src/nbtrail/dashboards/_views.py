@@ -19,7 +19,7 @@ from ..monitor._api import KIND_TAG, MONITORING
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 View = Literal["runs", "run", "compare", "branches", "sweeps", "lineage", "monitoring"]
 VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "lineage",
@@ -34,7 +34,7 @@ RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration
 # -- data ---------------------------------------------------------------------------------
 
 
-def runs(store: DuckDBStore, *, experiment: str | None = None, status: str | None = None,
+def runs(store: Store, *, experiment: str | None = None, status: str | None = None,
          where: str | None = None, limit: int = RUNS_SHOWN) -> pl.DataFrame:
     """Runs, newest first, with the dashboard's filters (``where`` is nbtrail's filter)."""
     clauses = [f"({where})"] if where and where.strip() else []
@@ -50,55 +50,46 @@ def runs(store: DuckDBStore, *, experiment: str | None = None, status: str | Non
     return frame
 
 
-def choices(store: DuckDBStore) -> dict[str, list[str]]:
+def choices(store: Store) -> dict[str, list[str]]:
     """Values the filters offer: experiments, statuses, metric keys."""
-    frame = store.sql("SELECT DISTINCT experiment FROM runs WHERE experiment <> ? ORDER BY 1",
-                      [MONITORING])
-    metrics = store.sql("SELECT DISTINCT key FROM latest_metrics ORDER BY 1")
-    return {"experiments": frame["experiment"].to_list(),
+    return {"experiments": store.experiments(exclude=[MONITORING]),
             "statuses": ["running", "finished", "failed", "killed"],
-            "metrics": metrics["key"].to_list()}
+            "metrics": store.metric_keys()}
 
 
-def recent_run_ids(store: DuckDBStore, limit: int = 200) -> list[tuple[str, str]]:
+def recent_run_ids(store: Store, limit: int = 200) -> list[tuple[str, str]]:
     """(label, run id) of the newest runs, for pickers."""
-    frame = store.sql(
-        "SELECT run_id, coalesce(name, '') AS name, experiment FROM runs "
-        "WHERE experiment <> ? ORDER BY start_time DESC LIMIT ?", [MONITORING, limit])
+    frame = store.runs(where=f"experiment != '{MONITORING}'", order_by="-start_time",
+                       limit=limit)
     return [(f"{name or run_id[:10]} · {experiment} · {run_id[:10]}", run_id)
-            for run_id, name, experiment in frame.rows()]
+            for run_id, name, experiment in frame.select("run_id", "name", "experiment").rows()]
 
 
-def runs_with_curves(store: DuckDBStore, limit: int = 2) -> list[str]:
-    """The newest runs with a metric logged at several steps: what a comparison starts on."""
-    frame = store.sql("""
-        SELECT r.run_id FROM runs r WHERE r.run_id IN (
-            SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
-        ORDER BY r.start_time DESC LIMIT ?""", [limit])
-    return frame["run_id"].to_list()
-
-
-def sweeps(store: DuckDBStore) -> list[tuple[str, str]]:
+def sweeps(store: Store) -> list[tuple[str, str]]:
     """(label, sweep id) of every sweep, newest first."""
     from ..sweeps import list_sweeps
 
     return [(f"{s.name} · {s.sweep_id[:8]}", s.sweep_id) for s in list_sweeps(store)]
 
 
-def monitored_models(store: DuckDBStore) -> list[tuple[str, str]]:
+def monitored_models(store: Store) -> list[tuple[str, str]]:
     """(label, model id) of every model with a drift report, most recently checked first."""
-    frame = store.sql(f"""
-        SELECT m.value AS model_id, any_value(md.name) AS name, max(r.start_time) AS last,
-               count(*) AS reports
-        FROM tags k JOIN tags m ON m.run_id = k.run_id AND m.key = 'model_id'
-        JOIN runs r ON r.run_id = k.run_id LEFT JOIN models md ON md.model_id = m.value
-        WHERE k.key = '{KIND_TAG}' AND k.value = '{MONITORING}'
-        GROUP BY 1 ORDER BY last DESC""")
-    return [(f"{name or '?'} · {model_id} ({reports} reports)", model_id)
-            for model_id, name, _, reports in frame.rows()]
+    import polars as pl
+
+    reports = (store.run_tags(["model_id"], having={KIND_TAG: MONITORING})
+               .filter(pl.col("model_id").is_not_null())
+               .group_by("model_id")
+               .agg(pl.col("start_time").max().alias("last"), pl.len().alias("reports"))
+               .sort("last", "model_id", descending=[True, False]))
+    names = {}
+    if reports.height:
+        models = store.models()
+        names = dict(zip(models["model_id"], models["name"], strict=True))
+    return [(f"{names.get(model_id) or '?'} · {model_id} ({count} reports)", model_id)
+            for model_id, count in reports.select("model_id", "reports").rows()]
 
 
-def drift_history(store: DuckDBStore, model_id: str) -> pl.DataFrame:
+def drift_history(store: Store, model_id: str) -> pl.DataFrame:
     """The drift reports of one model over time: verdict, drifted share, PSI per feature."""
     import polars as pl
 
@@ -111,17 +102,10 @@ def drift_history(store: DuckDBStore, model_id: str) -> pl.DataFrame:
         pl.col("start_time").dt.replace_time_zone(None))
 
 
-def packages_of(store: DuckDBStore, model_id: str) -> list[str]:
-    """Packages built from a model (lineage edges ``model -> package``)."""
-    frame = store.sql("SELECT dst_id FROM edges WHERE src_id = ? AND relation = 'packaged' "
-                      "ORDER BY created_at", [model_id])
-    return frame["dst_id"].to_list()
-
-
 # -- HTML fragments -----------------------------------------------------------------------
 
 
-def nothing_logged_html(store: DuckDBStore) -> str:
+def nothing_logged_html(store: Store) -> str:
     """What to do while no run is logged in the store: the first one, and where it goes."""
     return (
         f'<div style="border:1px solid #ccc;border-radius:4px;padding:8px 12px;margin:8px 0">'
@@ -143,23 +127,21 @@ def runs_html(frame: pl.DataFrame) -> str:
                        max_rows=100)
 
 
-def run_html(store: DuckDBStore, run_id: str) -> str:
+def run_html(store: Store, run_id: str) -> str:
     """One run: its summary (as in a notebook), its tags, a chart of each metric with steps."""
     run = store.get_run(run_id)
     curves = []
-    keys = store.sql("SELECT key, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY 1 "
-                     "HAVING count(*) > 1 ORDER BY 1", [run.run_id])["key"].to_list()
-    for key in keys[:_CURVES]:
-        history = store.metric_history(run.run_id, key)
-        curves.append(_html.line_chart(key, {key: list(zip(history["step"], history["value"],
-                                                            strict=True))}))
+    points = store.metric_curves([run.run_id], min_points=2)
+    for (key,), history in list(points.group_by("key", maintain_order=True))[:_CURVES]:
+        curves.append(_html.line_chart(str(key), {str(key): list(zip(
+            history["step"], history["value"], strict=True))}))
     charts = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
     tags = _html.mapping("tags", run.tags) if run.tags else ""
     return run._repr_html_() + tags + (charts if curves else
                                        "<p>No metric has several steps.</p>")
 
 
-def compare_html(store: DuckDBStore, run_ids: Sequence[str]) -> str:
+def compare_html(store: Store, run_ids: Sequence[str]) -> str:
     """Runs side by side, and each metric's curves overlaid.
 
     Params and latest metrics are rows, one column a run; values that differ are marked.
@@ -196,7 +178,7 @@ def branches_html(frame: pl.DataFrame) -> str:
                        max_rows=100)
 
 
-def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
+def sweep_html(store: Store, sweep_id: str) -> str:
     """A sweep's trials, parallel coordinates of params against the value, importances."""
     from ..errors import MissingExtraError
     from ..sweeps import read_sweep
@@ -226,7 +208,7 @@ def sweep_html(store: DuckDBStore, sweep_id: str) -> str:
     return "".join(parts)
 
 
-def lineage_html(store: DuckDBStore, node_id: str) -> str:
+def lineage_html(store: Store, node_id: str) -> str:
     """The graph around a node: data → run → model → package, and monitoring."""
     found = store.lineage(node_id, direction="both", depth=6)
     monitoring = set(found.edges.filter(relation="monitored")["dst"].to_list())
@@ -240,12 +222,12 @@ def lineage_html(store: DuckDBStore, node_id: str) -> str:
                     caption="edges", max_rows=60)
 
 
-def monitoring_html(store: DuckDBStore, model_id: str) -> str:
+def monitoring_html(store: Store, model_id: str) -> str:
     """A model's drift over time and its latest report."""
     history = drift_history(store, model_id)
     if history.is_empty():
         return "<p>No drift report for this model yet (nbtrail drift MODEL LOG).</p>"
-    packages = packages_of(store, model_id)
+    packages = store.packages_of(model_id)
     head = _html.mapping(f"model {model_id}", {
         "packages": ", ".join(packages) or "(none)", "reports": history.height,
         "latest verdict": history["tags.verdict"][-1]})
@@ -260,7 +242,7 @@ def monitoring_html(store: DuckDBStore, model_id: str) -> str:
         store, history["run_id"][-1])
 
 
-def report_html(store: DuckDBStore, run_id: str) -> str:
+def report_html(store: Store, run_id: str) -> str:
     """A stored drift report, drawn again from its data (``drift.json``).
 
     Never the stored ``drift.html``: whoever can log can store any page under that name,
@@ -291,7 +273,7 @@ def _record(cls: type[T], data: dict[str, Any]) -> T:
                   if k in known})
 
 
-def export(store: DuckDBStore, view: View, **args: Any) -> str:
+def export(store: Store, view: View, **args: Any) -> str:
     """A standalone, script-free HTML page of one view (see ``nbtrail dashboard --export``).
 
     ``args``: ``run_id`` (run), ``run_ids`` (compare), ``sweep_id`` (sweeps),

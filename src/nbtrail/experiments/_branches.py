@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ..errors import GitError, InvalidInputError
 from ..tracking._git import git_bytes
@@ -11,10 +11,7 @@ from ..tracking._git import git_bytes
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
-
-Mode = Literal["max", "min"]
-Group = Literal["git_branch", "experiment"]
+    from ..store import Mode, Store
 
 
 def check_mode(mode: str) -> Mode:
@@ -24,42 +21,11 @@ def check_mode(mode: str) -> Mode:
     return mode  # type: ignore[return-value]
 
 
-def best_runs(store: DuckDBStore, group: Group, names: list[str] | None, metric: str | None,
-              mode: Mode) -> pl.DataFrame:
-    """Per group value (branch or experiment): run count, last run and the best run.
-
-    The best run is the finished run with the best finite latest value of ``metric``;
-    without a metric, the group's newest finished run. Columns: ``name``, ``runs``,
-    ``last_run``, ``git_root``, ``best_run_id``, ``best``.
-    """
-    pick = "arg_max" if mode == "max" else "arg_min"
-    # Finished runs only: a running or failed run's last value is not a model's score.
-    value = ("CASE WHEN r.status = 'finished' AND isfinite(lm.value) THEN lm.value END"
-             if metric is not None else "NULL")
-    order = value if metric is not None else (
-        "CASE WHEN r.status = 'finished' THEN epoch(r.start_time) END")
-    only = f"AND list_contains(?::VARCHAR[], r.{group})" if names is not None else ""
-    query = f"""
-        SELECT r.{group} AS name, count(*) AS runs, max(r.start_time) AS last_run,
-               arg_max(r.git_root, r.start_time) AS git_root,
-               {pick}(r.run_id, {order}) FILTER (WHERE {order} IS NOT NULL) AS best_run_id,
-               {"max" if mode == "max" else "min"}({value}) AS best
-        FROM runs r
-        LEFT JOIN latest_metrics lm ON lm.run_id = r.run_id AND lm.key = ?
-        WHERE r.{group} IS NOT NULL {only}
-        GROUP BY 1 ORDER BY last_run DESC, name
-    """
-    params: list[object] = [metric or ""]
-    if names is not None:
-        params.append(names)
-    return store.sql(query, params)
-
-
-def branches(store: DuckDBStore, metric: str | None = None, mode: str = "max") -> pl.DataFrame:
+def branches(store: Store, metric: str | None = None, mode: str = "max") -> pl.DataFrame:
     """One row a branch that runs were made on (see ``nt.branches``)."""
     import polars as pl
 
-    frame = best_runs(store, "git_branch", None, metric, check_mode(mode))
+    frame = store.best_runs("git_branch", metric=metric, mode=check_mode(mode))
     heads = {root: _branch_heads(root) for root in frame["git_root"].unique().to_list()}
     head = [heads[root].get(name) for name, root in zip(frame["name"], frame["git_root"],
                                                           strict=True)]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _html
 from ..errors import InvalidInputError, NotFoundError
-from ._branches import Group, Mode, best_runs, check_mode
+from ._branches import check_mode
 from ._codediff import CodeDiff, FileChange, diff_cells, diff_commits
 from ._datadiff import profile_changes
 from ._production import production_figures
@@ -17,7 +17,7 @@ from ._production import production_figures
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Group, Mode, Store
     from ..store._records import Run
 
 # Curves are drawn for metrics with at least this many points in some run.
@@ -111,7 +111,7 @@ def _frame_html(frame: pl.DataFrame, *, highlight: set[int] | None = None,
                        highlight=highlight or ())
 
 
-def compare(store: DuckDBStore, *, branches: Sequence[str] | None = None,
+def compare(store: Store, *, branches: Sequence[str] | None = None,
             experiments: Sequence[str] | None = None, runs: Sequence[str] | None = None,
             metric: str | None = None, mode: str = "max", model: str | None = None,
             latency: bool = True, trusted: bool | Sequence[str] = False) -> Comparison:
@@ -152,14 +152,14 @@ def compare(store: DuckDBStore, *, branches: Sequence[str] | None = None,
     )
 
 
-def _best(store: DuckDBStore, group: Group, names: list[str], metric: str | None,
+def _best(store: Store, group: Group, names: list[str], metric: str | None,
           mode: Mode) -> list[Run]:
     what = "branch" if group == "git_branch" else "experiment"
-    found = {row["name"]: row
-             for row in best_runs(store, group, names, metric, mode).iter_rows(named=True)}
+    best = store.best_runs(group, names=names, metric=metric, mode=mode)
+    found = {row["name"]: row for row in best.iter_rows(named=True)}
     missing = [n for n in names if n not in found]
     if missing:
-        known = best_runs(store, group, None, None, "max")["name"].to_list()
+        known = store.best_runs(group)["name"].to_list()
         raise NotFoundError(
             f"no runs on {what} {', '.join(map(repr, missing))} in the store at "
             f"{store.location}; {what}es with runs: {', '.join(known[:20]) or 'none'}")
@@ -200,17 +200,11 @@ def _difference(a: float | None, b: float | None) -> float | None:
     return b - a
 
 
-def _curves(store: DuckDBStore, runs: list[Run], labels: list[str]) -> pl.DataFrame:
+def _curves(store: Store, runs: list[Run], labels: list[str]) -> pl.DataFrame:
     import polars as pl
 
     label_of = {r.run_id: label for r, label in zip(runs, labels, strict=True)}
-    points = store.sql(
-        """
-        WITH m AS (SELECT * FROM metrics WHERE list_contains(?::VARCHAR[], run_id)),
-             curved AS (SELECT key FROM m GROUP BY key, run_id HAVING count(*) >= ?)
-        SELECT run_id, key, step, value FROM m
-        WHERE key IN (SELECT key FROM curved) ORDER BY key, run_id, step, timestamp
-        """, [list(label_of), _CURVE_MIN_POINTS])
+    points = store.metric_curves(list(label_of), min_points=_CURVE_MIN_POINTS)
     return points.with_columns(
         pl.col("run_id").replace_strict(label_of, return_dtype=pl.String).alias("label")
     ).select("label", "run_id", "key", "step", "value")

@@ -16,7 +16,7 @@ from ..errors import GitError, InvalidInputError, SnapshotError
 from ..tracking._git import _git, _run, capture_git
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
     from ..store._records import Run
 
 # Short run ids in default branch names: the millisecond part of the ULID, as the CLI shows.
@@ -80,7 +80,7 @@ def new_experiment(name: str, *, cwd: str | os.PathLike[str] | None = None) -> E
 
 
 def restore_run(run_id: str, *, branch: str | None = None,
-                store: DuckDBStore | None = None) -> ExperimentBranch:
+                store: Store | None = None) -> ExperimentBranch:
     """Create a branch at the code snapshot of a run, without switching to it.
 
     The branch (default ``nbtrail/<short run id>``) is made in the repository the run was

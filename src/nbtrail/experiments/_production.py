@@ -11,7 +11,7 @@ from ..errors import InvalidInputError, NbtrailError, NotFoundError, UntrustedMo
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
     from ..store._records import Run
 
 # Single-row predictions timed per model (after warm-up), and batch predictions.
@@ -22,7 +22,7 @@ WARMUP_CALLS = 3
 _ROLE_ORDER = ("test", "eval", "validation", "valid", "input", "train")
 
 
-def production_figures(store: DuckDBStore, run: Run, *, model: str | None = None,
+def production_figures(store: Store, run: Run, *, model: str | None = None,
                        measure: bool = True, trusted: bool | Sequence[str] = False,
                        ) -> dict[str, Any]:
     """Size and predict latency of one run's model (the last logged, or the one named).
@@ -67,7 +67,7 @@ def production_figures(store: DuckDBStore, run: Run, *, model: str | None = None
                       "batch_p95_ms": batch[1]}
 
 
-def _load(store: DuckDBStore, model: dict[str, Any], trusted: bool | Sequence[str]) -> Any:
+def _load(store: Store, model: dict[str, Any], trusted: bool | Sequence[str]) -> Any:
     from .._modelio import deserialize_model
 
     if model["format"] == "pickle" and trusted is not True:
@@ -77,7 +77,7 @@ def _load(store: DuckDBStore, model: dict[str, Any], trusted: bool | Sequence[st
     return deserialize_model(data, model["format"], trusted=trusted)
 
 
-def _rows(store: DuckDBStore, run: Run) -> pl.DataFrame:
+def _rows(store: Store, run: Run) -> pl.DataFrame:
     import polars as pl
 
     samples = [d for d in run.datasets if d.get("sample_sha256")]

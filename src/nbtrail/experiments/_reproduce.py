@@ -28,7 +28,7 @@ from ._gitops import SHORT_RUN_ID, require_snapshot
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
     from ..store._records import Run
 
 _METRIC_COLUMNS = ("key", "original", "reproduced", "abs_diff", "match")
@@ -178,7 +178,7 @@ def reproduce(
 
 
 def reproduce_run(
-    store: DuckDBStore,
+    store: Store,
     run_id: str,
     *,
     rtol: float = 1e-6,
@@ -268,7 +268,7 @@ def _notebook_in_snapshot(run: Run, root: str, sha: str) -> str:
     )
 
 
-def _execute(path: Path, *, store: DuckDBStore, timeout: float | None, reproduces: str,
+def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str,
              kernel_name: str | None, log: Path) -> str | None:
     """Run the notebook top to bottom; the failure as one line, or None on success."""
     try:
@@ -340,7 +340,7 @@ def _execute(path: Path, *, store: DuckDBStore, timeout: float | None, reproduce
     return None
 
 
-def _find_reproduced(store: DuckDBStore, original: Run, path: Path) -> Run | None:
+def _find_reproduced(store: Store, original: Run, path: Path) -> Run | None:
     """The run the re-execution made that corresponds to ``original``.
 
     Runs of one execution share the notebook path (the worktree's copy is unique) and the
@@ -348,19 +348,14 @@ def _find_reproduced(store: DuckDBStore, original: Run, path: Path) -> Run | Non
     of that name its own kernel made; when the original kernel made more of them (cells
     run again by hand), the last one of the re-execution stands in.
     """
-    made = store.sql(
-        "SELECT run_id, name FROM runs WHERE notebook = ? ORDER BY start_time, run_id",
-        [str(path)],
-    ).rows()
+    made = store.notebook_runs(str(path)).rows()
     same_name = [rid for rid, name in made if name == original.name]
     if not same_name:
         return None
-    before = store.sql(
-        "SELECT run_id FROM runs WHERE notebook = ? AND writer_id = "
-        "(SELECT writer_id FROM runs WHERE run_id = ?) AND name IS NOT DISTINCT FROM ? "
-        "ORDER BY start_time, run_id",
-        [original.notebook, original.run_id, original.name],
-    )["run_id"].to_list()
+    before = ([] if original.notebook is None else
+              [rid for rid, name in store.notebook_runs(original.notebook,
+                                                        same_writer_as=original.run_id).rows()
+               if name == original.name])
     position = before.index(original.run_id) if original.run_id in before else 0
     return store.get_run(same_name[min(position, len(same_name) - 1)])
 

@@ -6,14 +6,18 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError
-from ..tracking._tracker import get_tracker
+from ..tracking._tracker import store_or_configured, tracker_of
 from ._data import PREDICTION, REQUEST_ID, Data, load
 from ._drift import DriftReport, MetricChange, Thresholds, compare, metric_change
 from ._profile import scan
 from ._reference import Reference, resolve
 from ._validate import ValidationReport, validate_data
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 # Tag that marks a monitoring run, and the experiment monitoring runs are grouped in.
 KIND_TAG = "nbtrail.kind"
@@ -23,7 +27,8 @@ _ROW = "__nbtrail_row__"
 
 
 def validate(data: object, against: object, *,
-             prediction_column: str | None = "prediction") -> ValidationReport:
+             prediction_column: str | None = "prediction",
+             store: Store | None = None) -> ValidationReport:
     """Check new data against the training data of a model, column by column.
 
     ``against`` is a model id (``mdl_…``), a run (id or object: its last model, else its
@@ -31,21 +36,22 @@ def validate(data: object, against: object, *,
     pyarrow, numpy), a Parquet file or a prediction log folder. The report lists each
     problem by column with a count and examples: missing or unexpected columns, wrong
     types, nulls where training had none, categories never seen, values out of the
-    training range.
+    training range. ``store`` is where ``against`` is looked up (default: the
+    configured store).
 
     Example:
         >>> report = nt.validate(new_df, against=model_id)      # doctest: +SKIP
         >>> report.ok, report.to_polars()                       # doctest: +SKIP
     """
-    store = get_tracker().store
-    reference = resolve(against, store, prediction_column=prediction_column)
+    reference = resolve(against, store_or_configured(store),
+                        prediction_column=prediction_column)
     return validate_data(load(data, what="data", prediction_column=prediction_column),
                          reference)
 
 
 def drift(reference: object, current: object, labels: object = None, *,
           thresholds: Thresholds | None = None, prediction_column: str | None = "prediction",
-          log: bool | None = None) -> DriftReport:
+          log: bool | None = None, store: Store | None = None) -> DriftReport:
     """Compare new data with a reference: drift per feature, of the predictions, overall.
 
     ``reference`` is a model id (``mdl_…``), a run (its last model, else its training
@@ -62,15 +68,16 @@ def drift(reference: object, current: object, labels: object = None, *,
 
     Thresholds are documented in :class:`~nbtrail.monitor.Thresholds`. With ``log``
     (default: when the reference is a model or run), the report is stored as a monitoring
-    run linked to the model, with the HTML report as an artifact.
+    run linked to the model, with the HTML report as an artifact. ``store`` is where the
+    reference is looked up and the report recorded (default: the configured store).
 
     Example:
         >>> report = nt.drift(reference=model_id, current="serving/predictions")  # doctest: +SKIP
         >>> report.drifted, report.to_polars()                                   # doctest: +SKIP
     """
     thresholds = thresholds or Thresholds()
-    tracker = get_tracker()
-    ref = resolve(reference, tracker.store, prediction_column=prediction_column)
+    store = store_or_configured(store)
+    ref = resolve(reference, store, prediction_column=prediction_column)
     data = load(current, what="current", prediction_column=prediction_column)
     present = set(data.features())
     features = [name for name in ref.columns if name in present]
@@ -103,7 +110,7 @@ def drift(reference: object, current: object, labels: object = None, *,
     report = DriftReport(ref.label, data.source, results, prediction, metric, thresholds,
                          tuple(notes), ref.model_id)
     if log if log is not None else ref.run_id is not None:
-        report = _store(report, ref)
+        report = _record(report, ref, store)
     return report
 
 
@@ -164,9 +171,9 @@ def _metric(data: Data, labels: object, ref: Reference, thresholds: Thresholds
     return metric_change(name, float(value), int(rows), ref.metrics, thresholds)
 
 
-def _store(report: DriftReport, ref: Reference) -> DriftReport:
+def _record(report: DriftReport, ref: Reference, store: Store) -> DriftReport:
     """Record the report as a monitoring run, linked to the model (or run) it checks."""
-    tracker = get_tracker()
+    tracker = tracker_of(store)
     subject = ref.model_id or ref.run_id
     tags = {KIND_TAG: MONITORING, "verdict": "drift" if report.has_drift else "ok"}
     if ref.model_id:

@@ -13,7 +13,7 @@ from ._profile import ColumnProfile, from_stats, profile_frame
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _ref_id(ref: object) -> str | None:
     return run_id if isinstance(run_id, str) else None
 
 
-def resolve(ref: object, store: DuckDBStore, *, prediction_column: str | None = "prediction"
+def resolve(ref: object, store: Store, *, prediction_column: str | None = "prediction"
             ) -> Reference:
     """The reference for ``ref``.
 
@@ -53,7 +53,7 @@ def resolve(ref: object, store: DuckDBStore, *, prediction_column: str | None = 
         prediction = profiles.pop(PREDICTION, None)
         return Reference(f"{data.source}", profiles, prediction)
     if ref_id.startswith("mdl_"):
-        found = store.sql("SELECT run_id FROM models WHERE model_id = ?", [ref_id])
+        found = store.models(model_id=ref_id)
         if found.is_empty():
             raise NotFoundError(f"no model {ref_id!r} in the store at {store.location}")
         run = store.get_run(found["run_id"][0])
@@ -94,7 +94,7 @@ def resolve(ref: object, store: DuckDBStore, *, prediction_column: str | None = 
     return _with_predictions(reference, store, model, sample)
 
 
-def _sample(store: DuckDBStore, dataset: Mapping[str, Any]) -> pl.DataFrame | None:
+def _sample(store: Store, dataset: Mapping[str, Any]) -> pl.DataFrame | None:
     import polars as pl
 
     if not dataset.get("sample_sha256"):
@@ -105,7 +105,7 @@ def _sample(store: DuckDBStore, dataset: Mapping[str, Any]) -> pl.DataFrame | No
         return None
 
 
-def _with_predictions(reference: Reference, store: DuckDBStore, model: Mapping[str, Any],
+def _with_predictions(reference: Reference, store: Store, model: Mapping[str, Any],
                       sample: pl.DataFrame | None) -> Reference:
     """Add the model's predictions on the stored sample of its training rows.
 

@@ -19,7 +19,8 @@ from ._check import checked_signature
 from ._source import ModelSource, log_object, resolve
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
+    from ..store._journal import JournalWriter
 
 Progress = Callable[[str, float], None]
 # Kubernetes object names (DNS-1123 labels), which image names accept too.
@@ -94,7 +95,7 @@ def _server_roots(source: ModelSource) -> list[str]:
     return roots
 
 
-def prepare(store: DuckDBStore, ref: str, *, trusted: bool) -> tuple[ModelSource, bytes]:
+def prepare(store: Store, ref: str, *, trusted: bool) -> tuple[ModelSource, bytes]:
     """The model ``ref`` names, its bytes, and its signature checked by a trial run."""
     source = resolve(store, ref)
     if source.format == PICKLE and not trusted:
@@ -117,6 +118,7 @@ def package(
     trusted: bool = False,
     input_example: object = None,
     progress: Progress | None = None,
+    store: Store | None = None,
 ) -> Package:
     """Turn a model into a container build context, and build it where an engine is present.
 
@@ -130,7 +132,8 @@ def package(
     ``build=None`` builds when podman or docker answers, ``True`` insists, ``False`` only
     writes the context. ``base_image`` defaults to ``python:<training python>-slim``.
     Pickled models need ``trusted=True``, which the image then also carries. ``progress``
-    is called as ``progress(step, fraction)``.
+    is called as ``progress(step, fraction)``. ``store`` holds the model and records the
+    package (default: the configured store).
 
     Example:
         >>> pkg = nt.package(run.run_id, name="churn")           # doctest: +SKIP
@@ -138,7 +141,7 @@ def package(
     """
     from ulid import ULID
 
-    from ..tracking._tracker import get_store
+    from ..tracking._tracker import store_or_configured
 
     def step(text: str, fraction: float) -> None:
         if progress is not None:
@@ -147,10 +150,10 @@ def package(
     step("resolving the model", 0.0)
     if name is not None:
         check_name(name)
+    store = store_or_configured(store)
     if not isinstance(model, str):
         model = log_object(model, name=name or "model", input_example=input_example,
-                           trusted=trusted)
-    store = get_store()
+                           trusted=trusted, store=store)
     source, model_bytes = prepare(store, model, trusted=trusted)
     name = check_name(name if name is not None else _default_name(source))
     output = Path(output) if output is not None else Path("dist") / name
@@ -198,16 +201,16 @@ def package(
     return result
 
 
-def _record(writer: Any, result: Package, base_image: str) -> None:
+def _record(writer: JournalWriter, result: Package, base_image: str) -> None:
+    from ..store import Edge, PackageMade
+
     now = time.time()
     image = result.image
-    writer.append({
-        "t": "packages", "package_id": result.package_id, "model_id": result.model_id,
-        "run_id": result.run_id, "name": result.name, "context_path": str(result.context),
-        "base_image": base_image, "image_tag": image.tag if image else None,
-        "image_digest": image.digest if image else None,
-        "image_size_bytes": image.size_bytes if image else None, "created_at": now,
-    })
-    writer.append({"t": "edges", "src_id": result.model_id, "dst_id": result.package_id,
-                   "relation": "packaged", "created_at": now})
+    writer.append(PackageMade(
+        package_id=result.package_id, model_id=result.model_id, run_id=result.run_id,
+        name=result.name, context_path=str(result.context), base_image=base_image,
+        image_tag=image.tag if image else None, image_digest=image.digest if image else None,
+        image_size_bytes=image.size_bytes if image else None, created_at=now,
+    ).to_journal())
+    writer.append(Edge(result.model_id, result.package_id, "packaged", now).to_journal())
     writer.flush()

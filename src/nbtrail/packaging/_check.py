@@ -20,7 +20,7 @@ from ..serving._signature import Signature, SignatureError
 from ._source import ModelSource
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 _TRIAL_ROWS = 100
 
@@ -53,7 +53,7 @@ def _fitted_inputs(model: Any, inputs: list[dict[str, Any]], model_id: str
     return [by_name[str(n)] for n in names]
 
 
-def checked_signature(store: DuckDBStore, source: ModelSource, model_bytes: bytes, *,
+def checked_signature(store: Store, source: ModelSource, model_bytes: bytes, *,
                       trusted: bool) -> dict[str, Any]:
     """The signature to package: inputs the model takes, outputs it was seen to give."""
     model: Any = deserialize_model(model_bytes, source.format, trusted=trusted)

@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _html
 from ..errors import InvalidInputError, ProcessError
@@ -18,14 +18,18 @@ from ..serving._signature import RangePolicy
 from ._api import Package, prepare
 from ._context import write_model_folder
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 _START_TIMEOUT = 30.0
 
 
-def model_folder(source: Package | str | Path, *, trusted: bool) -> Path:
+def model_folder(source: Package | str | Path, *, trusted: bool,
+                 store: Store | None = None) -> Path:
     """The model folder to serve for a package, a context or model folder, or a model/run id.
 
     For an id, the model is written to a temporary folder first, checked exactly as
-    :func:`nbtrail.package` checks it.
+    :func:`nbtrail.package` checks it, from ``store`` (default: the configured store).
     """
     if isinstance(source, Package):
         return source.context / "model"
@@ -38,10 +42,9 @@ def model_folder(source: Package | str | Path, *, trusted: bool) -> Path:
                                 "model folder (no signature.json in it)")
     if not isinstance(source, str):
         raise InvalidInputError(f"folder {path} does not exist")
-    from ..tracking._tracker import get_store
+    from ..tracking._tracker import store_or_configured
 
-    store = get_store()
-    model, model_bytes = prepare(store, source, trusted=trusted)
+    model, model_bytes = prepare(store_or_configured(store), source, trusted=trusted)
     folder = Path(tempfile.mkdtemp(prefix=f"nbtrail-serve-{model.name}-")) / "model"
     write_model_folder(folder, source=model, model_bytes=model_bytes, package=None)
     return folder
@@ -86,6 +89,7 @@ def serve(
     log_dir: str | Path | None = None,
     max_body_bytes: int = 10 << 20,
     trusted: bool = False,
+    store: Store | None = None,
 ) -> LocalServer | None:
     """Serve a packaged model over HTTP (KServe V2 and ``POST /predict``).
 
@@ -93,7 +97,8 @@ def serve(
     With ``background=True`` the server runs in a thread of this process (``port=0``
     picks a free port) and a :class:`LocalServer` with its ``url`` and ``stop()`` is
     returned; otherwise this call serves until interrupted. ``log_dir`` keeps a prediction
-    log; ``range_policy="reject"`` refuses values outside the training range.
+    log; ``range_policy="reject"`` refuses values outside the training range. A model or
+    run id is looked up in ``store`` (default: the configured store).
 
     Example:
         >>> server = nt.serve(pkg, port=0, background=True)    # doctest: +SKIP
@@ -103,7 +108,7 @@ def serve(
         raise InvalidInputError(f"range_policy must be 'warn' or 'reject', got {range_policy!r}")
     if max_body_bytes <= 0:
         raise InvalidInputError(f"max_body_bytes must be positive, got {max_body_bytes}")
-    folder = model_folder(source, trusted=trusted)
+    folder = model_folder(source, trusted=trusted, store=store)
     settings = ServeSettings(range_policy=range_policy, max_body_bytes=max_body_bytes,
                              log_dir=None if log_dir is None else str(log_dir))
     if not background:

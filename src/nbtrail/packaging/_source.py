@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 # Training data kinds the model can be called with as they are.
 _FRAMES = ("pandas", "polars", "numpy")
@@ -65,22 +65,10 @@ def _frame(source_type: str | None, signature: dict[str, Any]) -> str:
     return "numpy" if names == [str(i) for i in range(len(names))] else "pandas"
 
 
-def resolve(store: DuckDBStore, ref: str) -> ModelSource:
+def resolve(store: Store, ref: str) -> ModelSource:
     """The model ``ref`` names: a model id, or a run id (the run's latest model)."""
-    if ref.startswith("mdl_"):
-        where, params = "m.model_id = ?", [ref]
-    else:
-        where, params = "m.run_id = ? OR m.run_id LIKE ?", [ref, f"{ref}%"]
-    found = store.sql(f"""
-        SELECT m.model_id, m.name, m.run_id, r.name AS run_name, r.experiment, m.format,
-               m.flavor, m.class_name, m.sha256, m.size_bytes, m.signature, r.git_commit,
-               r.git_branch, r.git_dirty, r.git_snapshot, r.git_root, d.dataset_id,
-               d.fingerprint, d.source_type, d.sample_sha256, e.python, e.packages
-        FROM models m JOIN runs r USING (run_id)
-        LEFT JOIN datasets d ON d.dataset_id = m.training_dataset_id
-        LEFT JOIN environments e ON e.env_id = r.env_id
-        WHERE {where} ORDER BY m.created_at DESC
-    """, params)
+    found = (store.models(model_id=ref) if ref.startswith("mdl_")
+             else store.models(run=ref))
     if found.is_empty():
         what = "model" if ref.startswith("mdl_") else "run with a logged model"
         raise NotFoundError(
@@ -114,20 +102,23 @@ def resolve(store: DuckDBStore, ref: str) -> ModelSource:
 
 
 def log_object(model: object, *, name: str, input_example: object,
-               trusted: bool) -> str:
-    """Log a model object that is not in the store yet; returns its model id.
+               trusted: bool, store: Store) -> str:
+    """Log a model object that is not in ``store`` yet; returns its model id.
 
-    It goes into the active run, or into a new run named after the package.
+    It goes into the active run of ``store``, or into a new run named after the package.
     """
-    from ..tracking._fluent import active_run, run
+    from ..tracking._tracker import tracker_of
 
     def log(target: Any) -> str:
         return target.log_model(model, name=name, input_example=input_example,
                                 pickle=trusted)
 
-    current = active_run()
-    if current is not None:
+    tracker = tracker_of(store)
+    current = tracker.active_run()
+    # The active run may log to another store (it lives in a context variable): the model
+    # must land where it is packaged from.
+    if current is not None and current.store is store:
         return log(current)
-    with run(name=f"package {name}") as new:
+    with tracker.start_run(name=f"package {name}") as new:
         return log(new)
 

@@ -22,7 +22,7 @@ from ..errors import InvalidInputError, NbtrailError, outcome
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
     from ._stores import Stores
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class BaseHandler(APIHandler):
         return self.settings["nbtrail_stores"]
 
     @property
-    def store(self) -> DuckDBStore:
+    def store(self) -> Store:
         """The store this request reads: the ``store`` argument, else the configured one."""
         return self.stores.get(self.get_argument("store", None) or None)
 

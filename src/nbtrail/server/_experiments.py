@@ -13,7 +13,7 @@ from ._base import ArgumentError, BaseHandler
 from ._runs import frame_json
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 
 class ExperimentsHandler(BaseHandler):
@@ -25,13 +25,9 @@ class ExperimentsHandler(BaseHandler):
         self.reply(await self.call(experiment_tree, self.store))
 
 
-def experiment_tree(store: DuckDBStore) -> list[dict[str, Any]]:
+def experiment_tree(store: Store) -> list[dict[str, Any]]:
     """Experiments, newest activity first, each with its branches (runs, running, last run)."""
-    frame = store.sql("""
-        SELECT experiment, git_branch AS branch, count(*) AS runs,
-               count(*) FILTER (WHERE status = 'running') AS running,
-               max(start_time) AS last_run
-        FROM runs GROUP BY ALL ORDER BY last_run DESC""")
+    frame = store.experiment_summary()
     tree: dict[str, dict[str, Any]] = {}
     for row in frame.iter_rows(named=True):
         node = tree.setdefault(row["experiment"], {
@@ -100,7 +96,7 @@ class SweepsHandler(BaseHandler):
         self.reply(await self.call(sweep_list, self.store))
 
 
-def sweep_list(store: DuckDBStore) -> list[dict[str, Any]]:
+def sweep_list(store: Store) -> list[dict[str, Any]]:
     """Sweeps newest first, from the store's read model (no Optuna needed)."""
     return [_summary_json(summary) for summary in list_sweeps(store)]
 
@@ -119,7 +115,7 @@ class SweepHandler(BaseHandler):
         self.reply(await self.call(sweep_trials, self.store, sweep_id))
 
 
-def sweep_trials(store: DuckDBStore, sweep_id: str) -> dict[str, Any]:
+def sweep_trials(store: Store, sweep_id: str) -> dict[str, Any]:
     """One sweep: its trials as a table and the best complete trial (single objective)."""
     found = read_sweep(sweep_id, store)
     best = found.best()

@@ -14,7 +14,7 @@ from ..errors import NbtrailError, NotFoundError
 from ._base import ArgumentError, BaseHandler
 
 if TYPE_CHECKING:
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 # Finished jobs kept for the panel to read back; older ones are forgotten.
 KEEP_JOBS = 50
@@ -52,7 +52,7 @@ class Jobs:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbtrail-package")
 
-    def start(self, store: DuckDBStore, ref: str, options: dict[str, Any]) -> Job:
+    def start(self, store: Store, ref: str, options: dict[str, Any]) -> Job:
         """Queue packaging of ``ref`` (a run or model id) in ``store``."""
         from ulid import ULID
 
@@ -79,7 +79,7 @@ class Jobs:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
 
-    def _run(self, job: Job, store: DuckDBStore, options: dict[str, Any]) -> None:
+    def _run(self, job: Job, store: Store, options: dict[str, Any]) -> None:
         import nbtrail as nt
 
         def progress(step: str, fraction: float) -> None:
@@ -87,9 +87,7 @@ class Jobs:
 
         job.state, job.step = "running", "starting"
         try:
-            # The package API works on the configured store: point it at this server's.
-            with nt.config(home=store.home):
-                package = nt.package(job.ref, progress=progress, **options)
+            package = nt.package(job.ref, progress=progress, store=store, **options)
             job.result = package.to_dict()
             job.state, job.step, job.fraction = "done", "done", 1.0
         except NbtrailError as exc:
@@ -152,9 +150,9 @@ class PackageJobHandler(BaseHandler):
         self.reply(jobs.get(job_id).to_dict())
 
 
-def _check_ref(store: DuckDBStore, ref: str) -> None:
+def _check_ref(store: Store, ref: str) -> None:
     """Raise ``NotFoundError`` unless ``ref`` is a run (or unique prefix) or model of the store."""
     if not ref.startswith("mdl_"):
         store.get_run(ref)
-    elif store.sql("SELECT 1 FROM models WHERE model_id = ?", [ref]).is_empty():
+    elif store.models(model_id=ref).is_empty():
         raise NotFoundError(f"no model {ref!r} in the store at {store.location}")

@@ -16,7 +16,7 @@ from ._base import ArgumentError, BaseHandler
 if TYPE_CHECKING:
     import polars as pl
 
-    from ..store._duckdb import DuckDBStore
+    from ..store import Store
 
 # Attribute columns every row of the runs table carries.
 ATTRIBUTES = ("run_id", "name", "experiment", "status", "start_time", "end_time", "duration",
@@ -73,7 +73,7 @@ class RunsHandler(BaseHandler):
                                    columns=columns, nest=nest, parent=parent, n_key=n_key))
 
 
-def runs_page(store: DuckDBStore, *, where: str | None, order_by: str | None,
+def runs_page(store: Store, *, where: str | None, order_by: str | None,
               experiment: str | None, limit: int, offset: int, columns: list[str],
               nest: bool = False, parent: str | None = None, n_key: int = 0) -> dict[str, Any]:
     """The runs table's page: rows with the chosen columns, the total and every key.
@@ -85,8 +85,7 @@ def runs_page(store: DuckDBStore, *, where: str | None, order_by: str | None,
     so 60 sweep trials do not drown the runs beside them; a child whose parent does not
     match stays in the page.
     """
-    parents = store.sql("SELECT DISTINCT parent_id FROM runs WHERE parent_id IS NOT NULL")
-    parent_ids = parents["parent_id"].to_list()
+    parent_ids = store.parent_ids()
     scoped = where
     if parent is not None:
         scoped = _both(where, f"parent_id = {_literal(parent)}")
@@ -105,8 +104,7 @@ def runs_page(store: DuckDBStore, *, where: str | None, order_by: str | None,
     wanted = [*columns, *(c for c in key_metrics if c not in columns)]
     present = [c for c in wanted if c in frame.columns]
     page_ids = frame["run_id"].to_list()
-    with_model = set(store.sql("SELECT DISTINCT run_id FROM models WHERE list_contains(?, run_id)",
-                               [page_ids])["run_id"].to_list())
+    with_model = store.runs_with_models(page_ids)
     children = {run_id: store.count_runs(where=_both(where, f"parent_id = {_literal(run_id)}"),
                                          experiment=experiment)
                 for run_id in set(page_ids) & set(parent_ids)}
@@ -153,7 +151,7 @@ class RunHandler(BaseHandler):
         self.reply(await self.call(run_details, self.store, run_id))
 
 
-def run_details(store: DuckDBStore, run_id: str) -> dict[str, Any]:
+def run_details(store: Store, run_id: str) -> dict[str, Any]:
     """One run as JSON: its record, metric curves (thinned) and lineage."""
     run = store.get_run(run_id)
     record = asdict(run)
@@ -163,17 +161,9 @@ def run_details(store: DuckDBStore, run_id: str) -> dict[str, Any]:
         cells = run.code.get("cells") or []
         record["code"] = {**{k: v for k, v in run.code.items() if k != "cells"},
                           "n_cells": len(cells)}
-    points = store.sql(
-        f"""
-        WITH m AS (SELECT key, step, value, row_number() OVER (PARTITION BY key
-                          ORDER BY step, timestamp) AS i, count(*) OVER (PARTITION BY key) AS n
-                   FROM metrics WHERE run_id = ?)
-        SELECT key, step, value, n FROM m
-        WHERE n <= {MAX_POINTS} OR i % ceil(n / {MAX_POINTS})::BIGINT = 0 OR i = n
-        ORDER BY key, i
-        """, [run.run_id])
+    points = store.metric_curves([run.run_id], max_points=MAX_POINTS)
     histories: dict[str, dict[str, Any]] = {}
-    for key, step, value, n in points.rows():
+    for key, step, value, n in points.select("key", "step", "value", "n").rows():
         curve = histories.setdefault(key, {"points": [], "total": n})
         curve["points"].append([step, value])
     lineage = store.lineage(run.run_id, direction="both", depth=3)
@@ -198,10 +188,10 @@ class ArtifactHandler(BaseHandler):
         """The stored bytes, as an attachment named after the artifact."""
         store = self.store
         path = await self.call(store.artifact_path, run_id, name)
-        # The blob folder is the only place served from: a blob replaced by a link to a
+        # The store's folder is the only place served from: a blob replaced by a link to a
         # file elsewhere is refused, whatever the database says.
         resolved = path.resolve()
-        if not resolved.is_relative_to(store.blob_dir.resolve()):
+        if not resolved.is_relative_to(store.home.resolve()):
             raise web.HTTPError(403, f"artifact {name!r} resolves outside the store")
         media = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.set_header("Content-Type", media)

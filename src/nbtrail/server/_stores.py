@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 from ..errors import StoreNotFoundError
-from ..store._duckdb import DB_NAME, DuckDBStore
+from ..store import Store, open_store
 
 
 class Stores:
-    """One ``DuckDBStore`` a folder, built on first use and kept for the server's life.
+    """One ``Store`` a folder, built on first use and kept for the server's life.
 
     A store object keeps one read-only DuckDB instance it attaches the file to for each
     read, so building it once per folder keeps reads at about a millisecond.
@@ -18,10 +18,10 @@ class Stores:
 
     def __init__(self, default: Path) -> None:
         self.default = default
-        self._stores = {default: DuckDBStore(default)}
+        self._stores = {default: open_store(default)}
         self._lock = threading.Lock()
 
-    def get(self, path: str | None = None) -> DuckDBStore:
+    def get(self, path: str | None = None) -> Store:
         """The store at ``path`` (the default store when ``None``).
 
         A folder other than the default must already hold a store: the sidebar's store
@@ -33,11 +33,12 @@ class Stores:
         with self._lock:
             found = self._stores.get(folder)
             if found is None:
-                if not ((folder / DB_NAME).exists() or (folder / "journal").is_dir()):
+                found = open_store(folder)
+                if not found.exists():
                     raise StoreNotFoundError(
                         f"no nbtrail store at {folder} (the sidebar's store path setting); "
                         "clear the setting to use this server's store, or name a folder "
                         "that holds nbtrail.duckdb"
                     )
-                found = self._stores[folder] = DuckDBStore(folder)
+                self._stores[folder] = found
             return found

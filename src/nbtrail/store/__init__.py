@@ -1,0 +1,31 @@
+"""The lineage store: the ``Store`` interface, ``open_store`` and the records it deals in.
+
+Everything outside this package holds a :class:`Store`; only :func:`open_store` decides
+which backend a location means. Writes are typed records (:class:`Write` and its
+subclasses) appended to the store's writer as ``writer.append(record.to_journal())``.
+"""
+
+from ._base import Direction, Group, Mode, Store
+from ._open import open_store
+from ._records import Lineage, Run
+from ._writes import (
+    Artifact,
+    CodeSnapshot,
+    Dataset,
+    Edge,
+    Environment,
+    Model,
+    PackageMade,
+    Param,
+    RunDataset,
+    RunEnd,
+    RunStart,
+    Tag,
+    Write,
+)
+
+__all__ = [
+    "Artifact", "CodeSnapshot", "Dataset", "Direction", "Edge", "Environment", "Group",
+    "Lineage", "Mode", "Model", "PackageMade", "Param", "Run", "RunDataset", "RunEnd",
+    "RunStart", "Store", "Tag", "Write", "open_store",
+]

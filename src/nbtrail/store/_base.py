@@ -1,6 +1,9 @@
 """The storage interface every backend implements, and the guarantees it gives.
 
-Guarantees (checked by the contract tests in ``tests/store/test_store_contract.py``):
+Every caller outside ``nbtrail.store`` holds a ``Store`` (from :func:`nbtrail.store.open_store`)
+and nothing else: a second backend fits by implementing this class.
+
+Guarantees (each checked for every backend by ``tests/store/test_store_contract.py``):
 
 * Writes never wait on other processes and never fail because another process writes or
   reads: each writer appends to its own journal (see ``writer``).
@@ -15,6 +18,7 @@ Guarantees (checked by the contract tests in ``tests/store/test_store_contract.p
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
     from ._records import Lineage, Run
 
 Direction = Literal["up", "down", "both"]
+# What runs are grouped by when their best run is picked, and which way is best.
+Group = Literal["git_branch", "experiment"]
+Mode = Literal["max", "min"]
 
 
 class Store(abc.ABC):
@@ -35,6 +42,22 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def location(self) -> str:
         """Where the store lives, for messages."""
+
+    # The local folder of this store: journals, blobs and sweep state live under it (a
+    # remote backend keeps its local journals there too, so logging stays local-first).
+    home: Path
+
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether anything was ever written here (reading a missing store raises)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and close this process's journal; the store stays usable afterwards."""
+
+    @abc.abstractmethod
+    def forget_after_fork(self) -> None:
+        """Called in a forked child: drop what the parent's threads and connections held."""
 
     @abc.abstractmethod
     def writer(self) -> JournalWriter:
@@ -87,3 +110,90 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def sync(self) -> None:
         """Flush this process's journal and fold what can be folded now."""
+
+    # -- named queries: what callers need, in no backend's SQL dialect --------------------
+
+    @abc.abstractmethod
+    def run_ids(self) -> list[str]:
+        """Every run id in the store (to shorten ids unambiguously)."""
+
+    @abc.abstractmethod
+    def parent_ids(self) -> list[str]:
+        """Ids of the runs that have children."""
+
+    @abc.abstractmethod
+    def experiments(self, *, exclude: Sequence[str] = ()) -> list[str]:
+        """Experiment names in order, leaving out those in ``exclude``."""
+
+    @abc.abstractmethod
+    def metric_keys(self) -> list[str]:
+        """Every metric key any run logged, in order."""
+
+    @abc.abstractmethod
+    def experiment_summary(self) -> pl.DataFrame:
+        """One row an experiment and git branch, newest activity first.
+
+        Columns: ``experiment``, ``branch``, ``runs``, ``running``, ``last_run``.
+        """
+
+    @abc.abstractmethod
+    def best_runs(self, group: Group, *, names: Sequence[str] | None = None,
+                  metric: str | None = None, mode: Mode = "max") -> pl.DataFrame:
+        """Per branch or experiment (``group``): run count, last run and the best run.
+
+        The best run is the finished run with the best finite latest value of ``metric``;
+        without a metric, the newest finished run. Columns: ``name``, ``runs``,
+        ``last_run``, ``git_root`` (of the newest run), ``best_run_id``, ``best``; newest
+        activity first. ``names`` keeps only those groups.
+        """
+
+    @abc.abstractmethod
+    def metric_curves(self, run_ids: Sequence[str], *, min_points: int = 1,
+                      max_points: int | None = None) -> pl.DataFrame:
+        """The metric points of several runs: ``run_id``, ``key``, ``step``, ``value``, ``n``.
+
+        Only keys some run logged at least ``min_points`` times; ``n`` is how many points
+        the run has of that key; with ``max_points``, each curve is thinned to about that
+        many points (its last one kept). Ordered by key, run, step, time.
+        """
+
+    @abc.abstractmethod
+    def runs_with_curves(self, *, limit: int) -> list[str]:
+        """The newest ``limit`` runs that logged a metric at several steps."""
+
+    @abc.abstractmethod
+    def runs_with_models(self, run_ids: Sequence[str]) -> set[str]:
+        """Those of ``run_ids`` that logged a model."""
+
+    @abc.abstractmethod
+    def models(self, *, model_id: str | None = None, run: str | None = None,
+               limit: int | None = None) -> pl.DataFrame:
+        """Models, newest first, with their run's git state, training data and environment.
+
+        ``model_id`` keeps one model; ``run`` (a run id or id prefix) that run's models.
+        Columns: the ``models`` table's, then ``run_name``, ``experiment``, ``git_commit``,
+        ``git_branch``, ``git_dirty``, ``git_snapshot``, ``git_root``, ``dataset_id``,
+        ``fingerprint``, ``source_type``, ``sample_sha256``, ``python``, ``packages``.
+        """
+
+    @abc.abstractmethod
+    def packages_of(self, model_id: str) -> list[str]:
+        """Ids of the serving packages built from a model, oldest first."""
+
+    @abc.abstractmethod
+    def notebook_runs(self, notebook: str, *, same_writer_as: str | None = None
+                      ) -> pl.DataFrame:
+        """``run_id`` and ``name`` of the runs made from ``notebook``, in start order.
+
+        ``same_writer_as`` (a run id) keeps only the runs of the process that made that run.
+        """
+
+    @abc.abstractmethod
+    def run_tags(self, keys: Sequence[str], *,
+                 having: Mapping[str, str] | None = None) -> pl.DataFrame:
+        """One row a run that has a tag among ``keys``: its tags as columns.
+
+        Columns: ``run_id``, ``status``, ``start_time``, then one string column per key
+        (null where the run lacks it). ``having`` keeps only runs with all of those tag
+        values.
+        """

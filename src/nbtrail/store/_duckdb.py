@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +44,8 @@ from ..errors import (
     StoreLockedError,
     StoreNotFoundError,
 )
-from . import _schema
-from ._base import Direction, Store
+from . import _query, _schema
+from ._base import Direction, Group, Mode, Store
 from ._fold import FoldResult, fold
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files
@@ -605,6 +605,92 @@ class DuckDBStore(Store):
                 node_id = self.resolve_run_id(con, node_id)
             return lineage_query(con, node_id, direction=direction, depth=depth,
                                  store_location=str(self.home))
+
+    # -- named queries (Store): the SQL is in _query, in DuckDB's dialect ----------------
+
+    def _frame(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """The result of nbtrail's own SQL (not the user's: no read-only check needed)."""
+        with self._read_connection() as con:
+            return con.sql(query, params=params).pl()
+
+    def run_ids(self) -> list[str]:
+        """Every run id in the store."""
+        return self._frame(_query.RUN_IDS)["run_id"].to_list()
+
+    def parent_ids(self) -> list[str]:
+        """Ids of the runs that have children."""
+        return self._frame(_query.PARENT_IDS)["parent_id"].to_list()
+
+    def experiments(self, *, exclude: Sequence[str] = ()) -> list[str]:
+        """Experiment names in order, leaving out those in ``exclude``."""
+        return self._frame(_query.EXPERIMENTS, [list(exclude)])["experiment"].to_list()
+
+    def metric_keys(self) -> list[str]:
+        """Every metric key any run logged, in order."""
+        return self._frame(_query.METRIC_KEYS)["key"].to_list()
+
+    def experiment_summary(self) -> pl.DataFrame:
+        """One row an experiment and git branch, newest activity first."""
+        return self._frame(_query.EXPERIMENT_SUMMARY)
+
+    def best_runs(self, group: Group, *, names: Sequence[str] | None = None,
+                  metric: str | None = None, mode: Mode = "max") -> pl.DataFrame:
+        """Per branch or experiment: run count, last run and the best run."""
+        if group not in ("git_branch", "experiment"):
+            raise InvalidInputError(f"group must be 'git_branch' or 'experiment', got {group!r}")
+        if mode not in ("max", "min"):
+            raise InvalidInputError(f"mode must be 'max' or 'min', got {mode!r}")
+        query = _query.best_runs(group, names=names is not None, metric=metric is not None,
+                                 mode=mode)
+        params: list[Any] = [metric or ""]
+        if names is not None:
+            params.append(list(names))
+        return self._frame(query, params)
+
+    def metric_curves(self, run_ids: Sequence[str], *, min_points: int = 1,
+                      max_points: int | None = None) -> pl.DataFrame:
+        """The metric points of several runs, thinned to ``max_points`` a curve if given."""
+        if max_points is not None and max_points < 1:
+            raise InvalidInputError(f"max_points must be at least 1, got {max_points!r}")
+        return self._frame(_query.metric_curves(max_points), [list(run_ids), min_points])
+
+    def runs_with_curves(self, *, limit: int) -> list[str]:
+        """The newest ``limit`` runs that logged a metric at several steps."""
+        return self._frame(_query.RUNS_WITH_CURVES, [limit])["run_id"].to_list()
+
+    def runs_with_models(self, run_ids: Sequence[str]) -> set[str]:
+        """Those of ``run_ids`` that logged a model."""
+        return set(self._frame(_query.RUNS_WITH_MODELS, [list(run_ids)])["run_id"].to_list())
+
+    def models(self, *, model_id: str | None = None, run: str | None = None,
+               limit: int | None = None) -> pl.DataFrame:
+        """Models, newest first, with their run's git state, training data and environment."""
+        params: list[Any] = [model_id] if model_id is not None else []
+        if run is not None:
+            params += [run, run]
+        query = _query.models(model_id=model_id is not None, run=run is not None, limit=limit)
+        return self._frame(query, params)
+
+    def packages_of(self, model_id: str) -> list[str]:
+        """Ids of the serving packages built from a model, oldest first."""
+        return self._frame(_query.PACKAGES_OF, [model_id])["dst_id"].to_list()
+
+    def notebook_runs(self, notebook: str, *, same_writer_as: str | None = None
+                      ) -> pl.DataFrame:
+        """``run_id`` and ``name`` of the runs made from ``notebook``, in start order."""
+        params = [notebook, *([same_writer_as] if same_writer_as is not None else [])]
+        return self._frame(_query.notebook_runs(same_writer=same_writer_as is not None), params)
+
+    def run_tags(self, keys: Sequence[str], *,
+                 having: Mapping[str, str] | None = None) -> pl.DataFrame:
+        """One row a run that has a tag among ``keys``: its tags as columns."""
+        keys = list(keys)
+        if not keys or len(set(keys)) != len(keys):
+            raise InvalidInputError(f"run_tags needs distinct tag keys, got {keys!r}")
+        having = dict(having or {})
+        params: list[Any] = [*keys, keys, *(v for pair in having.items() for v in pair)]
+        frame = self._frame(_query.run_tags(len(keys), len(having)), params)
+        return frame.rename({f"k{i}": key for i, key in enumerate(keys)})
 
 
 # A DuckDB instance's worker threads do not survive fork, and a child that touches DuckDB

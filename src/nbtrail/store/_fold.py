@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._journal import JournalChunk, journal_files, open_journal, unpack, writer_id_of
+from ._writes import TABLE_RECORDS
 
 if TYPE_CHECKING:
     import duckdb
@@ -31,52 +32,12 @@ class _Table:
     jsons: tuple[str, ...] = ()
 
 
-# Record kind -> table. Every record is {"t": kind, **row}, except "metrics" (column-wise)
-# and "run_end" (an update of a run's status).
+# Record kind -> table, from the record classes (``_writes``). Every record is
+# {"t": kind, **row}, except "metrics" (column-wise) and "run_end" (an update of a run).
 TABLES: dict[str, _Table] = {
-    "runs": _Table(
-        ("run_id", "name", "experiment", "parent_id", "status", "start_time", "git_root",
-         "git_commit", "git_branch", "git_dirty", "git_snapshot", "notebook", "env_id", "code_id",
-         "seeds", "hostname", "pid", "writer_id"),
-        ("run_id",), times=("start_time",), jsons=("seeds",),
-    ),
-    "params": _Table(("run_id", "key", "value", "value_type"), ("run_id", "key"), replace=True),
-    "tags": _Table(("run_id", "key", "value"), ("run_id", "key"), replace=True),
-    "datasets": _Table(
-        ("dataset_id", "fingerprint", "source_type", "n_rows", "n_columns", "schema", "stats",
-         "first_seen", "sample_sha256"),
-        ("dataset_id",), times=("first_seen",), jsons=("schema", "stats"),
-    ),
-    "run_datasets": _Table(
-        ("run_id", "dataset_id", "name", "role", "logged_at"),
-        ("run_id", "dataset_id", "name", "role"), times=("logged_at",),
-    ),
-    "models": _Table(
-        ("model_id", "run_id", "name", "flavor", "class_name", "format", "sha256", "size_bytes",
-         "signature", "training_dataset_id", "created_at"),
-        ("model_id",), times=("created_at",), jsons=("signature",),
-    ),
-    "artifacts": _Table(
-        ("run_id", "name", "artifact_id", "sha256", "size_bytes", "media_type", "logged_at"),
-        ("run_id", "name"), replace=True, times=("logged_at",),
-    ),
-    "environments": _Table(
-        ("env_id", "python", "platform", "packages", "details"), ("env_id",),
-        jsons=("packages", "details"),
-    ),
-    "code_snapshots": _Table(
-        ("code_id", "git_root", "base_commit", "snapshot_commit", "ref", "notebook", "cells"),
-        ("code_id",), jsons=("cells",),
-    ),
-    "packages": _Table(
-        ("package_id", "model_id", "run_id", "name", "context_path", "base_image", "image_tag",
-         "image_digest", "image_size_bytes", "created_at"),
-        ("package_id",), replace=True, times=("created_at",),
-    ),
-    "edges": _Table(
-        ("src_id", "dst_id", "relation", "created_at"), ("src_id", "dst_id", "relation"),
-        times=("created_at",),
-    ),
+    record.KIND: _Table(record.columns(), record.KEY, replace=record.REPLACE,
+                        times=record.TIMES, jsons=record.JSONS)
+    for record in TABLE_RECORDS
 }
 _RUN_END = ("run_id", "status", "end_time", "error")
 

@@ -282,3 +282,106 @@ def _labels(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
             WHERE package_id IN (SELECT unnest($1))
     """, [ids]).fetchall()
     return {str(i): str(label) for i, label in rows}
+
+
+# -- named queries of the Store interface (DuckDB's dialect stays in this package) --------
+
+RUN_IDS = "SELECT run_id FROM runs ORDER BY run_id"
+PARENT_IDS = ("SELECT DISTINCT parent_id FROM runs WHERE parent_id IS NOT NULL "
+              "ORDER BY parent_id")
+EXPERIMENTS = ("SELECT DISTINCT experiment FROM runs "
+               "WHERE NOT list_contains(?::VARCHAR[], experiment) ORDER BY 1")
+METRIC_KEYS = "SELECT DISTINCT key FROM latest_metrics ORDER BY 1"
+EXPERIMENT_SUMMARY = """
+    SELECT experiment, git_branch AS branch, count(*) AS runs,
+           count(*) FILTER (WHERE status = 'running') AS running,
+           max(start_time) AS last_run
+    FROM runs GROUP BY ALL ORDER BY last_run DESC, experiment, branch"""
+RUNS_WITH_CURVES = """
+    SELECT r.run_id FROM runs r WHERE r.run_id IN (
+        SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
+    ORDER BY r.start_time DESC LIMIT ?"""
+RUNS_WITH_MODELS = "SELECT DISTINCT run_id FROM models WHERE list_contains(?::VARCHAR[], run_id)"
+PACKAGES_OF = ("SELECT dst_id FROM edges WHERE src_id = ? AND relation = 'packaged' "
+               "ORDER BY created_at")
+
+
+def best_runs(group: str, *, names: bool, metric: bool, mode: str) -> str:
+    """The ``Store.best_runs`` query; its parameters: the metric key, then the names if any."""
+    pick = "arg_max" if mode == "max" else "arg_min"
+    # Finished runs only: a running or failed run's last value is not a model's score.
+    value = ("CASE WHEN r.status = 'finished' AND isfinite(lm.value) THEN lm.value END"
+             if metric else "NULL")
+    order = value if metric else "CASE WHEN r.status = 'finished' THEN epoch(r.start_time) END"
+    only = f"AND list_contains(?::VARCHAR[], r.{group})" if names else ""
+    return f"""
+        SELECT r.{group} AS name, count(*) AS runs, max(r.start_time) AS last_run,
+               arg_max(r.git_root, r.start_time) AS git_root,
+               {pick}(r.run_id, {order}) FILTER (WHERE {order} IS NOT NULL) AS best_run_id,
+               {"max" if mode == "max" else "min"}({value}) AS best
+        FROM runs r
+        LEFT JOIN latest_metrics lm ON lm.run_id = r.run_id AND lm.key = ?
+        WHERE r.{group} IS NOT NULL {only}
+        GROUP BY 1 ORDER BY last_run DESC, name
+    """
+
+
+def metric_curves(max_points: int | None) -> str:
+    """The ``Store.metric_curves`` query; parameters: the run ids, the minimum of points."""
+    thin = ("" if max_points is None else
+            f"AND (n <= {int(max_points)} OR i % ceil(n / {int(max_points)})::BIGINT = 0 "
+            "OR i = n)")
+    return f"""
+        WITH m AS (SELECT run_id, key, step, value, timestamp,
+                          row_number() OVER (PARTITION BY run_id, key
+                                             ORDER BY step, timestamp) AS i,
+                          count(*) OVER (PARTITION BY run_id, key) AS n
+                   FROM metrics WHERE list_contains(?::VARCHAR[], run_id)),
+             curved AS (SELECT DISTINCT key FROM m WHERE n >= ?)
+        SELECT run_id, key, step, value, n FROM m
+        WHERE key IN (SELECT key FROM curved) {thin}
+        ORDER BY key, run_id, step, timestamp"""
+
+
+def models(*, model_id: bool, run: bool, limit: int | None) -> str:
+    """The ``Store.models`` query; parameters: the model id, then the run id and prefix."""
+    where = ["m.model_id = ?"] if model_id else []
+    if run:
+        where.append("(m.run_id = ? OR starts_with(m.run_id, ?))")
+    return f"""
+        SELECT m.*, r.name AS run_name, r.experiment, r.git_commit, r.git_branch,
+               r.git_dirty, r.git_snapshot, r.git_root, d.dataset_id, d.fingerprint, d.source_type,
+               d.sample_sha256, e.python, e.packages
+        FROM models m JOIN runs r USING (run_id)
+        LEFT JOIN datasets d ON d.dataset_id = m.training_dataset_id
+        LEFT JOIN environments e ON e.env_id = r.env_id
+        WHERE {" AND ".join(where) or "TRUE"} ORDER BY m.created_at DESC, m.model_id
+        {"" if limit is None else f"LIMIT {int(limit)}"}"""
+
+
+def notebook_runs(*, same_writer: bool) -> str:
+    """The ``Store.notebook_runs`` query; parameters: the notebook, then the run id."""
+    writer = ("AND writer_id = (SELECT writer_id FROM runs WHERE run_id = ?)"
+              if same_writer else "")
+    return (f"SELECT run_id, name FROM runs WHERE notebook = ? {writer} "
+            "ORDER BY start_time, run_id")
+
+
+def run_tags(keys: int, having: int) -> str:
+    """The ``Store.run_tags`` query.
+
+    Its parameters: each key, the keys as a list, then each ``having`` key and value. The
+    columns are named ``k0``, ``k1``...: the caller renames them, so a key is only
+    ever a bound parameter.
+    """
+    columns = ", ".join(f"any_value(t.value) FILTER (WHERE t.key = ?) AS k{i}"
+                        for i in range(keys))
+    having_sql = " ".join(
+        "AND t.run_id IN (SELECT run_id FROM tags WHERE key = ? AND value = ?)"
+        for _ in range(having))
+    return f"""
+        WITH wide AS (SELECT t.run_id, {columns} FROM tags t
+                      WHERE list_contains(?::VARCHAR[], t.key) {having_sql}
+                      GROUP BY t.run_id)
+        SELECT r.run_id, r.status, r.start_time, wide.* EXCLUDE (run_id)
+        FROM wide JOIN runs r USING (run_id) ORDER BY r.start_time, r.run_id"""

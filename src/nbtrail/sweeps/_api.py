@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from ..tracking._keys import check_key
-from ..tracking._tracker import get_tracker
+from ..tracking._tracker import tracker_of
 from . import _storage
 from ._sweep import Direction, Objective, Sweep, check_run_arguments
 
 if TYPE_CHECKING:
     import optuna as optuna_module
+
+    from ..store import Store
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -33,6 +35,7 @@ def sweep(
     catch: Sequence[type[Exception]] | type[Exception] = (Exception,),
     background: bool = False,
     progress: bool = True,
+    store: Store | None = None,
 ) -> Sweep:
     """Run an Optuna study where every trial is an nbtrail run, nested under the sweep's.
 
@@ -54,6 +57,7 @@ def sweep(
     * ``background=True`` returns at once while trials run in a thread (``sweep.wait()``
       waits, ``sweep.stop()`` stops after the trials under way).
     * ``progress``: a live widget in a notebook, a progress line on stderr in a script.
+    * ``store``: where the runs are recorded (default: the configured store).
 
     Experimental: the API may change in a minor release.
 
@@ -72,7 +76,7 @@ def sweep(
     optuna = _storage.optuna()
     _check_instance(sampler, optuna.samplers.BaseSampler, "sampler", "optuna.samplers.TPESampler")
     _check_instance(pruner, optuna.pruners.BasePruner, "pruner", "optuna.pruners.MedianPruner")
-    tracker = get_tracker()
+    tracker = tracker_of(store)
     spec = _storage.storage_spec(storage, name, tracker.store.home)
     study = _create_study(optuna, name, spec.open(), wanted, sampler, pruner, spec.describe())
     tracked = Sweep(study, tracker=tracker, spec=spec)
@@ -81,12 +85,13 @@ def sweep(
                             background=background, progress=progress)
 
 
-def track_study(study: optuna_module.Study) -> Sweep:
+def track_study(study: optuna_module.Study, *, store: Store | None = None) -> Sweep:
     """Track a study you built: its finished trials are recorded now, new ones as they end.
 
     Run trials with ``sweep.optimize(objective, n_trials=...)`` (the objective's
     ``nt.log_*`` calls then land on the trial's run), or pass the sweep as a callback to
-    your own ``study.optimize(objective, callbacks=[sweep])``. Experimental.
+    your own ``study.optimize(objective, callbacks=[sweep])``. The runs go to ``store``
+    (default: the configured store). Experimental.
 
     Example:
         >>> study = optuna.create_study(direction="minimize")          # doctest: +SKIP
@@ -95,7 +100,7 @@ def track_study(study: optuna_module.Study) -> Sweep:
     """
     optuna = _storage.optuna()
     _check_instance(study, optuna.Study, "study", "optuna.create_study(...)", required=True)
-    tracked = Sweep(study, tracker=get_tracker())
+    tracked = Sweep(study, tracker=tracker_of(store))
     tracked.sync()
     return tracked
 

@@ -450,14 +450,13 @@ class Sweep:
         The store marks such a run killed; no ActiveRun is left to log to it, so the
         records go to the journal directly (params and tags are valid for an ended run).
         """
+        from ..store import Param, Tag
         from ..tracking._keys import param_value
 
         writer = self._tracker.store.writer()
         for key, value in trial.params.items():
-            text, kind = param_value(key, value)
-            writer.append({"t": "params", "run_id": run_id, "key": key, "value": text,
-                           "value_type": kind})
-        writer.append({"t": "tags", "run_id": run_id, "key": TRIAL_STATE, "value": "fail"})
+            writer.append(Param(run_id, key, *param_value(key, value)).to_journal())
+        writer.append(Tag(run_id, TRIAL_STATE, "fail").to_journal())
 
     # -- results ------------------------------------------------------------------------------
 

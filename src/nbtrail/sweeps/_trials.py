@@ -269,12 +269,13 @@ def read_sweep(sweep_id: str, store: Store | None = None) -> SweepTrials:
 
 def trial_runs(store: Store, sweep_id: str, *, status: str | None = None) -> dict[int, str]:
     """Trial number to run id of a sweep's trial runs (only runs with ``status``, if given)."""
-    only = "AND r.status = ?" if status is not None else ""
-    frame = store.sql(
-        "SELECT t.value AS trial, t.run_id FROM tags t JOIN tags s ON s.run_id = t.run_id "
-        f"JOIN runs r ON r.run_id = t.run_id WHERE s.key = ? AND s.value = ? AND t.key = ? "
-        f"{only}", [SWEEP_ID, sweep_id, TRIAL, *([status] if status is not None else [])])
-    return {int(number): run_id for number, run_id in frame.rows()}
+    import polars as pl
+
+    frame = store.run_tags([TRIAL], having={SWEEP_ID: sweep_id}).filter(
+        pl.col(TRIAL).is_not_null())
+    if status is not None:
+        frame = frame.filter(pl.col("status") == status)
+    return {int(number): run_id for number, run_id in frame.select(TRIAL, "run_id").rows()}
 
 
 def _store(store: Store | None) -> Store:
@@ -289,25 +290,24 @@ def _store(store: Store | None) -> Store:
 
 def _summaries(store: Store, sweep_id: str | None) -> list[SweepSummary]:
     """One summary a sweep (or only ``sweep_id``'s), from the tags of its runs."""
-    keys = ", ".join(f"'{k}'" for k in _SESSION_TAGS)  # our own constants, not user text
-    only = "AND w.sweep_id = ?" if sweep_id is not None else ""
-    frame = store.sql(f"""
-        WITH tag AS (SELECT run_id, key, value FROM tags WHERE key IN ({keys})),
-             wide AS (PIVOT tag ON key IN ({keys}) USING any_value(value) GROUP BY run_id)
-        SELECT w.{SWEEP_ID} AS sweep_id, any_value(w.{SWEEP}) AS name,
-               any_value(w.{DIRECTIONS}) FILTER (WHERE w.{ROLE} IS NOT NULL) AS directions,
-               any_value(w.{OBJECTIVES}) FILTER (WHERE w.{ROLE} IS NOT NULL) AS objectives,
-               count(*) FILTER (WHERE w.{ROLE} IS NOT NULL) AS sessions,
-               count(*) FILTER (WHERE w.{TRIAL} IS NOT NULL) AS trials,
-               count(*) FILTER (WHERE w.{TRIAL_STATE} = 'complete') AS complete,
-               count(*) FILTER (WHERE w.{TRIAL_STATE} = 'pruned') AS pruned,
-               count(*) FILTER (WHERE w.{TRIAL_STATE} = 'fail') AS failed,
-               count(*) FILTER (WHERE r.status = 'running') AS running,
-               min(r.start_time) AS started, max(r.start_time) AS last_run
-        FROM wide w JOIN runs r USING (run_id)
-        WHERE w.{SWEEP_ID} IS NOT NULL {only}
-        GROUP BY w.{SWEEP_ID} ORDER BY last_run DESC""",
-                      [sweep_id] if sweep_id is not None else None)
+    import polars as pl
+
+    tags = store.run_tags(_SESSION_TAGS, having={SWEEP_ID: sweep_id} if sweep_id else None)
+    session = pl.col(ROLE).is_not_null()
+    frame = (tags.filter(pl.col(SWEEP_ID).is_not_null())
+             .group_by(pl.col(SWEEP_ID).alias("sweep_id"))
+             .agg(pl.col(SWEEP).drop_nulls().first().alias("name"),
+                  pl.col(DIRECTIONS).filter(session).drop_nulls().first().alias("directions"),
+                  pl.col(OBJECTIVES).filter(session).drop_nulls().first().alias("objectives"),
+                  session.sum().alias("sessions"),
+                  pl.col(TRIAL).is_not_null().sum().alias("trials"),
+                  *((pl.col(TRIAL_STATE) == state).sum().alias(column)
+                    for state, column in (("complete", "complete"), ("pruned", "pruned"),
+                                          ("fail", "failed"))),
+                  (pl.col("status") == "running").sum().alias("running"),
+                  pl.col("start_time").min().alias("started"),
+                  pl.col("start_time").max().alias("last_run"))
+             .sort("last_run", "sweep_id", descending=[True, False]))
     summaries = []
     for row in frame.iter_rows(named=True):
         # A store holding only trials synced from elsewhere has no session run to say.

@@ -12,11 +12,15 @@ import importlib
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError, NotFoundError
-from ..tracking._tracker import get_tracker
+from ..tracking._tracker import tracker_of
 from . import _storage
 from ._sweep import Objective, Sweep
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 _OBJECTIVE_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
@@ -52,11 +56,15 @@ def load_objective(spec: str) -> Objective:
 
 
 def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int | None,
-               timeout: float | None, progress: bool = True) -> Sweep:
-    """Run trials of the existing sweep ``name`` in ``storage``; returns the sweep."""
+               timeout: float | None, progress: bool = True,
+               store: Store | None = None) -> Sweep:
+    """Run trials of the existing sweep ``name`` in ``storage``; returns the sweep.
+
+    The trials are recorded in ``store`` (default: the configured store).
+    """
     func = load_objective(objective)
     optuna = _storage.optuna()
-    tracker = get_tracker()
+    tracker = tracker_of(store)
     spec = _storage.storage_spec(storage, name, tracker.store.home)
     try:
         study = optuna.load_study(study_name=name, storage=spec.open())

@@ -26,7 +26,7 @@ def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> objec
             "(see nt.get_run(run_id).models)"
         )
     store = get_store()
-    found = store.sql("SELECT format, sha256 FROM models WHERE model_id = ?", [model_id])
+    found = store.models(model_id=model_id)
     if found.is_empty():
         raise NotFoundError(f"no model {model_id!r} in the store at {store.location}")
     data = store.blob_path(found["sha256"][0]).read_bytes()

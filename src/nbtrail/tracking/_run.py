@@ -11,9 +11,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, RunFinishedError, StoreFullError
+from ..store import Artifact, Dataset, Edge, Model, Param, RunDataset, RunEnd, Tag
 from ._keys import check_key, metric_value, param_value, tag_value
 
 if TYPE_CHECKING:
+    from ..store import Store
     from ._datasets import DatasetProfile
     from ._tracker import Capture, Tracker
 
@@ -62,6 +64,11 @@ class ActiveRun:
         """``running`` until the run ends, then ``finished`` or ``failed``."""
         return self._status
 
+    @property
+    def store(self) -> Store:
+        """The store this run logs to."""
+        return self._tracker.store
+
     # -- params, metrics, tags ----------------------------------------------------------
 
     def log_param(self, key: str, value: Any) -> None:
@@ -82,8 +89,7 @@ class ActiveRun:
                 )
         self._params.update(encoded)
         for key, (text, kind) in encoded.items():
-            self._writer.append({"t": "params", "run_id": self.run_id, "key": key,
-                                 "value": text, "value_type": kind})
+            self._writer.append(Param(self.run_id, key, text, kind).to_journal())
 
     def log_metric(self, key: str, value: float, step: int | None = None,
                    timestamp: float | None = None) -> None:
@@ -121,8 +127,8 @@ class ActiveRun:
         """Attach several tags."""
         self._check_open("tag", next(iter(tags), ""))
         for key, value in _mapping(tags).items():
-            self._writer.append({"t": "tags", "run_id": self.run_id,
-                                 "key": check_key("tag", key), "value": tag_value(key, value)})
+            self._writer.append(Tag(self.run_id, check_key("tag", key),
+                                    tag_value(key, value)).to_journal())
 
     # -- data sets, models, artifacts ----------------------------------------------------
 
@@ -144,16 +150,15 @@ class ActiveRun:
         now = time.time()
         if self._tracker.first_time(dataset_id):
             row = profile.to_json()
-            sample = profile.sample and self._tracker.store.put_blob(profile.sample)[0]
-            self._writer.append({
-                "t": "datasets", "dataset_id": dataset_id, "fingerprint": profile.fingerprint,
-                "source_type": profile.source_type, "n_rows": profile.n_rows,
-                "n_columns": profile.n_columns, "schema": row["schema"], "stats": row["stats"],
-                "first_seen": now, "sample_sha256": sample,
-            })
-        self._writer.append({"t": "run_datasets", "run_id": self.run_id,
-                             "dataset_id": dataset_id, "name": name, "role": role,
-                             "logged_at": now})
+            sample = (self._tracker.store.put_blob(profile.sample)[0] if profile.sample
+                      else None)
+            self._writer.append(Dataset(
+                dataset_id=dataset_id, fingerprint=profile.fingerprint,
+                source_type=profile.source_type, n_rows=profile.n_rows,
+                n_columns=profile.n_columns, schema=row["schema"], stats=row["stats"],
+                first_seen=now, sample_sha256=sample,
+            ).to_journal())
+        self._writer.append(RunDataset(self.run_id, dataset_id, name, role, now).to_journal())
         self._edge(dataset_id, self.run_id, role, now)
         self._datasets[dataset_id] = (role, profile)
         return dataset_id
@@ -185,13 +190,12 @@ class ActiveRun:
             signature = None
         model_id = f"mdl_{ULID()}"
         now = time.time()
-        self._writer.append({
-            "t": "models", "model_id": model_id, "run_id": self.run_id, "name": name,
-            "flavor": serialized.flavor, "class_name": serialized.class_name,
-            "format": serialized.format, "sha256": sha, "size_bytes": size,
-            "signature": signature, "training_dataset_id": training[0] if training else None,
-            "created_at": now,
-        })
+        self._writer.append(Model(
+            model_id=model_id, run_id=self.run_id, name=name, flavor=serialized.flavor,
+            class_name=serialized.class_name, format=serialized.format, sha256=sha,
+            size_bytes=size, signature=signature,
+            training_dataset_id=training[0] if training else None, created_at=now,
+        ).to_journal())
         self._edge(self.run_id, model_id, "produced", now)
         return model_id
 
@@ -216,11 +220,10 @@ class ActiveRun:
             sha, size = self._tracker.store.put_blob(file)
             artifact_id = f"art_{sha[:32]}"
             now = time.time()
-            self._writer.append({
-                "t": "artifacts", "run_id": self.run_id, "name": artifact_name,
-                "artifact_id": artifact_id, "sha256": sha, "size_bytes": size,
-                "media_type": mimetypes.guess_type(file.name)[0], "logged_at": now,
-            })
+            self._writer.append(Artifact(
+                run_id=self.run_id, name=artifact_name, artifact_id=artifact_id, sha256=sha,
+                size_bytes=size, media_type=mimetypes.guess_type(file.name)[0], logged_at=now,
+            ).to_journal())
             self._edge(self.run_id, artifact_id, "produced", now)
             ids.append(artifact_id)
         return ids
@@ -251,9 +254,9 @@ class ActiveRun:
             if self._status != "running":
                 return
             self._status = status
-        self._writer.append({"t": "run_end", "run_id": self.run_id, "status": status,
-                             "end_time": time.time() if end_time is None else end_time,
-                             "error": error})
+        self._writer.append(RunEnd(self.run_id, status,
+                                   time.time() if end_time is None else end_time,
+                                   error).to_journal())
         self._tracker.run_ended(self)
         try:
             self._writer.flush()
@@ -283,8 +286,7 @@ class ActiveRun:
             )
 
     def _edge(self, src: str, dst: str, relation: str, now: float) -> None:
-        self._writer.append({"t": "edges", "src_id": src, "dst_id": dst, "relation": relation,
-                             "created_at": now})
+        self._writer.append(Edge(src, dst, relation, now).to_journal())
 
     def _training_dataset(self) -> tuple[str, DatasetProfile] | None:
         found = [(i, p) for i, (role, p) in self._datasets.items() if role == "train"]

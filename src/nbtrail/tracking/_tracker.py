@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config import Settings, config
 from ..errors import InvalidInputError, NbtrailError
-from ..store._duckdb import DuckDBStore
+from ..store import CodeSnapshot, Environment, RunStart, Store, open_store
 from ..store._records import GIT_CAPTURE_TAG
 from ._run import ActiveRun
 
@@ -51,9 +51,9 @@ DEFAULT_EXPERIMENT = "default"
 
 
 class Tracker:
-    """Starts runs in one store; ``Tracker(DuckDBStore(path))`` for explicit use."""
+    """Starts runs in one store; ``Tracker(nt.open_store(path))`` for explicit use."""
 
-    def __init__(self, store: DuckDBStore, settings: Settings | None = None) -> None:
+    def __init__(self, store: Store, settings: Settings | None = None) -> None:
         self.store = store
         self._settings = settings
         self._running: list[ActiveRun] = []
@@ -116,16 +116,15 @@ class Tracker:
             else:
                 experiment = DEFAULT_EXPERIMENT
 
-        writer.append({
-            "t": "runs", "run_id": run_id, "name": name, "experiment": experiment,
-            "parent_id": parent_id, "status": "running", "start_time": now,
-            "git_root": git.root if git else None, "git_commit": git.commit if git else None,
-            "git_branch": git.branch if git else None, "git_dirty": git.dirty if git else None,
-            "git_snapshot": git.snapshot if git else None,
-            "notebook": notebook.path if notebook else None, "env_id": capture.env_id,
-            "code_id": capture.code_id, "seeds": seen_seeds(), "hostname": socket.gethostname(),
-            "pid": os.getpid(), "writer_id": writer.writer_id,
-        })
+        writer.append(RunStart(
+            run_id=run_id, name=name, experiment=experiment, parent_id=parent_id,
+            status="running", start_time=now, git_root=git.root if git else None,
+            git_commit=git.commit if git else None, git_branch=git.branch if git else None,
+            git_dirty=git.dirty if git else None, git_snapshot=git.snapshot if git else None,
+            notebook=notebook.path if notebook else None, env_id=capture.env_id,
+            code_id=capture.code_id, seeds=seen_seeds(), hostname=socket.gethostname(),
+            pid=os.getpid(), writer_id=writer.writer_id,
+        ).to_journal())
         run = ActiveRun(self, run_id, name=name, experiment=experiment, parent_id=parent_id)
         run._capture = capture
         run._thread = threading.current_thread()
@@ -205,9 +204,10 @@ class Tracker:
             blob = json.dumps(env, sort_keys=True)
             env_id = "env_" + hashlib.sha256(blob.encode()).hexdigest()[:32]
             if self.first_time(env_id):
-                writer.append({"t": "environments", "env_id": env_id, "python": env["python"],
-                               "platform": env["platform"], "packages": env["packages"],
-                               "details": {k: v for k, v in env.items() if k != "packages"}})
+                writer.append(Environment(
+                    env_id=env_id, python=env["python"], platform=env["platform"],
+                    packages=env["packages"],
+                    details={k: v for k, v in env.items() if k != "packages"}).to_journal())
         notebook = capture_notebook()
         code_id = None
         if git is not None or notebook is not None:
@@ -216,13 +216,12 @@ class Tracker:
             code_blob = json.dumps([git.snapshot if git else None, cells])
             code_id = "code_" + hashlib.sha256(code_blob.encode()).hexdigest()[:32]
             if self.first_time(code_id):
-                writer.append({
-                    "t": "code_snapshots", "code_id": code_id,
-                    "git_root": git.root if git else None,
-                    "base_commit": git.commit if git else None,
-                    "snapshot_commit": git.snapshot if git else None, "ref": ref,
-                    "notebook": notebook.path if notebook else None, "cells": cells,
-                })
+                writer.append(CodeSnapshot(
+                    code_id=code_id, git_root=git.root if git else None,
+                    base_commit=git.commit if git else None,
+                    snapshot_commit=git.snapshot if git else None, ref=ref,
+                    notebook=notebook.path if notebook else None, cells=cells,
+                ).to_journal())
         return Capture(git=git, notebook=notebook, env_id=env_id, code_id=code_id,
                        git_tag=git_tag)
 
@@ -255,6 +254,8 @@ class Tracker:
 
 
 _trackers: dict[Path, Tracker] = {}
+# Trackers of store objects passed explicitly (``store=``), by object.
+_other_trackers: dict[int, Tracker] = {}
 TAGS_VARIABLE = "NBTRAIL_TAGS"
 
 
@@ -286,24 +287,50 @@ def get_tracker() -> Tracker:
 
 def tracker_for(home: Path) -> Tracker:
     """The tracker of the store at ``home`` in this process (made on first use)."""
-    settings = config.current
     with _trackers_lock:
         tracker = _trackers.get(home)
         if tracker is None:
-            store = DuckDBStore(home, flush_interval=settings.flush_interval,
-                                fold_interval=settings.fold_interval)
-            tracker = _trackers[home] = Tracker(store)
+            tracker = _trackers[home] = Tracker(open_store(home))
         return tracker
 
 
-def get_store() -> DuckDBStore:
+def tracker_of(store: Store | None) -> Tracker:
+    """The tracker that logs to ``store``; the configured store's when ``None``.
+
+    Functions that take ``store=`` log through it: one tracker a store object, closed
+    (its journal flushed and folded) at exit like the others.
+    """
+    if store is None:
+        return get_tracker()
+    with _trackers_lock:
+        tracker = _trackers.get(store.home)
+        if tracker is not None and tracker.store is store:
+            return tracker
+        # Kept apart from the configured stores' trackers: a store given once (read-only,
+        # say) must not become the one nt.run() logs to.
+        tracker = _other_trackers.get(id(store))
+        if tracker is None:
+            tracker = _other_trackers[id(store)] = Tracker(store)
+        return tracker
+
+
+def get_store() -> Store:
     """The store the current settings point at."""
     return get_tracker().store
 
 
+def store_or_configured(store: Store | None) -> Store:
+    """``store``, else the configured store (for the ``store=`` keyword of public functions)."""
+    return store if store is not None else get_store()
+
+
+def _all_trackers() -> list[Tracker]:
+    return [*_trackers.values(), *_other_trackers.values()]
+
+
 @atexit.register
 def _close_all() -> None:
-    for tracker in list(_trackers.values()):
+    for tracker in _all_trackers():
         try:
             tracker.close()
         except NbtrailError as exc:  # a full disk, say: the message says what was lost
@@ -318,7 +345,7 @@ def _close_all() -> None:
 def _after_fork_in_child() -> None:
     global _trackers_lock
     _trackers_lock = threading.Lock()
-    for tracker in _trackers.values():
+    for tracker in _all_trackers():
         tracker.store.forget_after_fork()
         tracker._lock = threading.Lock()
         # The parent's runs stay active for logging through the forking thread's context,
