@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -40,6 +38,8 @@ from nbtrail.store import (
     Write,
     open_store,
 )
+
+from ..conftest import run_python
 
 T0 = 1_700_000_000.0
 R1, R2, R3, R4 = ("r1aaaaaaaaaaaaaaaaaaaa", "r2bbbbbbbbbbbbbbbbbbbb", "r3cccccccccccccccccccc",
@@ -181,8 +181,7 @@ def test_a_record_is_durable_once_flush_returned_even_if_the_process_is_killed(
         import time; time.sleep(1.0)  # five flush intervals
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = run_python(code, timeout=60)
     assert done.returncode == -signal.SIGKILL, done.stderr
     run = open_here().get_run(R1)
     assert run.name == "killed"
