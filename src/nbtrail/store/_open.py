@@ -60,6 +60,7 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
     backend = _BACKENDS.get(scheme.lower())
     if backend is None:
         known = "; ".join(_DESCRIPTIONS.values())
+        # Not the whole location: a URL may carry credentials.
         raise InvalidInputError(
-            f"no store backend for {scheme + '://'!r} (in {text!r}); the backends are: {known}")
+            f"no store backend for {scheme}:// locations; the backends are: {known}")
     return backend(rest, read_only=read_only)
