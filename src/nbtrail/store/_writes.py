@@ -31,11 +31,25 @@ class Write:
     @classmethod
     def columns(cls) -> tuple[str, ...]:
         """The columns this record fills, in table order."""
-        return tuple(f.name for f in fields(cls))
+        return _columns(cls)
 
     def to_journal(self) -> dict[str, Any]:
         """The record as the journal stores it."""
-        return {"t": self.KIND, **{name: getattr(self, name) for name in self.columns()}}
+        # On the logging path: the field list is looked up once per class, not per record.
+        record = {"t": self.KIND}
+        for name in _columns(type(self)):
+            record[name] = getattr(self, name)
+        return record
+
+
+_COLUMNS: dict[type, tuple[str, ...]] = {}
+
+
+def _columns(cls: type[Write]) -> tuple[str, ...]:
+    names = _COLUMNS.get(cls)
+    if names is None:
+        names = _COLUMNS[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)
