@@ -66,7 +66,8 @@ FOLD_MIN_FREE = 4 * FOLD_BUDGET
 # Seconds background folds let readers go first before they take their turn regardless; a
 # reader then waits for one bounded pass at most.
 FOLD_PATIENCE = 1.0
-# Seconds one fold keeps the database open for pass after pass while no reader waits.
+# Seconds one fold keeps the database open for pass after pass (of 4 budgets each, with
+# 4 times the free space) while no reader waits.
 FOLD_HOLD = 1.0
 # Seconds a closing store waits for the lock to fold its own journal.
 EXIT_FOLD_PATIENCE = 5.0
@@ -368,10 +369,10 @@ class DuckDBStore(Store):
                     # no reader waits (one checks between passes).
                     held = time.monotonic() + hold
                     result = fold(con, self.journal_dir, max_bytes)
+                    more = None if max_bytes is None else 4 * max_bytes
                     while (result.remaining and time.monotonic() < held
                            and not self._readers_waiting()
-                           and free_bytes(self.home) >= FOLD_MIN_FREE):
-                        more = None if max_bytes is None else 4 * max_bytes
+                           and free_bytes(self.home) >= 4 * FOLD_MIN_FREE):
                         result.add(fold(con, self.journal_dir, more))
             except StoreLockedError:
                 if wait:
