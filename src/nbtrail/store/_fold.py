@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._journal import JournalChunk, journal_files, open_journal, unpack, writer_id_of
-from ._writes import TABLE_RECORDS
+from ._writes import TABLE_RECORDS, RunEnd
 
 if TYPE_CHECKING:
     import duckdb
@@ -39,7 +39,7 @@ TABLES: dict[str, _Table] = {
                         times=record.TIMES, jsons=record.JSONS)
     for record in TABLE_RECORDS
 }
-_RUN_END = ("run_id", "status", "end_time", "error")
+_RUN_END = RunEnd.columns()
 
 
 @dataclass
