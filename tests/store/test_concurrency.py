@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from nbtrail.store._duckdb import DuckDBStore
-from nbtrail.store._journal import frame
+from nbtrail.store._journal import JOURNAL_SUFFIX, RECORDS, frame
 
 from ..conftest import SRC
 
@@ -118,7 +118,7 @@ def test_eight_writers_and_a_reader_on_a_cold_store(tmp_path):
     assert wrong == 0
     # Journals of finished processes are folded and removed.
     store.fold_all()
-    assert list((home / "journal").glob("*.nbj")) == []
+    assert list((home / "journal").glob(f"*{JOURNAL_SUFFIX}")) == []
 
 
 CRASHER = """
@@ -158,9 +158,9 @@ def test_sigkill_loses_nothing_older_than_a_second(tmp_path):
     must_have = max(int(step) for step, stamp in logged if float(stamp) <= kill_time - 1.0)
 
     # A torn last record, as if the kill had landed in the middle of a write.
-    [journal] = (home / "journal").glob("*.nbj")
+    [journal] = (home / "journal").glob(f"*{JOURNAL_SUFFIX}")
     with open(journal, "ab") as f:
-        f.write(frame(b'{"t":"tags","run_id":"' + run_id.encode() + b'"}\n', 10**6)[:30])
+        f.write(frame(RECORDS + b'{"t":"tags","run_id":"' + run_id.encode() + b'"}\n', 10**6)[:30])
 
     store = DuckDBStore(home)
     with warnings.catch_warnings(record=True) as caught:
@@ -173,7 +173,7 @@ def test_sigkill_loses_nothing_older_than_a_second(tmp_path):
     assert history["step"].max() >= must_have
     assert history["step"].to_list() == list(range(history.height))  # no gaps, no duplicates
     # The store stays healthy: the journal is gone and new runs work.
-    assert list((home / "journal").glob("*.nbj")) == []
+    assert list((home / "journal").glob(f"*{JOURNAL_SUFFIX}")) == []
     store.writer().append({"t": "tags", "run_id": run_id, "key": "checked", "value": "yes"})
     store.sync()
     assert store.get_run(run_id).tags == {"checked": "yes"}

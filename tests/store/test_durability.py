@@ -14,7 +14,7 @@ import pytest
 
 from nbtrail.errors import NbtrailError, StoreFullError, StoreLockedError
 from nbtrail.store._duckdb import DuckDBStore
-from nbtrail.store._journal import frame
+from nbtrail.store._journal import JOURNAL_SUFFIX, MAGIC, METRICS, RECORDS, frame
 from nbtrail.tracking._tracker import Tracker
 
 from ..conftest import require
@@ -130,7 +130,8 @@ def _messages(caught):
     return [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize("garbage", [b"\x00" * 7, b'{"t":"runs","run_id":"x"', b"\xffNJ\x02junk"])
+@pytest.mark.parametrize("garbage", [b"\x00" * 7, b'{"t":"runs","run_id":"x"', MAGIC + b"junk",
+                                     b"\xffNJ\x02junk"])
 def test_garbage_in_a_live_journal_does_not_swallow_the_next_record(tmp_path, garbage):
     store = DuckDBStore(tmp_path / "store")
     _log(store, _run_row("before"))
@@ -190,6 +191,63 @@ def test_an_older_store_with_plain_json_line_journals_opens(tmp_path):
     assert store.get_run("old").params == {"lr": 0.1}
     assert not old.exists()  # folded and removed
     assert store.sql("select max(version) as v from schema_info")["v"][0] == _schema.SCHEMA_VERSION
+    store.close()
+
+
+def test_an_older_nbtrails_framed_journal_with_base64_metric_columns_is_folded(tmp_path):
+    import base64
+
+    import numpy as np
+
+    home = tmp_path / "store"
+
+    def column(values, dtype):
+        return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode()
+
+    points = {"t": "metrics", "run_id": "old", "keys": ["loss", "acc"],
+              "key": column([0, 1, 0], "<u4"), "value": column([0.5, 0.9, float("nan")], "<f8"),
+              "step": column([0, 0, 1], "<i8"), "ts": column([1e9, 1e9, 1e9 + 1], "<f8")}
+    payload = "".join(json.dumps(r) + "\n" for r in [_run_row("old", writer_id="host-1-old"),
+                                                     points])
+    (home / "journal").mkdir(parents=True)
+    old = home / "journal" / "host-1-old.nbj"  # format 2, of a process that has ended
+    old.write_bytes(frame(payload.encode(), 1, b"\xffNJ\x02"))
+    store = DuckDBStore(home)
+    history = store.sql("select key, value, step from metrics order by key, step").rows()
+    assert [row[0] for row in history] == ["acc", "loss", "loss"]
+    assert history[0][1:] == (0.9, 0) and history[1][1:] == (0.5, 0)
+    assert np.isnan(history[2][1]) and history[2][2] == 1
+    assert store.get_run("old").status == "killed"
+    assert not old.exists()
+    store.close()
+
+
+def test_a_bad_binary_metric_frame_is_quarantined_whole_and_the_next_one_is_read(tmp_path):
+    home = tmp_path / "store"
+    store = DuckDBStore(home)
+    writer = store.writer()
+    run = Tracker(store).start_run(name="r")
+    run.log_metric("m", 1.0, step=0)
+    writer.flush()
+    journal = writer.path
+    bad = METRICS + b"\x05\x00\x00\x00{}   " + b"\xff" * 5  # valid frame, broken columns
+    with open(journal, "ab") as f:
+        f.write(frame(bad, 1000))
+        f.write(frame(METRICS + b"\x00" * 3, 1001))  # shorter than its own header
+        f.write(MAGIC + b"\x10\x00")  # a torn frame header, then the writer goes on
+    writer._seq = 1001
+    run.log_metric("m", 2.0, step=1)
+    run.end()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert store.metric_history(run.run_id, "m")["value"].to_list() == [1.0, 2.0]
+        store.sync()
+    assert store.metric_history(run.run_id, "m")["value"].to_list() == [1.0, 2.0]
+    quarantined = [json.loads(p.read_text()) for p in sorted((home / "quarantine").iterdir())]
+    assert len(quarantined) == 2
+    assert all("malformed metric frame" in q["reason"] for q in quarantined)
+    assert any("record_base64" in q for q in quarantined)
+    assert any("unreadable bytes" in m for m in _messages(caught))
     store.close()
 
 
@@ -351,8 +409,9 @@ def test_a_read_whose_fold_fails_answers_from_the_journals(tmp_path, monkeypatch
     store = DuckDBStore(home)
     _log(store, _run_row("folded"))
     store.close()
-    dead = home / "journal" / "host-2-dead.nbj"  # a dead journal: reads must fold it first
-    dead.write_bytes(frame(json.dumps(_run_row("pending")).encode() + b"\n", 1))
+    # A dead journal: reads must fold it first.
+    dead = home / "journal" / f"host-2-dead{JOURNAL_SUFFIX}"
+    dead.write_bytes(frame(RECORDS + json.dumps(_run_row("pending")).encode() + b"\n", 1))
 
     def failing_fold(*args, **kwargs):
         raise duckdb.IOException("IO Error: No space left on device")
@@ -388,7 +447,8 @@ def test_reads_while_sixteen_writers_log_at_full_speed(tmp_path):
     pollers = [_spawn(procs.POLLER, home, flag) for _ in range(2)]
     writers = [_spawn(procs.FAST_WRITER, home, flag, f"w{i}") for i in range(16)]
     deadline = time.monotonic() + 120
-    while len(list((home / "journal").glob("*.nbj"))) < 16:  # sixteen processes start slowly
+    # Sixteen processes start slowly.
+    while len(list((home / "journal").glob(f"*{JOURNAL_SUFFIX}"))) < 16:
         assert time.monotonic() < deadline, "the writers did not start"
         time.sleep(0.05)
     time.sleep(3)
@@ -398,7 +458,7 @@ def test_reads_while_sixteen_writers_log_at_full_speed(tmp_path):
     # Watched for 10 s at most here (the backlog target is 2 s): benchmarks/store.py waits
     # longer and reports the time; this test checks that the reads saw no error and that
     # every point lands.
-    while list((home / "journal").glob("*.nbj")) and time.monotonic() - stopped < 10:
+    while list((home / "journal").glob(f"*{JOURNAL_SUFFIX}")) and time.monotonic() - stopped < 10:
         time.sleep(0.05)
     backlog = time.monotonic() - stopped
     reports = [json.loads(p.communicate(timeout=120)[0]) for p in pollers]
@@ -427,7 +487,7 @@ def _backlog(tmp_path, points):
 
 def test_a_fold_goes_on_pass_after_pass_in_one_connection_while_no_reader_waits(tmp_path):
     store = _backlog(tmp_path, 20_000)
-    result = store.try_fold(wait=True, max_bytes=1 << 14)
+    result = store.try_fold(wait=True, max_bytes=1 << 14, hold=60)  # a busy machine too
     assert result is not None and not result.remaining
     assert result.metric_points == 20_000
     assert store.sql("select count(*) as n from metrics")["n"][0] == 20_000
@@ -471,7 +531,7 @@ def test_a_writer_exiting_while_another_process_holds_the_lock_still_folds_its_j
         time.sleep(1.0)  # the writer is at its exit fold, waiting for the lock
     proc.communicate(timeout=60)
     assert proc.returncode == 0
-    left = set((home / "journal").glob("*.nbj")) - {store.writer().path}  # not this one's
+    left = set((home / "journal").glob(f"*{JOURNAL_SUFFIX}")) - {store.writer().path}
     assert not left, "the exiting writer left its journal"
     assert store.sql("select name, status from runs where name = 'exiting'").rows() == [
         ("exiting", "finished")]
@@ -517,4 +577,5 @@ def test_a_killed_run_reads_killed_while_another_program_keeps_folds_out(tmp_pat
         holder.kill()
         holder.communicate()
     assert (run.status, run.metrics) == ("killed", {"m": 1.0})
-    assert list((home / "journal").glob("*.nbj")), "the fold ran: the test proves nothing"
+    assert list((home / "journal").glob(f"*{JOURNAL_SUFFIX}")), \
+        "the fold ran: the test proves nothing"

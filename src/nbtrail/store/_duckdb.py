@@ -71,6 +71,9 @@ FOLD_PATIENCE = 1.0
 FOLD_HOLD = 1.0
 # Seconds a closing store waits for the lock to fold its own journal.
 EXIT_FOLD_PATIENCE = 5.0
+# Journal bytes a read shows through the overlay rather than folding a pass first: metric
+# frames are read as arrays, other records are parsed and copied (docs/store.md).
+OVERLAY_LIMIT = 64 * FOLD_BUDGET
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
@@ -436,7 +439,7 @@ class DuckDBStore(Store):
                 pending = read_pending(con, self.journal_dir)
                 # A dead journal needs a fold to mark its runs killed; a long tail is
                 # cheaper folded once than overlaid on every read.
-                if attempt > 0 or not (pending.dead or pending.size > FOLD_BUDGET):
+                if attempt > 0 or not (pending.dead or pending.size > OVERLAY_LIMIT):
                     if pending.batch.count or pending.dead:
                         apply_overlay(con, pending)
                     yield con

@@ -8,15 +8,25 @@ journals are folded to their end, their unfinished runs marked ``killed``, and r
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._journal import JournalChunk, journal_files, open_journal, unpack, writer_id_of
+from ._journal import (
+    TIME_RANGE,
+    JournalChunk,
+    MetricColumns,
+    decode_legacy_metrics,
+    journal_files,
+    open_journal,
+    writer_id_of,
+)
 from ._writes import TABLE_RECORDS, RunEnd
 
 if TYPE_CHECKING:
@@ -33,7 +43,8 @@ class _Table:
 
 
 # Record kind -> table, from the record classes (``_writes``). Every record is
-# {"t": kind, **row}, except "metrics" (column-wise) and "run_end" (an update of a run).
+# {"t": kind, **row}, except "run_end" (an update of a run) and metric points (binary
+# frames, ``MetricColumns``; "metrics" JSON records in format 2 journals).
 TABLES: dict[str, _Table] = {
     record.KIND: _Table(record.columns(), record.KEY, replace=record.REPLACE,
                         times=record.TIMES, jsons=record.JSONS)
@@ -145,9 +156,15 @@ def quarantine(folder: Path, rejected: list[Rejected]) -> None:
     folder.mkdir(exist_ok=True)
     for path, offset, record, reason in rejected:
         target = folder / f"{path.name}@{offset}.json"
-        raw = record.decode("utf-8", "replace") if isinstance(record, bytes) else record
-        target.write_text(json.dumps({"journal": path.name, "offset": offset,
-                                      "reason": reason, "record": raw}, default=str) + "\n")
+        entry = {"journal": path.name, "offset": offset, "reason": reason}
+        if isinstance(record, bytes):
+            try:
+                entry["record"] = record.decode()
+            except UnicodeDecodeError:  # a binary frame: kept whole, to be looked at
+                entry["record_base64"] = base64.b64encode(record).decode()
+        else:
+            entry["record"] = record
+        target.write_text(json.dumps(entry, default=str) + "\n")
         warnings.warn(f"nbtrail: moved a bad record at offset {offset} of journal {path} "
                       f"to {target} ({reason}); the rest of the store is unaffected",
                       stacklevel=4)
@@ -166,8 +183,6 @@ def folded_offsets(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]
     return {name: (offset, seq) for name, offset, seq in rows.fetchall()}
 
 
-# Seconds since the epoch a timestamp may take: years 1 to 9999, as DuckDB and Python agree.
-_TIME_RANGE = (-62135596800.0, 253402300799.0)
 _INT_RANGES = {"INTEGER": 1 << 31, "BIGINT": 1 << 63}
 _RUN_STATUSES = ("running", "finished", "failed", "killed")
 
@@ -205,7 +220,7 @@ def _value_problem(column: str, value: Any, kind: str, nullable: bool, time: boo
         return None if nullable else f"{column} is missing"
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if time:
-        if not number or not _TIME_RANGE[0] <= value <= _TIME_RANGE[1]:
+        if not number or not TIME_RANGE[0] <= value <= TIME_RANGE[1]:
             return f"{column} is not a timestamp (seconds since the epoch): {value!r:.40}"
         return None
     if kind == "VARCHAR" and not isinstance(value, str):
@@ -235,7 +250,8 @@ class Batch:
         self.types = types
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
-        self.metric_parts: list[_MetricPart] = []
+        self.metric_parts: list[MetricColumns] = []
+        self._metric_tables: dict[str, dict[str, Any]] | None = None  # once all are added
         self.metric_points = 0
         self.count = 0
         self.rejected: list[Rejected] = []
@@ -244,6 +260,11 @@ class Batch:
 
     def add(self, record: Any, where: tuple[Path, int]) -> None:
         """Add one record found in journal ``where[0]`` at offset ``where[1]``."""
+        if isinstance(record, MetricColumns):  # checked as it was decoded
+            self.count += 1
+            self.metric_parts.append(record)
+            self.metric_points += len(record)
+            return
         problem = self._problem(record)
         if problem is not None:
             self.rejected.append((*where, record, problem))
@@ -299,26 +320,21 @@ class Batch:
 
     def _add_metrics(self, record: dict[str, Any], where: tuple[Path, int]) -> None:
         try:
-            keys = record["keys"]
-            part = _MetricPart(
-                record["run_id"], keys, unpack(record["key"], "<u4"),
-                unpack(record["value"], "<f8"), unpack(record["step"], "<i8"),
-                unpack(record["ts"], "<f8"))
-            if len({len(part.key), len(part.value), len(part.step), len(part.ts)}) != 1:
-                raise ValueError("columns of different lengths")
-            if len(part.key) and int(part.key.max()) >= len(keys):
-                raise ValueError("a key index past the list of keys")
-            if not ((part.ts >= _TIME_RANGE[0]) & (part.ts <= _TIME_RANGE[1])).all():
-                raise ValueError("a timestamp out of range")
+            part = decode_legacy_metrics(record)
         except (KeyError, TypeError, ValueError) as exc:
             self.count -= 1
             self.rejected.append((*where, record, f"malformed metric columns ({exc})"))
             return
         self.metric_parts.append(part)
-        self.metric_points += len(part.key)
+        self.metric_points += len(part)
 
-    def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "") -> None:
-        """Write the batch into the tables, or into ``prefix``-named copies of them."""
+    def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "", *,
+              points: bool = True) -> None:
+        """Write the batch into the tables, or into ``prefix``-named copies of them.
+
+        With ``points=False`` the metric points themselves are left out (the overlay reads
+        them from ``metric_tables``), but not the latest value of each key.
+        """
         # Rows reach DuckDB as dicts of numpy arrays: as fast as Arrow here, and unlike
         # pyarrow it does not drag pandas in (whose import costs more than a fold).
         for name, rows in self.rows.items():
@@ -335,7 +351,7 @@ class Batch:
             _insert(con, {"_fold_rows": {c: _column(c, spec, rows.values()) for c in spec.columns}},
                     f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM _fold_rows")
         if self.metric_points:
-            self._apply_metrics(con, prefix)
+            self._apply_metrics(con, prefix, points)
         if self.ends:
             ends = list(self.ends.values())
             _insert(con, {"_fold_rows": {c: _objects([e.get(c) for e in ends]) for c in _RUN_END}},
@@ -343,47 +359,58 @@ class Batch:
                     "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
                     f"FROM _fold_rows e WHERE {prefix}runs.run_id = e.run_id")
 
-    def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+    def metric_tables(self) -> dict[str, dict[str, Any]]:
+        """The batch's metric points as numeric columns, with their run ids and keys.
+
+        Points are numbers only (run ids and keys as codes into two small tables, joined
+        back in SQL): converting a million Python strings cost more than the rest of a
+        fold. Register them under their names and select ``POINTS`` from them.
+        """
         import numpy as np
 
-        # Points reach DuckDB as numbers only: run ids and keys as codes into two small
-        # tables, joined back in SQL. Converting a million Python strings cost more than
-        # the rest of the fold.
+        if self._metric_tables is not None:
+            return self._metric_tables
+
         runs: dict[str, int] = {}
         keys: dict[str, int] = {}
         run_codes, key_codes = [], []
         for part in self.metric_parts:
-            run = runs.setdefault(part.run_id, len(runs))
-            run_codes.append(np.full(len(part.key), run, dtype=np.uint32))
+            # A frame's codes index its own names: translate them to the batch's.
+            local = np.array([runs.setdefault(r, len(runs)) for r in part.runs], dtype=np.uint32)
+            run_codes.append(local[part.run])
             local = np.array([keys.setdefault(k, len(keys)) for k in part.keys], dtype=np.uint32)
             key_codes.append(local[part.key])
         value = np.concatenate([part.value for part in self.metric_parts])
-        points = {
-            "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
-            # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-            "is_nan": np.isnan(value),
-            "step": np.concatenate([part.step for part in self.metric_parts]),
-            "ts": np.concatenate([part.ts for part in self.metric_parts]),
-        }
-        tables = {
-            "_fold_points": points,
+        self._metric_tables = {
+            "_fold_points": {
+                "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
+                # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+                "is_nan": np.isnan(value),
+                "step": np.concatenate([part.step for part in self.metric_parts]),
+                "ts": np.concatenate([part.ts for part in self.metric_parts]),
+                "row": np.arange(len(value), dtype=np.uint32),
+            },
             "_fold_runs": {"r": np.arange(len(runs), dtype=np.uint32),
                            "run_id": _objects(list(runs))},
             "_fold_keys": {"k": np.arange(len(keys), dtype=np.uint32),
                            "key": _objects(list(keys))},
         }
-        value_of = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
-        names = "JOIN _fold_runs USING (r) JOIN _fold_keys USING (k)"
-        _insert(con, tables, f"INSERT INTO {prefix}metrics SELECT run_id, key, {value_of}, "
-                             f"step, to_timestamp(ts) FROM _fold_points {names}")
-        # The latest point of a key is the higher step, then the later time; grouped by
-        # the codes, which is cheaper than by the strings.
-        _insert(con, tables, f"""
-            INSERT INTO {prefix}latest_metrics
-            SELECT run_id, key, p.value, p.step, to_timestamp(p.ts) FROM (
-                SELECT r, k, arg_max({{'value': {value_of}, 'step': step, 'ts': ts}},
-                                     (step, ts)) AS p
-                FROM _fold_points GROUP BY r, k) {names}
+        return self._metric_tables
+
+    def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
+        tables = self.metric_tables()
+        if points:
+            _insert(con, tables, f"INSERT INTO {prefix}metrics {POINTS}")
+        # The latest point of a key is the higher step, then the later time: found as row
+        # numbers, grouped by the codes (cheaper than carrying the values, or the strings),
+        # then only those rows are joined to their names.
+        every = tables["_fold_points"]
+        [latest] = _select(con, tables, """
+            WITH top AS (SELECT r, k, max(step) AS step FROM _fold_points GROUP BY r, k)
+            SELECT arg_max(row, ts) FROM _fold_points JOIN top USING (r, k, step)
+            GROUP BY r, k""")
+        _insert(con, {**tables, "_fold_points": {c: v[latest] for c, v in every.items()}}, f"""
+            INSERT INTO {prefix}latest_metrics {POINTS}
             ON CONFLICT (run_id, key) DO UPDATE
             SET value = EXCLUDED.value, step = EXCLUDED.step, timestamp = EXCLUDED.timestamp
             WHERE EXCLUDED.step > {prefix}latest_metrics.step
@@ -392,28 +419,38 @@ class Batch:
             """)
 
 
-@dataclass(frozen=True)
-class _MetricPart:
-    """One decoded metrics record: the points one flush logged for one run."""
+_VALUE = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
+_NAMES = "JOIN _fold_runs USING (r) JOIN _fold_keys USING (k)"
+# The rows of the metrics table, from the tables of ``Batch.metric_tables``.
+POINTS = (f"SELECT run_id, key, {_VALUE} AS value, step, to_timestamp(ts) AS timestamp "
+          f"FROM _fold_points {_NAMES}")
 
-    run_id: str
-    keys: list[str]
-    key: Any  # index into keys, per point
-    value: Any
-    step: Any
-    ts: Any
+
+@contextlib.contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]]
+                ) -> Iterator[None]:
+    """Each of ``tables`` (name -> columns) registered with ``con`` by name, meanwhile."""
+    for name, columns in tables.items():
+        con.register(name, columns)
+    try:
+        yield
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]],
             statement: str) -> None:
-    """Run ``statement`` with each of ``tables`` (name -> columns) registered by name."""
-    for name, columns in tables.items():
-        con.register(name, columns)
-    try:
+    """Run ``statement`` over ``tables`` (name -> columns)."""
+    with _registered(con, tables):
         con.execute(statement)
-    finally:
-        for name in tables:
-            con.unregister(name)
+
+
+def _select(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]],
+            query: str) -> list[Any]:
+    """The columns (numpy arrays) of ``query`` over ``tables`` (name -> columns)."""
+    with _registered(con, tables):
+        return list(con.execute(query).fetchnumpy().values())
 
 
 def _objects(values: list[Any]) -> Any:

@@ -6,29 +6,36 @@ can be taken belongs to a dead process. The file is created under a temporary na
 renamed into place only once locked, so no reader ever sees an unlocked live journal.
 
 Logging calls only append to an in-memory buffer (about a microsecond); a background
-thread writes the buffer out every ``flush_interval`` seconds as one frame. Metrics are
-buffered column-wise so a flush of many points is one compact record.
+thread writes the buffer out every ``flush_interval`` seconds. Metrics are buffered
+column-wise, so a flush of many points is one compact binary frame.
 
-Journal format 2 (``*.nbj``), one frame per flush::
+Journal format 3 (``*.nbj3``), one or two frames per flush::
 
-    magic    4 bytes   b"\xffNJ\x02": 0xff never occurs in the ASCII payload, so a reader
-                       finds the next frame after garbage; the last byte is the version
+    magic    4 bytes   b"\xffNJ\x03": 0xff never occurs in JSON text, so a reader finds
+                       the next frame after garbage; the last byte is the format
     length   u32 LE    payload bytes
     seq      u32 LE    the frame's number in this journal, from 1
     crc      u32 LE    crc32 of the seq field and the payload
-    payload            JSON records, one a line
+    payload            b"J" and JSON records, one a line; or b"M" and metric points:
+
+    names    u32 LE + JSON   {"runs": [run ids], "keys": [metric keys]}, padded with
+                             spaces so the columns start 8-byte aligned
+    columns  n × 32 bytes    run u32[n] and key u32[n] (indexes into the names),
+                             value f64[n], step i64[n], time f64[n] (seconds since the
+                             epoch): a fold or a read takes them as arrays, no parsing
 
 A torn, truncated or overwritten region fails its checksum or its magic and is skipped
 with a warning naming the journal and offset; the frame after it is read as usual. The
 sequence numbers reveal a journal truncated or rewritten below its folded offset, which
-is then rescanned. Journals of format 1 (``*.jsonl``, plain JSON lines, written by earlier
-versions) are still read.
+is then rescanned. Earlier formats are still read: format 2 (``*.nbj``, the same frames
+with magic b"\xffNJ\x02" and JSON payloads only, metrics as base64 columns) and format 1
+(``*.jsonl``, plain JSON lines). Each format has its own suffix so that an older nbtrail
+still running beside this one never reads a journal it cannot parse.
 """
 
 from __future__ import annotations
 
 import array
-import base64
 import binascii
 import contextlib
 import errno
@@ -42,29 +49,55 @@ import sys
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import StoreFullError
 
-JOURNAL_SUFFIX = ".nbj"
-LEGACY_SUFFIX = ".jsonl"  # format 1: plain JSON lines
-MAGIC = b"\xffNJ\x02"
+JOURNAL_SUFFIX = ".nbj3"
+MAGIC = b"\xffNJ\x03"
+# Journal suffix -> the magic its frames start with (None: format 1, JSON lines).
+FORMATS: dict[str, bytes | None] = {
+    JOURNAL_SUFFIX: MAGIC, ".nbj": b"\xffNJ\x02", ".jsonl": None}
 _HEADER = struct.Struct("<4sIII")  # magic, length, seq, crc
+RECORDS, METRICS = b"J", b"M"  # the kinds of format 3 payloads
+_NAMES = struct.Struct("<I")
+_POINT_BYTES = 4 + 4 + 8 + 8 + 8  # run, key, value, step, time
 
 
-def frame(payload: bytes, seq: int) -> bytes:
+def frame(payload: bytes, seq: int, magic: bytes = MAGIC) -> bytes:
     """One journal frame holding ``payload`` (see the module docstring)."""
     seq_bytes = struct.pack("<I", seq)
-    return MAGIC + struct.pack("<I", len(payload)) + seq_bytes + struct.pack(
+    return magic + struct.pack("<I", len(payload)) + seq_bytes + struct.pack(
         "<I", zlib.crc32(payload, zlib.crc32(seq_bytes))) + payload
+
+
+def _suffix(path: Path) -> str | None:
+    return next((s for s in FORMATS if path.name.endswith(s)), None)
 
 
 def writer_id_of(path: Path) -> str:
     """The id of the writer a journal file belongs to."""
-    return path.name.removesuffix(JOURNAL_SUFFIX).removesuffix(LEGACY_SUFFIX)
+    suffix = _suffix(path)
+    return path.name if suffix is None else path.name.removesuffix(suffix)
+
+
+@dataclass(frozen=True)
+class MetricColumns:
+    """The metric points of one binary frame: names, and per point indexes into them."""
+
+    runs: list[str]
+    keys: list[str]
+    run: Any  # numpy arrays of one length: index into runs, per point
+    key: Any  # index into keys
+    value: Any
+    step: Any
+    ts: Any
+
+    def __len__(self) -> int:
+        return len(self.value)
 
 
 class JournalWriter:
@@ -127,12 +160,14 @@ class JournalWriter:
             with self._lock:
                 records, self._records = self._records, []
                 metrics, self._metrics = self._metrics, ([], [], [], [], [])
-            records.extend(_metric_records(*metrics))
             if records:
                 payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n"
                                   for r in records)
                 self._seq += 1
-                self._unwritten.append(frame(payload.encode(), self._seq))
+                self._unwritten.append(frame(RECORDS + payload.encode(), self._seq))
+            if metrics[0]:
+                self._seq += 1
+                self._unwritten.append(frame(_metrics_payload(*metrics), self._seq))
             if not self._unwritten:
                 return False
             try:
@@ -255,56 +290,84 @@ def free_bytes(path: Path) -> int:
     return info.f_bavail * info.f_frsize
 
 
-def _metric_records(runs: list[str], keys: list[str], values: list[float], steps: list[int],
-                    stamps: list[float]) -> list[dict[str, Any]]:
-    """Column-wise metric records, one per run.
-
-    The columns are little-endian numpy arrays in base64: a fold decodes a million
-    points in milliseconds, where parsing them as JSON numbers takes seconds. NaN and
-    ±inf survive as they are.
-    """
-    if not runs:
-        return []
-    groups: Mapping[Any, Sequence[int]]
-    if runs.count(runs[0]) == len(runs):  # the common case: one run logging
-        groups = {runs[0]: range(len(runs))}
-    else:
-        by_run: dict[Any, list[int]] = {}
-        for i, run in enumerate(runs):
-            by_run.setdefault(run, []).append(i)
-        groups = by_run
-    records = []
-    for run, rows in groups.items():
-        names: dict[str, int] = {}
-        index = [names.setdefault(keys[i], len(names)) for i in rows]
-        records.append({
-            "t": "metrics", "run_id": run, "keys": list(names),
-            "key": _pack(index, "<u4"), "value": _pack([values[i] for i in rows], "<f8"),
-            "step": _pack([steps[i] for i in rows], "<i8"),
-            "ts": _pack([stamps[i] for i in rows], "<f8"),
-        })
-    return records
-
-
-# Column types of ``_pack``: numpy dtype -> the stdlib array code of the same width. The
-# writer packs with the stdlib so that the flush thread never waits for numpy's import.
-_ARRAY_CODES = {"<u4": "I", "<f8": "d", "<i8": "q"}
-
-
-def _pack(values: list[Any], dtype: str) -> str:
-    column = array.array(_ARRAY_CODES[dtype], values)
+def _metrics_payload(runs: list[str], keys: list[str], values: list[float], steps: list[int],
+                     stamps: list[float]) -> bytes:
+    """The payload of a binary metrics frame (see the module docstring)."""
+    run_index = {run: i for i, run in enumerate(dict.fromkeys(runs))}
+    key_index = {key: i for i, key in enumerate(dict.fromkeys(keys))}
+    names = json.dumps({"runs": list(run_index), "keys": list(key_index)}).encode()
+    # Pad so that the columns start 8-byte aligned in the payload, for numpy to read.
+    names += b" " * (-(len(METRICS) + _NAMES.size + len(names)) % 8)
+    columns: list[array.array[Any]] = [
+        array.array("I", [run_index[r] for r in runs]),
+        array.array("I", [key_index[k] for k in keys]),
+        array.array("d", values), array.array("q", steps), array.array("d", stamps)]
     if sys.byteorder != "little":
-        column.byteswap()
-    return base64.b64encode(column.tobytes()).decode("ascii")
+        for column in columns:
+            column.byteswap()
+    return b"".join([METRICS, _NAMES.pack(len(names)), names,
+                     *(column.tobytes() for column in columns)])
 
 
-def unpack(text: str, dtype: str) -> Any:
-    """Decode a column written by ``_pack``."""
+def decode_metrics(payload: bytes) -> MetricColumns:
+    """The points of a binary metrics frame; ``ValueError`` says what is wrong with it."""
     import numpy as np
 
-    # strict_mode checks the alphabet as it decodes; b64decode(validate=True) runs a
-    # regular expression over the text first, which took longer than the decoding.
-    return np.frombuffer(binascii.a2b_base64(text, strict_mode=True), dtype=dtype)
+    start = len(METRICS) + _NAMES.size
+    if len(payload) < start:
+        raise ValueError("metric frame shorter than its header")
+    (size,) = _NAMES.unpack_from(payload, len(METRICS))
+    try:
+        names = json.loads(payload[start:start + size])
+        runs, keys = names["runs"], names["keys"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"metric frame names unreadable ({exc})") from None
+    if not (isinstance(runs, list) and isinstance(keys, list)
+            and all(isinstance(n, str) for n in runs + keys)):
+        raise ValueError("metric frame names are not lists of strings")
+    start += size
+    n, rest = divmod(len(payload) - start, _POINT_BYTES)
+    if rest:
+        raise ValueError("metric frame columns of different lengths")
+    columns = []
+    for dtype in ("<u4", "<u4", "<f8", "<i8", "<f8"):
+        column = np.frombuffer(payload, dtype=dtype, count=n, offset=start)
+        columns.append(column)
+        start += column.nbytes
+    run, key = columns[0], columns[1]
+    if n and (int(run.max()) >= len(runs) or int(key.max()) >= len(keys)):
+        raise ValueError("a metric point names a run or key past the frame's names")
+    return _checked(MetricColumns(runs, keys, *columns))
+
+
+# Seconds since the epoch a timestamp may take: years 1 to 9999, as DuckDB and Python agree.
+TIME_RANGE = (-62135596800.0, 253402300799.0)
+
+
+def _checked(points: MetricColumns) -> MetricColumns:
+    if not ((points.ts >= TIME_RANGE[0]) & (points.ts <= TIME_RANGE[1])).all():
+        raise ValueError("a timestamp out of range")
+    return points
+
+
+def decode_legacy_metrics(record: dict[str, Any]) -> MetricColumns:
+    """The points of a format 2 ``metrics`` JSON record (base64 columns of one run)."""
+    import numpy as np
+
+    def column(name: str, dtype: str) -> Any:
+        # strict_mode checks the alphabet as it decodes; b64decode(validate=True) runs a
+        # regular expression over the text first, which took longer than the decoding.
+        return np.frombuffer(binascii.a2b_base64(record[name], strict_mode=True), dtype=dtype)
+
+    key = column("key", "<u4")
+    keys = record["keys"]
+    if len(key) and int(key.max()) >= len(keys):
+        raise ValueError("a key index past the list of keys")
+    points = MetricColumns([record["run_id"]], keys, np.zeros(len(key), dtype=np.uint32), key,
+                           column("value", "<f8"), column("step", "<i8"), column("ts", "<f8"))
+    if len({len(points.key), len(points.value), len(points.step), len(points.ts)}) != 1:
+        raise ValueError("columns of different lengths")
+    return _checked(points)
 
 
 @dataclass
@@ -355,10 +418,11 @@ def open_journal(path: Path, offset: int, max_bytes: int | None = None, seq: int
             alive = False
         except BlockingIOError:
             alive = True
-        if path.name.endswith(LEGACY_SUFFIX):
+        magic = FORMATS.get(_suffix(path) or "")
+        if magic is None:
             chunk = _read_lines(fd, path, offset, max_bytes, info.st_size, alive)
         else:
-            chunk = _read_frames(fd, path, offset, seq, max_bytes, info.st_size, alive)
+            chunk = _read_frames(fd, path, magic, offset, seq, max_bytes, info.st_size, alive)
         chunk.last_write = info.st_mtime
         yield chunk
     finally:
@@ -370,25 +434,27 @@ def _warn_not_a_journal(path: Path, why: str) -> None:
                   "remove or rename it", stacklevel=4)
 
 
-def _read_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | None,
-                 size: int, alive: bool) -> JournalChunk:
+def _read_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
+                 max_bytes: int | None, size: int, alive: bool) -> JournalChunk:
     if offset > size:
         warnings.warn(f"nbtrail: journal {path} is shorter ({size} bytes) than the "
                       f"{offset} bytes already folded from it: it was truncated; reading "
                       "it again from the start for records not folded yet", stacklevel=5)
-        return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
-    return _scan_frames(fd, path, offset, seq, max_bytes, size, alive, rescan=offset == 0)
+        return _scan_frames(fd, path, magic, 0, seq, None, size, alive, rescan=True)
+    return _scan_frames(fd, path, magic, offset, seq, max_bytes, size, alive,
+                        rescan=offset == 0)
 
 
-def _scan_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | None,
-                 size: int, alive: bool, *, rescan: bool) -> JournalChunk:
+def _scan_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
+                 max_bytes: int | None, size: int, alive: bool, *, rescan: bool
+                 ) -> JournalChunk:
     chunk = JournalChunk(path, [], offset, alive, 0.0, seq)
     pos = offset
     while pos < size and (max_bytes is None or pos - offset < max_bytes):
         head = os.pread(fd, _HEADER.size, pos)
         # Past the end of the file: a frame still being written, or a torn one.
         beyond = len(head) < _HEADER.size
-        if not beyond and head[:4] == MAGIC:
+        if not beyond and head[:4] == magic:
             _, length, number, crc = _HEADER.unpack(head)
             end = pos + _HEADER.size + length
             beyond = end > size
@@ -401,24 +467,25 @@ def _scan_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | No
                         f"nbtrail: journal {path} was truncated or rewritten below its "
                         f"folded offset {offset}; reading it again from the start for "
                         "records not folded yet", stacklevel=6)
-                    return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
+                    return _scan_frames(fd, path, magic, 0, seq, None, size, alive,
+                                        rescan=True)
                 if number > chunk.seq:
-                    _add_lines(chunk, payload, pos + _HEADER.size)
+                    _add_payload(chunk, magic, payload, pos + _HEADER.size)
                     chunk.seq = number
                 pos = chunk.end_offset = end
                 continue
-        if pos == offset > 0 and not rescan and head[:4] != MAGIC[:len(head[:4])]:
+        if pos == offset > 0 and not rescan and head[:4] != magic[:len(head[:4])]:
             # A folded offset always falls between frames: the file was truncated or
             # rewritten below it, and whatever starts there may be a later frame's tail.
             warnings.warn(
                 f"nbtrail: journal {path} holds no record at its folded offset {offset}: "
                 "it was truncated, rewritten or written over; reading it again from the "
                 "start for records not folded yet", stacklevel=5)
-            return _scan_frames(fd, path, 0, seq, None, size, alive, rescan=True)
-        following = _find_magic(fd, pos + 1, size)
+            return _scan_frames(fd, path, magic, 0, seq, None, size, alive, rescan=True)
+        following = _find_magic(fd, magic, pos + 1, size)
         # A frame is written whole before the next one starts: with a frame after it,
         # this region is garbage, not a frame in progress.
-        incomplete = beyond and head[:4] == MAGIC[:len(head[:4])] and following is None
+        incomplete = beyond and head[:4] == magic[:len(head[:4])] and following is None
         if incomplete and alive:
             break  # the writer is still writing it
         if incomplete:
@@ -434,16 +501,31 @@ def _scan_frames(fd: int, path: Path, offset: int, seq: int, max_bytes: int | No
     return chunk
 
 
-def _find_magic(fd: int, start: int, size: int) -> int | None:
+def _find_magic(fd: int, magic: bytes, start: int, size: int) -> int | None:
     """Offset of the next frame start at or after ``start``, if any."""
     block = 1 << 20
     while start < size:
-        data = os.pread(fd, block + len(MAGIC) - 1, start)
-        found = data.find(MAGIC)
+        data = os.pread(fd, block + len(magic) - 1, start)
+        found = data.find(magic)
         if found >= 0:
             return start + found
         start += block
     return None
+
+
+def _add_payload(chunk: JournalChunk, magic: bytes, payload: bytes, base: int) -> None:
+    """Add the records of one frame's ``payload`` (at ``base`` in the journal)."""
+    if magic != MAGIC:  # format 2: JSON lines only
+        _add_lines(chunk, payload, base)
+    elif payload[:1] == RECORDS:
+        _add_lines(chunk, payload[1:], base + 1)
+    elif payload[:1] == METRICS:
+        try:
+            chunk.records.append((base, decode_metrics(payload)))
+        except ValueError as exc:
+            chunk.bad.append((base, payload, f"malformed metric frame ({exc})"))
+    else:
+        chunk.bad.append((base, payload, f"unknown frame kind {payload[:1]!r}"))
 
 
 def _add_lines(chunk: JournalChunk, data: bytes, base: int) -> None:
@@ -504,8 +586,7 @@ def _read_lines(fd: int, path: Path, offset: int, max_bytes: int | None, size: i
 
 
 def journal_files(journal_dir: Path) -> list[Path]:
-    """The journals present now (both formats), oldest writer first."""
+    """The journals present now (every format), oldest writer first."""
     if not journal_dir.is_dir():
         return []
-    return sorted([*journal_dir.glob(f"*{JOURNAL_SUFFIX}"),
-                   *journal_dir.glob(f"*{LEGACY_SUFFIX}")])
+    return sorted(path for suffix in FORMATS for path in journal_dir.glob(f"*{suffix}"))

@@ -3,7 +3,9 @@
 A reader never waits for the journals to be folded: it reads the complete records after
 each journal's folded offset, writes them into temporary ``_pending_*`` copies of the
 tables touched, and shadows those tables with temporary views of the same names
-(DuckDB resolves temporary objects first). The database file is not written.
+(DuckDB resolves temporary objects first). Metric points, by far the most records, are
+not copied: the view of ``metrics`` reads the arrays decoded from the journals, which are
+registered with the connection. The database file is not written.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._fold import TABLES, Batch, column_types, folded_offsets, mark_killed, warn_rejected
+from ._fold import (
+    POINTS,
+    TABLES,
+    Batch,
+    column_types,
+    folded_offsets,
+    mark_killed,
+    warn_rejected,
+)
 from ._journal import journal_files, open_journal, writer_id_of
 
 if TYPE_CHECKING:
@@ -60,7 +70,7 @@ def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
     if (batch.ends or pending.dead) and "runs" not in touched:
         touched.append("runs")
     if batch.metric_points:
-        touched += ["metrics", "latest_metrics"]
+        touched.append("latest_metrics")
     for name in touched:
         [(ddl,)] = con.execute(
             "SELECT sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
@@ -74,13 +84,17 @@ def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
         con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
                     "WHERE status = 'running' AND writer_id IN (SELECT unnest(?))",
                     [list(pending.dead)])
-    batch.apply(con, PREFIX)
+    batch.apply(con, PREFIX, points=False)
+    if batch.metric_points:
+        for name, columns in batch.metric_tables().items():
+            con.register(name, columns)  # for as long as the connection lives
+        touched.append("metrics")
     for writer_id, when in pending.dead.items():
         mark_killed(con, f"{PREFIX}runs", writer_id, when)
     for name in touched:
         shadow = f"{PREFIX}{name}"
         if name == "metrics":
-            body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME SELECT * FROM {shadow}"
+            body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME {POINTS}"
         elif name == "latest_metrics":
             # The latest point of a key is the higher step, then the later time, of both.
             body = f"""
