@@ -90,3 +90,38 @@ def test_the_store_folder_is_ignored_by_git(home):
     with nt.run():
         pass
     assert (home / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_a_polling_reader_sees_each_record_once_as_journals_grow_fold_and_shrink(tmp_path):
+    import os
+
+    home = tmp_path / "store"
+    writer_store = DuckDBStore(home, fold_interval=3600)
+    run = Tracker(writer_store).start_run(name="r")
+    writer_store.sync()  # creates the database, which a read-only reader does not
+    reader = DuckDBStore(home, read_only=True)
+    expected = []
+
+    def check():
+        history = reader.metric_history(run.run_id, "m")
+        assert history["step"].to_list() == expected
+        assert reader.get_run(run.run_id).metrics == {"m": float(expected[-1])}
+
+    for step in range(6):
+        run.log_metric("m", float(step), step=step)
+        expected.append(step)
+        writer_store.writer().flush()
+        check()  # the tail grew: only its new frame is read
+        if step == 3:
+            writer_store.sync()  # folded: the kept tail must not show it a second time
+            check()
+    journal = writer_store.writer().path
+    writer_store.sync()
+    os.truncate(journal, 10)  # below the folded offset: the kept tail is stale
+    run.log_metric("m", 6.0, step=6)
+    expected.append(6)
+    writer_store.writer().flush()
+    check()
+    run.end()
+    writer_store.close()
+    check()

@@ -49,7 +49,7 @@ from ._base import Direction, Group, Mode, Store
 from ._fold import FoldResult, fold
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files
-from ._overlay import apply_overlay, read_pending
+from ._overlay import JournalTails, apply_overlay, read_pending
 from ._records import Lineage, Run
 from ._sqlguard import check_read_only
 
@@ -118,6 +118,7 @@ class DuckDBStore(Store):
         self._schema_ok = False
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock = threading.Lock()
+        self._tails = JournalTails()  # used under _reader_lock
 
     @property
     def location(self) -> str:
@@ -436,7 +437,7 @@ class DuckDBStore(Store):
         for attempt in range(2):
             with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH), \
                     self._attached() as con:
-                pending = read_pending(con, self.journal_dir)
+                pending = read_pending(con, self.journal_dir, self._tails)
                 # A dead journal needs a fold to mark its runs killed; a long tail is
                 # cheaper folded once than overlaid on every read.
                 if attempt > 0 or not (pending.dead or pending.size > OVERLAY_LIMIT):

@@ -386,6 +386,8 @@ class JournalChunk:
     seq: int = 0
     at_end: bool = True
     bad: list[tuple[int, bytes, str]] = field(default_factory=list)
+    file_id: tuple[int, int] = (0, 0)  # device and inode
+    reread: bool = False  # found truncated or rewritten, and read again from the start
 
 
 @contextlib.contextmanager
@@ -424,6 +426,7 @@ def open_journal(path: Path, offset: int, max_bytes: int | None = None, seq: int
         else:
             chunk = _read_frames(fd, path, magic, offset, seq, max_bytes, info.st_size, alive)
         chunk.last_write = info.st_mtime
+        chunk.file_id = (info.st_dev, info.st_ino)
         yield chunk
     finally:
         os.close(fd)
@@ -440,7 +443,7 @@ def _read_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
         warnings.warn(f"nbtrail: journal {path} is shorter ({size} bytes) than the "
                       f"{offset} bytes already folded from it: it was truncated; reading "
                       "it again from the start for records not folded yet", stacklevel=5)
-        return _scan_frames(fd, path, magic, 0, seq, None, size, alive, rescan=True)
+        return _reread(fd, path, magic, seq, size, alive)
     return _scan_frames(fd, path, magic, offset, seq, max_bytes, size, alive,
                         rescan=offset == 0)
 
@@ -467,8 +470,7 @@ def _scan_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
                         f"nbtrail: journal {path} was truncated or rewritten below its "
                         f"folded offset {offset}; reading it again from the start for "
                         "records not folded yet", stacklevel=6)
-                    return _scan_frames(fd, path, magic, 0, seq, None, size, alive,
-                                        rescan=True)
+                    return _reread(fd, path, magic, seq, size, alive)
                 if number > chunk.seq:
                     _add_payload(chunk, magic, payload, pos + _HEADER.size)
                     chunk.seq = number
@@ -481,7 +483,7 @@ def _scan_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
                 f"nbtrail: journal {path} holds no record at its folded offset {offset}: "
                 "it was truncated, rewritten or written over; reading it again from the "
                 "start for records not folded yet", stacklevel=5)
-            return _scan_frames(fd, path, magic, 0, seq, None, size, alive, rescan=True)
+            return _reread(fd, path, magic, seq, size, alive)
         following = _find_magic(fd, magic, pos + 1, size)
         # A frame is written whole before the next one starts: with a frame after it,
         # this region is garbage, not a frame in progress.
@@ -498,6 +500,14 @@ def _scan_frames(fd: int, path: Path, magic: bytes, offset: int, seq: int,
                       f"in journal {path}", stacklevel=5)
         pos = chunk.end_offset = skip_to
     chunk.at_end = chunk.end_offset >= size
+    return chunk
+
+
+def _reread(fd: int, path: Path, magic: bytes, seq: int, size: int, alive: bool
+            ) -> JournalChunk:
+    """Read a journal found truncated or rewritten again from its start."""
+    chunk = _scan_frames(fd, path, magic, 0, seq, None, size, alive, rescan=True)
+    chunk.reread = True
     return chunk
 
 

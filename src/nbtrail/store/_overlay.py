@@ -24,7 +24,7 @@ from ._fold import (
     mark_killed,
     warn_rejected,
 )
-from ._journal import journal_files, open_journal, writer_id_of
+from ._journal import JournalChunk, journal_files, open_journal, writer_id_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -43,20 +43,67 @@ class Pending:
     dead: dict[str, float] = field(default_factory=dict)
 
 
-def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path) -> Pending:
-    """Read the records of every journal after its folded offset."""
-    offsets = folded_offsets(con)
-    pending = Pending(Batch(column_types(con)))
-    for path in journal_files(journal_dir):
-        # Journals with nothing new are read too: a dead writer must be noticed.
-        offset, seq = offsets.get(path.name, (0, 0))
+@dataclass
+class _Tail:
+    start: int  # the folded offset reading started from
+    chunk: JournalChunk  # every record from there on, read so far
+
+
+class JournalTails:
+    """The unfolded records of each journal, kept from one read to the next.
+
+    A reader polling a store while processes log re-read the same unfolded frames on
+    every read; with the tails kept, a read parses only what was written since the last
+    one, and drops what a fold has taken since.
+    """
+
+    def __init__(self) -> None:
+        self._tails: dict[str, _Tail] = {}
+
+    def read(self, path: Path, offset: int, seq: int) -> JournalChunk | None:
+        """Every complete record of ``path`` after its folded ``offset`` (frame ``seq``)."""
+        tail = self._tails.get(path.name)
+        if tail is not None and tail.start <= offset <= tail.chunk.end_offset:
+            old = tail.chunk
+            with open_journal(path, old.end_offset, seq=old.seq) as new:
+                if new is None:
+                    del self._tails[path.name]
+                    return None
+                if not new.reread and new.file_id == old.file_id:
+                    new.records = [r for r in old.records if r[0] >= offset] + new.records
+                    new.bad = [b for b in old.bad if b[0] >= offset] + new.bad
+                    self._tails[path.name] = _Tail(offset, new)
+                    return new
         with open_journal(path, offset, seq=seq) as chunk:
             if chunk is None:
-                continue
-            if not chunk.alive and chunk.at_end:
-                pending.dead[writer_id_of(path)] = chunk.last_write
-            pending.size += max(chunk.end_offset - offset, 0)
-            pending.batch.add_chunk(chunk)
+                self._tails.pop(path.name, None)
+            else:
+                self._tails[path.name] = _Tail(offset, chunk)
+            return chunk
+
+    def forget_others(self, names: set[str]) -> None:
+        """Drop the tails of journals not among ``names`` (removed since)."""
+        for name in set(self._tails) - names:
+            del self._tails[name]
+
+
+def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
+                 tails: JournalTails) -> Pending:
+    """Read the records of every journal after its folded offset (through ``tails``)."""
+    offsets = folded_offsets(con)
+    pending = Pending(Batch(column_types(con)))
+    paths = journal_files(journal_dir)
+    tails.forget_others({path.name for path in paths})
+    for path in paths:
+        # Journals with nothing new are read too: a dead writer must be noticed.
+        offset, seq = offsets.get(path.name, (0, 0))
+        chunk = tails.read(path, offset, seq)
+        if chunk is None:
+            continue
+        if not chunk.alive and chunk.at_end:
+            pending.dead[writer_id_of(path)] = chunk.last_write
+        pending.size += max(chunk.end_offset - offset, 0)
+        pending.batch.add_chunk(chunk)
     warn_rejected(pending.batch.rejected)
     return pending
 
