@@ -125,3 +125,16 @@ def test_a_polling_reader_sees_each_record_once_as_journals_grow_fold_and_shrink
     run.end()
     writer_store.close()
     check()
+
+
+def test_a_read_cut_short_before_it_detached_the_database_does_not_break_later_reads(tmp_path):
+    store = DuckDBStore(tmp_path / "store")
+    with Tracker(store).start_run(name="r"):
+        pass
+    store.sync()
+    assert store.runs()["name"].to_list() == ["r"]
+    path = store.db_path
+    store._reader.execute(f"ATTACH '{path}' AS nbtrail (READ_ONLY)")  # left attached
+    assert store.runs()["name"].to_list() == ["r"]
+    store.sync()
+    store.close()

@@ -476,6 +476,10 @@ class DuckDBStore(Store):
             try:
                 path = str(self.db_path).replace("'", "''")
                 try:
+                    # A read cut short before its DETACH leaves the name taken, and
+                    # every later read and fold of the process failed (seen in an exiting
+                    # writer); no other cursor uses it while this one holds the lock.
+                    con.execute("DETACH DATABASE IF EXISTS nbtrail")
                     con.execute(f"ATTACH '{path}' AS nbtrail (READ_ONLY)")
                 except duckdb.IOException as exc:
                     raise _database_error(self.db_path, exc) from None
