@@ -410,7 +410,9 @@ class DuckDBStore(Store):
                 targets[path.name] = path.stat().st_size
         deadline = time.monotonic() + patience
         while True:
-            result = self.try_fold(wait=wait)
+            # No time limit on one connection: passes stop when a reader waits, and each
+            # reopening of the database (with a checkpoint on close) cost ~80 ms.
+            result = self.try_fold(wait=wait, hold=float("inf"))
             if result is None and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue

@@ -336,7 +336,10 @@ class Batch:
         them from ``metric_tables``), but not the latest value of each key.
         """
         # Rows reach DuckDB as dicts of numpy arrays: as fast as Arrow here, and unlike
-        # pyarrow it does not drag pandas in (whose import costs more than a fold).
+        # pyarrow it does not drag pandas in (whose import costs more than a fold). Each
+        # registration costs milliseconds, whatever its size: all are registered at once.
+        tables: dict[str, dict[str, Any]] = {}
+        statements = []
         for name, rows in self.rows.items():
             if not rows:
                 continue
@@ -348,16 +351,23 @@ class Batch:
                 for c in spec.columns
             )
             verb = "INSERT OR REPLACE" if spec.replace else "INSERT OR IGNORE"
-            _insert(con, {"_fold_rows": {c: _column(c, spec, rows.values()) for c in spec.columns}},
-                    f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM _fold_rows")
-        if self.metric_points:
-            self._apply_metrics(con, prefix, points)
+            source = f"_fold_rows_{name}"
+            tables[source] = {c: _column(c, spec, rows.values()) for c in spec.columns}
+            statements.append(f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM {source}")
         if self.ends:
             ends = list(self.ends.values())
-            _insert(con, {"_fold_rows": {c: _objects([e.get(c) for e in ends]) for c in _RUN_END}},
-                    f"UPDATE {prefix}runs SET status = e.status, "
-                    "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
-                    f"FROM _fold_rows e WHERE {prefix}runs.run_id = e.run_id")
+            tables["_fold_ends"] = {c: _objects([e.get(c) for e in ends]) for c in _RUN_END}
+            statements.append(  # after the runs: a run may start and end in one batch
+                f"UPDATE {prefix}runs SET status = e.status, "
+                "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
+                f"FROM _fold_ends e WHERE {prefix}runs.run_id = e.run_id")
+        if self.metric_points:
+            tables.update(self.metric_tables())
+        with _registered(con, tables):
+            for statement in statements:
+                con.execute(statement)
+            if self.metric_points:
+                self._apply_metrics(con, prefix, points)
 
     def metric_tables(self) -> dict[str, dict[str, Any]]:
         """The batch's metric points as numeric columns, with their run ids and keys.
@@ -398,32 +408,37 @@ class Batch:
         return self._metric_tables
 
     def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
-        tables = self.metric_tables()
+        """Insert the points and update the latest values; ``metric_tables`` are registered."""
         if points:
-            _insert(con, tables, f"INSERT INTO {prefix}metrics {POINTS}")
+            con.execute(f"INSERT INTO {prefix}metrics {POINTS}")
         # The latest point of a key is the higher step, then the later time: found as row
         # numbers, grouped by the codes (cheaper than carrying the values, or the strings),
         # then only those rows are joined to their names.
-        every = tables["_fold_points"]
-        [latest] = _select(con, tables, """
+        [latest] = con.execute("""
             WITH top AS (SELECT r, k, max(step) AS step FROM _fold_points GROUP BY r, k)
             SELECT arg_max(row, ts) FROM _fold_points JOIN top USING (r, k, step)
-            GROUP BY r, k""")
-        _insert(con, {**tables, "_fold_points": {c: v[latest] for c, v in every.items()}}, f"""
-            INSERT INTO {prefix}latest_metrics {POINTS}
-            ON CONFLICT (run_id, key) DO UPDATE
-            SET value = EXCLUDED.value, step = EXCLUDED.step, timestamp = EXCLUDED.timestamp
-            WHERE EXCLUDED.step > {prefix}latest_metrics.step
-               OR (EXCLUDED.step = {prefix}latest_metrics.step
-                   AND EXCLUDED.timestamp >= {prefix}latest_metrics.timestamp)
-            """)
+            GROUP BY r, k""").fetchnumpy().values()
+        every = self.metric_tables()["_fold_points"]
+        with _registered(con, {"_fold_latest": {c: v[latest] for c, v in every.items()}}):
+            con.execute(f"""
+                INSERT INTO {prefix}latest_metrics {points_of('_fold_latest')}
+                ON CONFLICT (run_id, key) DO UPDATE
+                SET value = EXCLUDED.value, step = EXCLUDED.step, timestamp = EXCLUDED.timestamp
+                WHERE EXCLUDED.step > {prefix}latest_metrics.step
+                   OR (EXCLUDED.step = {prefix}latest_metrics.step
+                       AND EXCLUDED.timestamp >= {prefix}latest_metrics.timestamp)
+                """)
 
 
-_VALUE = "CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END"
-_NAMES = "JOIN _fold_runs USING (r) JOIN _fold_keys USING (k)"
-# The rows of the metrics table, from the tables of ``Batch.metric_tables``.
-POINTS = (f"SELECT run_id, key, {_VALUE} AS value, step, to_timestamp(ts) AS timestamp "
-          f"FROM _fold_points {_NAMES}")
+def points_of(source: str) -> str:
+    """The rows of the metrics table from points ``source``, as in ``Batch.metric_tables``."""
+    # DuckDB reads NaN in numpy arrays as NULL, hence is_nan.
+    return ("SELECT run_id, key, CASE WHEN is_nan THEN CAST('NaN' AS DOUBLE) ELSE value END "
+            f"AS value, step, to_timestamp(ts) AS timestamp FROM {source} "
+            "JOIN _fold_runs USING (r) JOIN _fold_keys USING (k)")
+
+
+POINTS = points_of("_fold_points")
 
 
 @contextlib.contextmanager
@@ -436,21 +451,10 @@ def _registered(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]
         yield
     finally:
         for name in tables:
-            con.unregister(name)
-
-
-def _insert(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]],
-            statement: str) -> None:
-    """Run ``statement`` over ``tables`` (name -> columns)."""
-    with _registered(con, tables):
-        con.execute(statement)
-
-
-def _select(con: duckdb.DuckDBPyConnection, tables: dict[str, dict[str, Any]],
-            query: str) -> list[Any]:
-    """The columns (numpy arrays) of ``query`` over ``tables`` (name -> columns)."""
-    with _registered(con, tables):
-        return list(con.execute(query).fetchnumpy().values())
+            # In a failed transaction this fails too, and would hide the first error; the
+            # connection ends with the fold or read anyway.
+            with contextlib.suppress(Exception):
+                con.unregister(name)
 
 
 def _objects(values: list[Any]) -> Any:
