@@ -92,6 +92,19 @@ def text_preview(store: Store, item: Media, chars: int = PREVIEW_CHARS) -> dict[
     return {"text": text[:chars], "truncated": truncated}
 
 
+def media_entries(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The run's media as plain values for the views, with table and text previews."""
+    entries = []
+    for item in run_media(store, run_id):
+        entry = item.to_json()
+        if item.view == "table":
+            entry["preview"] = table_preview(store, item)
+        elif item.view == "text":
+            entry["preview"] = text_preview(store, item)
+        entries.append(entry)
+    return entries
+
+
 def thin_steps(items: list[Media], limit: int = MAX_STRIP) -> list[Media]:
     """At most ``limit`` items of a series, evenly spread, keeping the first and last."""
     if len(items) <= limit:
