@@ -388,3 +388,28 @@ def test_a_version_5_store_gains_artifact_kinds(tmp_path):
     store.sync()
     rows = store.sql("select run_id, kind, step from artifacts").rows()
     assert set(rows) == {("01OLD", None, None), (run.run_id, "image", 3)}
+
+
+def test_run_html_names_images_too_large_to_embed(home, monkeypatch):
+    from nbtrail.tracking import _gallery
+
+    monkeypatch.setattr(_gallery, "MAX_INLINE_BYTES", 100)
+    with nt.run() as run:
+        run.log_image(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8), "noise")
+        run.log_image(np.zeros((2, 2), np.uint8), "small")
+    html = run._repr_html_()
+    assert html.count("data:image/png") == 1
+    assert f"too large to embed: nt.artifact_path(&#x27;{run.run_id}&#x27;, " \
+           "&#x27;noise.png&#x27;)" in html
+
+
+def test_run_html_shows_a_plotly_figure_as_its_png_and_lists_its_html(home):
+    fig = _plotly_figure()
+    require(importlib.util.find_spec("kaleido") is not None,
+            "kaleido is not installed (pip install -e '.[test]')")
+    with nt.run() as run:
+        run.log_figure(fig, "scatter")
+    html = run._repr_html_()
+    assert html.count("data:image/png") == 1 and "<script" not in html.lower()
+    assert "text/html, " in html and "scatter.html" in html
+    assert "plotly.js" not in html.lower() and "Plotly.newPlot" not in html

@@ -128,11 +128,11 @@ def media_html(store: Store, run_id: str) -> str:
         if item.step is not None and item.view == "image":
             if item.series not in done:
                 done.add(item.series)
-                parts.append(_strip_html(store, item.series, series[item.series]))
+                parts.append(_strip_html(store, run_id, item.series, series[item.series]))
         elif item.view == "image":
             parts.append(_html.section(
                 f"{item.kind} {item.name}",
-                _img_html(store, item, width="max-width:480px;min-width:48px")))
+                _img_html(store, run_id, item, width="max-width:480px;min-width:48px")))
         elif item.view == "table":
             preview = table_preview(store, item)
             first = f", the first {PREVIEW_ROWS}" if preview["n_rows"] > PREVIEW_ROWS else ""
@@ -150,17 +150,16 @@ def media_html(store: Store, run_id: str) -> str:
         else:
             parts.append(_html.section(
                 f"{item.kind} {item.name}",
-                f"<div>{item.media_type or 'file'}, {item.size_bytes:,} bytes: "
-                f"nt.artifact_path({_html.escape(repr(run_id))}, "
-                f"{_html.escape(repr(item.name))})</div>"))
+                f"<div>{_html.escape(item.media_type or 'file')}, {item.size_bytes:,} bytes: "
+                f"{_html.escape(_opener(run_id, item))}</div>"))
     return "".join(parts)
 
 
-def _strip_html(store: Store, name: str, steps: list[Media]) -> str:
+def _strip_html(store: Store, run_id: str, name: str, steps: list[Media]) -> str:
     shown = thin_steps(steps)
     cells = "".join(
         '<figure style="display:inline-block;margin:2px 4px;text-align:center">'
-        f'{_img_html(store, item, width="width:120px")}'
+        f'{_img_html(store, run_id, item, width="width:120px")}'
         f'<figcaption style="font-size:11px">step {item.step}</figcaption></figure>'
         for item in shown)
     note = (f" ({len(shown)} of {len(steps)} steps shown)" if len(shown) < len(steps)
@@ -169,10 +168,15 @@ def _strip_html(store: Store, name: str, steps: list[Media]) -> str:
                          f'<div style="overflow-x:auto;white-space:nowrap">{cells}</div>')
 
 
-def _img_html(store: Store, item: Media, *, width: str) -> str:
+def _opener(run_id: str, item: Media) -> str:
+    """The call that gives back an artifact's file."""
+    return f"nt.artifact_path({run_id!r}, {item.name!r})"
+
+
+def _img_html(store: Store, run_id: str, item: Media, *, width: str) -> str:
     if item.size_bytes > MAX_INLINE_BYTES:
         return (f"<div>({item.size_bytes:,} bytes, too large to embed: "
-                f"nt.artifact_path(run_id, {_html.escape(repr(item.name))}))</div>")
+                f"{_html.escape(_opener(run_id, item))})</div>")
     data = base64.b64encode(store.blob_path(item.sha256).read_bytes()).decode("ascii")
     return (f'<img alt="{_html.escape(item.name)}" style="{width}" '
             f'src="data:image/png;base64,{data}">')
