@@ -42,8 +42,9 @@ def test_public_names_are_stable_and_documented():
         "ActiveRun", "Comparison", "DriftReport", "Lineage", "NbtrailError", "Package", "Run",
         "Store", "Sweep", "Tracker", "ValidationReport", "__version__", "active_run",
         "artifact_path", "autolog", "branches", "compare", "config", "dashboard", "drift",
-        "get_run", "lineage", "load_model", "log_artifact", "log_dataset", "log_metric",
-        "log_metrics", "log_model", "log_param", "log_params", "metric_history", "open_store",
+        "get_run", "lineage", "load_model", "log_artifact", "log_dataset", "log_dict",
+        "log_figure", "log_image", "log_metric", "log_metrics", "log_model", "log_param",
+        "log_params", "log_table", "log_text", "metric_history", "open_store",
         "package", "reproduce", "run", "runs", "serve", "set_tag", "set_tags", "sql", "sweep",
         "sync", "track_study", "validate",
     ]

@@ -144,9 +144,35 @@ export interface ILineage {
   edges: { src: string; dst: string; relation: string }[];
 }
 
+/** A figure, image, table, text or dict a run logged, and how the views show it. */
+export interface IMedia {
+  name: string;
+  kind: 'figure' | 'image' | 'table' | 'text' | 'dict';
+  step: number | null;
+  media_type: string | null;
+  size_bytes: number;
+  /** image: fetched when shown; table and text: `preview` holds the start; file: a download. */
+  view: 'image' | 'table' | 'text' | 'file';
+  /** The name an image series shares across its steps; the artifact's name otherwise. */
+  series: string;
+  preview?: ITablePreview | ITextPreview;
+}
+
+export interface ITablePreview {
+  columns: string[];
+  rows: Value[][];
+  n_rows: number;
+}
+
+export interface ITextPreview {
+  text: string;
+  truncated: boolean;
+}
+
 export interface IRunDetails {
   run: IRun;
   histories: { [key: string]: { points: [number, number | null][]; total: number } };
+  media: IMedia[];
   lineage: ILineage;
 }
 
@@ -163,6 +189,8 @@ export interface IComparison {
   code: ITable;
   environment: ITable;
   production: ITable;
+  /** Each compared run's media, by run id. */
+  media: { [runId: string]: IMedia[] };
 }
 
 export interface ISweepSummary {

@@ -128,7 +128,12 @@ def runs_html(frame: pl.DataFrame) -> str:
 
 
 def run_html(store: Store, run_id: str) -> str:
-    """One run: its summary (as in a notebook), its tags, a chart of each metric with steps."""
+    """One run: summary, tags, a chart of each metric with steps, and its media.
+
+    The summary and the media (figures, images, tables, texts) are as in a notebook.
+    """
+    from ..tracking._gallery import media_html
+
     run = store.get_run(run_id)
     curves = []
     points = store.metric_curves([run.run_id], min_points=2)
@@ -138,7 +143,8 @@ def run_html(store: Store, run_id: str) -> str:
     charts = f'<div style="display:flex;flex-wrap:wrap;gap:12px">{"".join(curves)}</div>'
     tags = _html.mapping("tags", run.tags) if run.tags else ""
     return run._repr_html_() + tags + (charts if curves else
-                                       "<p>No metric has several steps.</p>")
+                                       "<p>No metric has several steps.</p>") + \
+        media_html(store, run.run_id)
 
 
 def compare_html(store: Store, run_ids: Sequence[str]) -> str:

@@ -9,6 +9,7 @@ from tornado import web
 
 from ..experiments import _branches, _compare
 from ..sweeps._trials import SweepSummary, list_sweeps, read_sweep
+from ..tracking._gallery import media_entries
 from ._base import ArgumentError, BaseHandler
 from ._runs import frame_json
 
@@ -69,10 +70,13 @@ class CompareHandler(BaseHandler):
         metric = self.text_arg("metric")
         mode = self.choice_arg("mode", ("max", "min"), "max")
         latency = self.bool_arg("latency", False)
+        store = self.store
         comparison = await self.call(
-            _compare.compare, self.store, metric=metric, mode=mode, latency=latency,
+            _compare.compare, store, metric=metric, mode=mode, latency=latency,
             **{kind: names})
-        self.reply(comparison_json(comparison))
+        media = await self.call(lambda: {run.run_id: media_entries(store, run.run_id)
+                                         for run in comparison.runs})
+        self.reply({**comparison_json(comparison), "media": media})
 
 
 def comparison_json(comparison: _compare.Comparison) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from tornado import web
 
 from .. import __version__
 from ..store._filter import compile_filter
+from ..tracking._gallery import media_entries
 from ._base import ArgumentError, BaseHandler
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class RunHandler(BaseHandler):
 
 
 def run_details(store: Store, run_id: str) -> dict[str, Any]:
-    """One run as JSON: its record, metric curves (thinned) and lineage."""
+    """One run as JSON: its record, metric curves (thinned), media and lineage."""
     run = store.get_run(run_id)
     record = asdict(run)
     record["duration"] = run.duration
@@ -167,7 +168,8 @@ def run_details(store: Store, run_id: str) -> dict[str, Any]:
         curve = histories.setdefault(key, {"points": [], "total": n})
         curve["points"].append([step, value])
     lineage = store.lineage(run.run_id, direction="both", depth=3)
-    return {"run": record, "histories": histories, "lineage": lineage.to_dict()}
+    return {"run": record, "histories": histories, "media": media_entries(store, run.run_id),
+            "lineage": lineage.to_dict()}
 
 
 class MetricHandler(BaseHandler):
@@ -198,6 +200,9 @@ class ArtifactHandler(BaseHandler):
         self.set_header("Content-Disposition",
                         f"attachment; filename*=UTF-8''{quote(name.rsplit('/', 1)[-1], safe='')}")
         self.set_header("X-Content-Type-Options", "nosniff")
+        # A logged HTML file (a plotly figure's, say) is a download: were a browser to open
+        # it anyway, it runs no script and loads nothing, as if in a sandboxed frame.
+        self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
         with open(resolved, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 self.write(chunk)

@@ -183,8 +183,15 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP INDEX IF EXISTS metrics_run_key")
 
 
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    # What a logged artifact is (figure, image, table, text, dict) so the views show it
+    # inline, and the step of an image in a series (NULL for plain files, as before).
+    con.execute("ALTER TABLE artifacts ADD COLUMN kind VARCHAR")
+    con.execute("ALTER TABLE artifacts ADD COLUMN step BIGINT")
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

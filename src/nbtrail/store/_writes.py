@@ -181,7 +181,11 @@ class Model(Write):
 
 @dataclass(frozen=True)
 class Artifact(Write):
-    """A file a run logged under ``name``; its bytes are the blob ``sha256``."""
+    """A file a run logged under ``name``; its bytes are the blob ``sha256``.
+
+    ``kind`` says what a ``log_figure``/``log_image``/... call made of it (``None`` for a
+    plain ``log_artifact``); ``step`` places an image in a series.
+    """
 
     KIND = "artifacts"
     KEY = ("run_id", "name")
@@ -195,6 +199,8 @@ class Artifact(Write):
     size_bytes: int
     media_type: str | None
     logged_at: float
+    kind: str | None = None
+    step: int | None = None
 
 
 @dataclass(frozen=True)

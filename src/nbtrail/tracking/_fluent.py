@@ -103,6 +103,31 @@ def log_artifact(path: str | Path, name: str | None = None) -> list[str]:
     return _require_active(f"artifact {str(path)!r}").log_artifact(path, name)
 
 
+def log_figure(fig: object, name: str) -> list[str]:
+    """Log a matplotlib or plotly figure to the active run; returns the artifact ids."""
+    return _require_active(f"figure {name!r}").log_figure(fig, name)
+
+
+def log_image(image: object, name: str, step: int | None = None) -> str:
+    """Log an image (array, PIL image or file) to the active run; returns the artifact id."""
+    return _require_active(f"image {name!r}").log_image(image, name, step=step)
+
+
+def log_table(table: object, name: str) -> str:
+    """Log a pandas/polars DataFrame or pyarrow Table to the active run as Parquet."""
+    return _require_active(f"table {name!r}").log_table(table, name)
+
+
+def log_text(text: str, name: str) -> str:
+    """Log text to the active run as a file; returns the artifact id."""
+    return _require_active(f"text {name!r}").log_text(text, name)
+
+
+def log_dict(obj: dict[str, Any] | list[Any], name: str) -> str:
+    """Log a dict or list to the active run as JSON (or YAML by the name's suffix)."""
+    return _require_active(f"dict {name!r}").log_dict(obj, name)
+
+
 def runs(
     where: str | None = None,
     order_by: str | list[str] | None = None,

@@ -17,6 +17,7 @@ from ._keys import check_key, metric_value, param_value, tag_value
 if TYPE_CHECKING:
     from ..store import Store
     from ._datasets import DatasetProfile
+    from ._media import File, Kind
     from ._tracker import Capture, Tracker
 
 Status = Literal["running", "finished", "failed", "killed"]
@@ -58,6 +59,14 @@ class ActiveRun:
 
     def __repr__(self) -> str:
         return f"<nbtrail run {self.run_id} name={self.name!r} status={self._status}>"
+
+    def _repr_html_(self) -> str:
+        # What the store has of the run, with its figures, images, tables and texts inline.
+        from ._gallery import media_html
+
+        self._writer.flush()
+        return self.store.get_run(self.run_id)._repr_html_() + media_html(self.store,
+                                                                           self.run_id)
 
     @property
     def status(self) -> Status:
@@ -215,18 +224,88 @@ class ActiveRun:
         files = ([(base, source)] if source.is_file() else
                  [(f"{base}/{p.relative_to(source).as_posix()}", p)
                   for p in sorted(source.rglob("*")) if p.is_file()])
-        ids = []
-        for artifact_name, file in files:
-            sha, size = self._tracker.store.put_blob(file)
-            artifact_id = f"art_{sha[:32]}"
-            now = time.time()
-            self._writer.append(Artifact(
-                run_id=self.run_id, name=artifact_name, artifact_id=artifact_id, sha256=sha,
-                size_bytes=size, media_type=mimetypes.guess_type(file.name)[0], logged_at=now,
-            ).to_journal())
-            self._edge(self.run_id, artifact_id, "produced", now)
-            ids.append(artifact_id)
-        return ids
+        return [self._store_artifact(artifact_name, file, mimetypes.guess_type(file.name)[0])
+                for artifact_name, file in files]
+
+    def log_figure(self, fig: object, name: str) -> list[str]:
+        """Store a matplotlib or plotly figure as an image; returns the artifact ids.
+
+        Stored as ``<name>.png``; a plotly figure also as ``<name>.json`` (its full spec)
+        and ``<name>.html`` (interactive, plotly.js included). plotly's PNG needs kaleido:
+        without it only the JSON and HTML are stored, with a warning.
+
+        Example:
+            >>> fig, ax = plt.subplots(); ax.plot(losses)         # doctest: +SKIP
+            >>> run.log_figure(fig, "loss")                       # doctest: +SKIP
+        """
+        from ._media import figure_files
+
+        self._check_open("figure", name)
+        check_key("figure name", name)
+        return [self._store_file(f, "figure") for f in figure_files(fig, name)]
+
+    def log_image(self, image: object, name: str, step: int | None = None) -> str:
+        """Store an image as PNG; returns the artifact id.
+
+        ``image`` is a numpy array (height × width grey, or × 3 RGB, × 4 RGBA; uint8, bool,
+        or float in [0, 1]), a PIL image, or the path of an image file. With ``step``, the
+        image joins a series shown step by step (stored as ``<name>/step-<step>.png``).
+
+        Example:
+            >>> run.log_image(sample, "reconstruction", step=epoch)   # doctest: +SKIP
+        """
+        from ._media import image_file
+
+        self._check_open("image", name)
+        check_key("image name", name)
+        return self._store_file(image_file(image, name, step), "image", step)
+
+    def log_table(self, table: object, name: str) -> str:
+        """Store a pandas or polars DataFrame or a pyarrow Table as Parquet; returns its id.
+
+        Stored as ``<name>.parquet``; at most ``MAX_TABLE_ROWS`` (100,000) rows: log a
+        sample of bigger ones, or record them as a data set with :meth:`log_dataset`.
+        """
+        from ._media import table_file
+
+        self._check_open("table", name)
+        check_key("table name", name)
+        return self._store_file(table_file(table, name), "table")
+
+    def log_text(self, text: str, name: str) -> str:
+        """Store text as a UTF-8 file (``.txt`` added to a name without suffix); returns its id."""
+        from ._media import text_file
+
+        self._check_open("text", name)
+        check_key("text name", name)
+        return self._store_file(text_file(text, name), "text")
+
+    def log_dict(self, obj: dict[str, Any] | list[Any], name: str) -> str:
+        """Store a dict or list as JSON, or YAML for a name ending in .yaml/.yml; returns its id.
+
+        Example:
+            >>> run.log_dict({"classes": ["cat", "dog"]}, "labels.yaml")   # doctest: +SKIP
+        """
+        from ._media import dict_file
+
+        self._check_open("dict", name)
+        check_key("dict name", name)
+        return self._store_file(dict_file(obj, name), "dict")
+
+    def _store_file(self, file: File, kind: Kind, step: int | None = None) -> str:
+        return self._store_artifact(file.name, file.data, file.media_type, kind, step)
+
+    def _store_artifact(self, name: str, source: Path | bytes, media_type: str | None,
+                        kind: Kind | None = None, step: int | None = None) -> str:
+        sha, size = self._tracker.store.put_blob(source)
+        artifact_id = f"art_{sha[:32]}"
+        now = time.time()
+        self._writer.append(Artifact(
+            run_id=self.run_id, name=name, artifact_id=artifact_id, sha256=sha,
+            size_bytes=size, media_type=media_type, logged_at=now, kind=kind, step=step,
+        ).to_journal())
+        self._edge(self.run_id, artifact_id, "produced", now)
+        return artifact_id
 
     def log_input(self, node_id: str, relation: str = "input") -> None:
         """Record that this run used something already in the store (a model, a run…).

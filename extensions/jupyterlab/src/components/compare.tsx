@@ -5,6 +5,7 @@ import { Params } from '../request';
 import { IComparison, Value } from '../tokens';
 import { LineChart } from './chart';
 import { DataTable, ErrorBox, Loading, Section } from './common';
+import { CompareMedia } from './media';
 import { useApi } from './useapi';
 
 export function CompareView(props: {
@@ -30,6 +31,8 @@ export function CompareView(props: {
     );
   }
   const differs = data.params.columns.indexOf('differs');
+  const [labelAt, idAt] = ['label', 'run_id'].map(c => data.runs.columns.indexOf(c));
+  const compared = data.runs.rows.map(r => ({ label: String(r[labelAt]), runId: String(r[idAt]) }));
   const paramsChanged = data.params.rows.filter(r => r[differs] === true).length;
   return (
     <div className="nbt-view" aria-label={title}>
@@ -59,6 +62,7 @@ export function CompareView(props: {
           </div>
         </Section>
       )}
+      <CompareMedia runs={compared} media={data.media} storeParams={props.storeParams} />
       <Section title="Metrics">
         <DataTable table={data.metrics} label="Metrics" />
       </Section>

@@ -2,10 +2,11 @@
 import * as React from 'react';
 
 import { formatBytes, formatDuration, formatTime, formatValue } from '../format';
-import { apiUrl, Params } from '../request';
+import { Params } from '../request';
 import { IDataset, ILineage, IRunDetails, Value } from '../tokens';
 import { LineChart } from './chart';
 import { ErrorBox, KeyValues, Loading, Section, StatusBadge } from './common';
+import { artifactUrl, RunMedia } from './media';
 import { PackageAction } from './package';
 import { useApi } from './useapi';
 
@@ -25,7 +26,7 @@ export function RunView(props: {
   if (!data) {
     return error ? <ErrorBox message={error.message} /> : <Loading what="the run" />;
   }
-  const { run, histories, lineage } = data;
+  const { run, histories, media, lineage } = data;
   const title = run.name ?? run.run_id;
   const curves = Object.entries(histories).filter(([, h]) => h.points.length >= 2);
   return (
@@ -80,6 +81,7 @@ export function RunView(props: {
           </div>
         </Section>
       )}
+      <RunMedia runId={run.run_id} media={media} storeParams={props.storeParams} />
       <Section title="Data sets" count={run.datasets.length}>
         {run.datasets.length ? run.datasets.map(d => <DatasetView key={`${d.dataset_id}-${d.role}-${d.name}`} dataset={d} />)
           : <div className="nbt-empty">no data set logged</div>}
@@ -98,7 +100,7 @@ export function RunView(props: {
           <ul className="nbt-list">
             {run.artifacts.map(a => (
               <li key={a.name}>
-                <a href={apiUrl(`runs/${encodeURIComponent(run.run_id)}/artifacts/${a.name.split('/').map(encodeURIComponent).join('/')}`, props.storeParams)}
+                <a href={artifactUrl(run.run_id, a.name, props.storeParams)}
                   download={a.name.split('/').pop()}>
                   {a.name}
                 </a>{' '}
