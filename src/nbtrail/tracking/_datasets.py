@@ -470,15 +470,15 @@ def profile_dataset(data: object, *, sample_rows: int = 0) -> DatasetProfile:
     """Fingerprint and summarise a data set, and keep a sample of its rows if asked.
 
     Accepts pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy arrays,
-    pyarrow Table/RecordBatch/ChunkedArray/Array, and lists or tuples of values (one
-    column, ``"0"``, like a 1-D array; ``source_type`` ``"python"``). Every column's stats hold ``nulls`` and
-    ``n_unique``; numeric columns add ``min``, ``max``, ``mean``, ``std``, ``quantiles`` and
-    a 10-bin ``histogram`` over their finite values (floats also count ``nan`` and ``inf``)
-    and percentile ``bins`` (see :func:`percentile_bins`); booleans add ``true``/``false``
-    counts; strings add the 20 most frequent values as ``top``, ``min_length``,
-    ``max_length`` and, with at most 50 distinct values, all of them as ``categories`` and
-    their ``counts``; temporal columns add ``min``/``max`` as ISO strings. Values that do
-    not exist (an empty column's mean, a NaN) are ``None``.
+    pyarrow Table/RecordBatch/ChunkedArray/Array, and lists or tuples of values (one column,
+    ``"0"``, like a 1-D array; ``source_type`` ``"python"``). Every column's stats hold
+    ``nulls`` and ``n_unique``; numeric columns add ``min``, ``max``, ``mean``, ``std``,
+    ``quantiles`` and a 10-bin ``histogram`` over their finite values (floats also count
+    ``nan`` and ``inf``) and percentile ``bins`` (see :func:`percentile_bins`); booleans add
+    ``true``/``false`` counts; strings add the 20 most frequent values as ``top``,
+    ``min_length``, ``max_length`` and, with at most 50 distinct values, all of them as
+    ``categories`` and their ``counts``; temporal columns add ``min``/``max`` as ISO
+    strings. Values that do not exist (an empty column's mean, a NaN) are ``None``.
 
     With ``sample_rows``, ``sample`` holds that many rows drawn at random (seeded by the
     fingerprint, so the same data gives the same sample) as Parquet bytes.
