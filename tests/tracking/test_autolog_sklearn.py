@@ -37,7 +37,7 @@ from sklearn.model_selection import (
     validation_curve,
 )
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import LabelEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardScaler
 
 import nbtrail as nt
 from nbtrail.store._records import Run
@@ -321,6 +321,17 @@ def test_search_over_scipy_distributions_keeps_its_best_estimator(
     assert "not stored" in run.tags["autolog_model"]
     loaded = nt.load_model(model["model_id"])
     assert (loaded.predict(X) == search.best_estimator_.predict(X)).all()
+
+
+def test_a_model_skops_cannot_store_says_how_to_keep_it(autolog: None,
+                                                        iris: tuple[Any, Any]) -> None:
+    X, y = iris
+    local = make_pipeline(FunctionTransformer(lambda data: data),
+                          LogisticRegression(max_iter=1000))
+    with pytest.warns(UserWarning, match=r"could not log the model: .*Autolog stores skops "
+                                         r"only.*nt\.log_model\(model, pickle=True\)"):
+        local.fit(X, y)
+    assert top_level().models == []
 
 
 # -- clusterers and decompositions ---------------------------------------------------------

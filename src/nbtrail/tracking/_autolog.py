@@ -67,8 +67,8 @@ _FITTED_METRICS = (("inertia_", "inertia"),
                    ("explained_variance_ratio_", "explained_variance_ratio"),
                    ("reconstruction_err_", "reconstruction_error"),
                    ("lower_bound_", "lower_bound"))
-# The silhouette costs O(n²): computed for clusterers fitted on at most this many rows.
-_SILHOUETTE_MAX_ROWS = 5_000
+# The silhouette costs O(n²) (5,000 rows: several times a KMeans fit): only up to this many.
+_SILHOUETTE_MAX_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -762,4 +762,10 @@ def _log_model(run: ActiveRun, estimator: Any, X: Any) -> None:
         example = X[:5]
     elif type(X).__name__ == "DataFrame" and hasattr(X, "head"):  # pandas or polars
         example = X.head(5)
-    run.log_model(estimator, name=type(estimator).__name__, input_example=example)
+    try:
+        run.log_model(estimator, name=type(estimator).__name__, input_example=example)
+    except InvalidInputError as exc:
+        # Its advice (pass pickle=True) is for log_model: autolog never pickles.
+        raise InvalidInputError(
+            f"{exc}. Autolog stores skops only; to keep this model, log it yourself in a "
+            "run: nt.log_model(model, pickle=True)") from None
