@@ -96,6 +96,7 @@ def test_a_constrained_study_s_best_is_feasible_and_constraints_are_recorded(sto
     session = nt.get_run(sweep.run.run_id)
     assert session.metrics["best_value"] == study.best_value
     assert session.tags["best_trial"] == str(study.best_trial.number)
+    assert f"best {study.best_value:.6g} (trial {study.best_trial.number})" in repr(sweep)
     best = read_sweep(sweep.sweep_id).best()
     assert (best.trial, best.value) == (study.best_trial.number, study.best_value)
     assert sweep.best_run.metrics["value"] == study.best_value

@@ -125,11 +125,12 @@ class Progress:
         dots = "".join('<circle cx="{}" cy="{}" r="2" fill="#2563eb"/>'.format(*xy(n, v))
                        for n, v in points)
         best_line = ""
-        if len(self.directions) == 1:
+        feasible = self.points(feasible_only=True)
+        if len(self.directions) == 1 and feasible:
             pick = max if self.directions[0] == "maximize" else min
             running: list[str] = []
-            best = values[0]
-            for n, v in points:
+            best = feasible[0][1]
+            for n, v in feasible:  # as best(): an infeasible trial is never the best
                 best = pick(best, v)
                 running.append(",".join(xy(n, best)))
             best_line = (f'<polyline points="{" ".join(running)}" fill="none" '
