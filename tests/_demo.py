@@ -90,7 +90,7 @@ def build(repo: Path) -> None:
         return float(LogisticRegression(C=C, max_iter=200).fit(X, y).score(X, y))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    nt.sweep(objective, n_trials=5, name="c-search", progress=False,
+    nt.sweep(objective, n_trials=5, name="c-search", direction="maximize", progress=False,
              sampler=optuna.samplers.RandomSampler(seed=0))
     nt.sync()
 

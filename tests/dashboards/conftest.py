@@ -54,7 +54,7 @@ def objective(trial):
     return -(x - 1) ** 2 + (0.5 if kind == "a" else 0.0)
 
 nt.sweep(objective, n_trials=12, name="quadratic", sampler=optuna.samplers.TPESampler(seed=0),
-         progress=False)
+         direction="maximize", progress=False)
 
 train = data(2000)
 with nt.run(name="train-model") as run:
@@ -105,7 +105,7 @@ def objective(trial):
     return -(x - 1) ** 2
 
 nt.sweep(objective, n_trials=6, name=h(16), sampler=optuna.samplers.TPESampler(seed=0),
-         progress=False)
+         direction="maximize", progress=False)
 shifted = frame.assign(**{{h(1): frame[h(1)] + 3}})
 nt.drift(model_id, shifted.assign(prediction=model.predict(shifted[[h(1)]])))
 # A run anyone could log: tagged as a monitoring report, with a page as its drift.html.

@@ -32,6 +32,7 @@ def objective_with_everything(trial):
 
 def test_trials_are_runs_equal_to_the_study(store):
     sweep = nt.sweep(objective_with_everything, n_trials=25, name="everything",
+                     direction="maximize", catch=(ValueError,),
                      sampler=optuna.samplers.RandomSampler(seed=1),
                      pruner=optuna.pruners.MedianPruner(n_startup_trials=5), progress=False)
     frame = assert_store_matches_study(sweep)
@@ -171,7 +172,7 @@ def test_plots_draw_the_trials_with_matplotlib(store):
 
     matplotlib.use("Agg")
     sweep = nt.sweep(lambda t: t.suggest_float("x", 0, 1) + 3 * t.suggest_float("y", 0, 1),
-                     n_trials=8, name="plots", progress=False,
+                     n_trials=8, name="plots", direction="maximize", progress=False,
                      sampler=optuna.samplers.RandomSampler(seed=0))
     trials = sweep.study.trials
     history = sweep.plot_history()
@@ -251,7 +252,7 @@ def test_best_run_without_a_complete_trial(store):
     def failing(trial):
         raise ValueError("no")
 
-    sweep = nt.sweep(failing, n_trials=2, name="nobest", progress=False)
+    sweep = nt.sweep(failing, n_trials=2, name="nobest", catch=(ValueError,), progress=False)
     with pytest.raises(NbtrailError, match="no complete trial"):
         _ = sweep.best_run
 

@@ -24,7 +24,7 @@ def objective(trial):
 
 
 def test_summary_frame_and_best_are_the_study_s(store):
-    sweep = nt.sweep(objective, n_trials=12, name="read", progress=False,
+    sweep = nt.sweep(objective, n_trials=12, name="read", direction="maximize", progress=False,
                      sampler=optuna.samplers.RandomSampler(seed=3))
     nt.sweep(objective, n_trials=3, name="read", progress=False)  # a second session
     (summary,) = list_sweeps()

@@ -10,14 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 import scipy.sparse
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardScaler
+from sklearn.preprocessing import LabelEncoder, StandardScaler
 
 import nbtrail as nt
 from nbtrail.store._records import Run
@@ -143,9 +143,13 @@ def test_column_transformer_fit_transform_is_one_run(
                          ids=["own_fit_transform", "mixin_fit_transform"])
 def test_fit_transform_is_recorded_once(autolog: None, iris: tuple[Any, Any],
                                         estimator: Any) -> None:
+    # A plain transformer makes no run of its own; inside the user's run it is recorded.
     X, _ = iris
-    estimator.fit_transform(X)
-    assert only_run().name == type(estimator).__name__
+    with nt.run(name="prep"):
+        estimator.fit_transform(X)
+    run = only_run()
+    assert [m["name"] for m in run.models] == [type(estimator).__name__]
+    assert nt.metric_history(run.run_id, "fit_time_s").height == 1
 
 
 def test_available_if_methods_keep_their_availability(autolog: None,
@@ -161,7 +165,8 @@ def test_available_if_methods_keep_their_availability(autolog: None,
 
 def test_label_encoder_fit_on_y_only(autolog: None, iris: tuple[Any, Any]) -> None:
     _, y = iris
-    LabelEncoder().fit(y)
+    with nt.run(name="labels"):
+        LabelEncoder().fit(y)
     run = only_run()
     assert [d["name"] for d in run.datasets] == ["y_train"]
     assert "training_score" not in run.metrics
@@ -179,7 +184,7 @@ def test_model_is_logged_without_an_input_example(autolog: None,
 def test_grid_search_has_one_child_run_per_candidate(autolog: None,
                                                      iris: tuple[Any, Any]) -> None:
     X, y = iris
-    search = GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.1, 1.0, 10.0]}, cv=3)
+    search = GridSearchCV(LogisticRegression(max_iter=500), {"C": [0.01, 1.0, 10.0]}, cv=3)
     search.fit(X, y)
 
     frame = all_runs()
@@ -188,23 +193,30 @@ def test_grid_search_has_one_child_run_per_candidate(autolog: None,
     parent = nt.get_run(parents["run_id"][0])
     assert parent.status == "finished"
     assert parent.params["best_C"] == search.best_params_["C"]
-    assert parent.params["estimator__C"] == 1.0
+    assert "estimator__C" not in parent.params  # the grid overrides it: best_C says it
+    assert parent.params["estimator__max_iter"] == 500
     assert parent.params["estimator"] == "LogisticRegression"
     assert parent.metrics["best_cv_score"] == pytest.approx(search.best_score_)
-    assert "training_score" not in parent.metrics
-    assert [m["name"] for m in parent.models] == ["GridSearchCV"]
+    assert parent.metrics["training_score"] == pytest.approx(search.score(X, y))
+    assert parent.metrics["n_candidates"] == 3
+    # The refitted best estimator is the model.
+    assert [m["name"] for m in parent.models] == ["LogisticRegression"]
+    assert parent.tags["autolog_model"].startswith("best_estimator_")
 
     children = frame.filter(pl.col("parent_id") == parent.run_id)
-    assert children["name"].to_list() == ["candidate 0", "candidate 1", "candidate 2"]
     assert frame.height == 4  # no runs for the inner fits
     assert sorted(parent.children) == sorted(children["run_id"].to_list())
-    for i, run_id in enumerate(children["run_id"]):
+    ranks = np.argsort(-search.cv_results_["mean_test_score"], kind="stable")
+    for run_id in children["run_id"]:
         child = nt.get_run(run_id)
+        i = int(child.name.removeprefix("candidate "))
         assert child.status == "finished"
-        assert child.params == {"C": [0.1, 1.0, 10.0][i]}
+        assert child.params == {"C": [0.01, 1.0, 10.0][i]}
         assert child.metrics["mean_test_score"] == pytest.approx(
             search.cv_results_["mean_test_score"][i])
         assert "std_test_score" in child.metrics
+        assert child.tags.get("best") == ("true" if i == search.best_index_ else None)
+        assert child.tags["rank"] == str(list(ranks).index(i) + 1)
         assert child.models == [] and child.datasets == []
 
 
@@ -274,10 +286,11 @@ def test_interrupted_fit_marks_the_run_killed(autolog: None, iris: tuple[Any, An
     def interrupt(data: Any) -> Any:
         raise KeyboardInterrupt
 
-    # check_inverse makes fit call func.
-    transformer = FunctionTransformer(func=interrupt, inverse_func=interrupt)
+    # check_inverse makes fit call func on y.
+    regressor = TransformedTargetRegressor(LinearRegression(), func=interrupt,
+                                           inverse_func=interrupt)
     with pytest.raises(KeyboardInterrupt):
-        transformer.fit(X)
+        regressor.fit(X, X.iloc[:, 0])
     assert only_run().status == "killed"
 
 

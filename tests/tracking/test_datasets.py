@@ -173,7 +173,20 @@ def test_lazyframe_is_collected() -> None:
     assert profile.fingerprint == fingerprint(pl.DataFrame({"a": [1, 2, 3]}))
 
 
-@pytest.mark.parametrize("data", [[1, 2, 3], {"a": [1]}, "text", None, pd.Index([1, 2])])
+def test_lists_and_tuples_are_one_column_tables() -> None:
+    corpus = ["a fine film", "dull", None]
+    profile = profile_dataset(corpus)
+    assert (profile.source_type, profile.n_rows, profile.n_columns) == ("python", 3, 1)
+    assert profile.schema == [{"name": "0", "dtype": "large_string", "nullable": True}]
+    assert profile.stats["0"]["nulls"] == 1
+    # The same values as a list, a tuple or a 1-D array are the same data set.
+    assert profile_dataset((1, 2, 3)).fingerprint == fingerprint([1, 2, 3]) == \
+        fingerprint(np.array([1, 2, 3]))
+    with pytest.raises(InvalidInputError, match=r"cannot convert the builtins\.list"):
+        profile_dataset([1, "a"])
+
+
+@pytest.mark.parametrize("data", [{1, 2, 3}, {"a": [1]}, "text", None, pd.Index([1, 2])])
 def test_unsupported_type(data: object) -> None:
     with pytest.raises(InvalidInputError) as info:
         profile_dataset(data)

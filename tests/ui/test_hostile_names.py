@@ -47,7 +47,7 @@ SEED = textwrap.dedent("""
     git("switch", "-q", "main")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     nt.sweep(lambda t: t.suggest_float(H + "x", 0, 1), n_trials=2, name=H + "sweep",
-             progress=False)
+             direction="maximize", progress=False)
     nt.sync()
 """)
 

@@ -32,7 +32,7 @@ def sweep(
     storage: str | None = None,
     sampler: Any = None,
     pruner: Any = None,
-    catch: Sequence[type[Exception]] | type[Exception] = (Exception,),
+    catch: Sequence[type[Exception]] | type[Exception] = (),
     background: bool = False,
     progress: bool = True,
     store: Store | None = None,
@@ -41,8 +41,8 @@ def sweep(
 
     ``objective`` takes a native ``optuna.Trial`` and returns the value (a sequence of
     values with ``directions=[...]``); ``nt.log_*`` calls inside it land on the trial's
-    run, ``trial.report`` values become the metric ``intermediate_value``. ``direction``
-    defaults to ``"maximize"`` (Optuna's own default is ``"minimize"``).
+    run, ``trial.report`` values become the metric ``intermediate_value``. The defaults are
+    Optuna's: ``direction="minimize"`` and ``catch=()``, so a ported study behaves the same.
 
     * ``name``: the study's name; calling again with the same name (and storage) resumes
       the study. Default: the objective's name and the time, a new study each call.
@@ -53,7 +53,7 @@ def sweep(
     * ``n_jobs``: worker processes (not threads) running trials in parallel; ``-1`` is one
       per CPU. ``n_trials`` is the total over all of them.
     * ``catch``: exceptions that fail a trial and let the sweep go on, as in Optuna
-      (default: every ``Exception``); anything else fails the trial and ends the sweep.
+      (default: none); anything else fails the trial, ends the sweep and is raised.
     * ``background=True`` returns at once while trials run in a thread (``sweep.wait()``
       waits, ``sweep.stop()`` stops after the trials under way).
     * ``progress``: a live widget in a notebook, a progress line on stderr in a script.
@@ -65,7 +65,8 @@ def sweep(
         >>> def objective(trial):                                       # doctest: +SKIP
         ...     depth = trial.suggest_int("max_depth", 2, 12)
         ...     return cross_val_score(RandomForestClassifier(max_depth=depth), X, y).mean()
-        >>> sweep = nt.sweep(objective, n_trials=50, name="rf-depth")   # doctest: +SKIP
+        >>> sweep = nt.sweep(objective, n_trials=50, direction="maximize",  # doctest: +SKIP
+        ...                  name="rf-depth")
         >>> sweep.best_run.params                                       # doctest: +SKIP
     """
     check_run_arguments(objective, n_trials, timeout, n_jobs)
@@ -145,7 +146,7 @@ def _create_study(optuna: Any, name: str, storage: Any, wanted: list[str] | None
                                   pruner=pruner)
     except KeyError:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                    pruner=pruner, directions=wanted or ["maximize"],
+                                    pruner=pruner, directions=wanted or ["minimize"],
                                     load_if_exists=True)
     stored = [d.name.lower() for d in study.directions]
     if wanted is not None and stored != wanted:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 from .._html import escape
+from ._trials import constraints, is_feasible
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -35,7 +36,8 @@ class Progress:
         self.name = name
         self.directions = directions
         self.total = total
-        self._trials: dict[int, tuple[str, float | None, bool]] = {}
+        # number -> (state, first value, mine, feasible)
+        self._trials: dict[int, tuple[str, float | None, bool, bool]] = {}
         self._lock = threading.Lock()
         self.finished = False
 
@@ -43,27 +45,29 @@ class Progress:
         """Count a trial; the same trial again replaces its earlier state."""
         state = trial.state.name.lower()
         value = trial.values[0] if trial.values else None
+        feasible = is_feasible(constraints(trial).values())
         with self._lock:
-            self._trials[trial.number] = (state, value, mine)
+            self._trials[trial.number] = (state, value, mine, feasible)
 
     def counts(self) -> dict[str, int]:
         """Trials of this session per state (complete, pruned, fail); ``study``: all finished."""
         with self._lock:
-            states = [state for state, _, mine in self._trials.values() if mine]
-            study = sum(1 for state, _, _ in self._trials.values() if state in FINISHED_STATES)
+            states = [state for state, _, mine, _ in self._trials.values() if mine]
+            study = sum(1 for state, *_ in self._trials.values() if state in FINISHED_STATES)
         counts = {state: states.count(state) for state in FINISHED_STATES}
         counts["study"] = study
         return counts
 
-    def points(self) -> list[tuple[int, float]]:
+    def points(self, *, feasible_only: bool = False) -> list[tuple[int, float]]:
         """(trial number, first objective value) of the study's complete trials, in order."""
         with self._lock:
-            return sorted((n, v) for n, (s, v, _) in self._trials.items()
-                          if s == "complete" and v is not None and math.isfinite(v))
+            return sorted((n, v) for n, (s, v, _, feasible) in self._trials.items()
+                          if s == "complete" and v is not None and math.isfinite(v)
+                          and (feasible or not feasible_only))
 
     def best(self) -> tuple[int, float] | None:
-        """The best complete trial of a single-objective sweep."""
-        points = self.points()
+        """The best complete trial of a single-objective sweep (feasible, as Optuna's)."""
+        points = self.points(feasible_only=True)
         if not points or len(self.directions) != 1:
             return None
         pick = max if self.directions[0] == "maximize" else min
@@ -121,11 +125,12 @@ class Progress:
         dots = "".join('<circle cx="{}" cy="{}" r="2" fill="#2563eb"/>'.format(*xy(n, v))
                        for n, v in points)
         best_line = ""
-        if len(self.directions) == 1:
+        feasible = self.points(feasible_only=True)
+        if len(self.directions) == 1 and feasible:
             pick = max if self.directions[0] == "maximize" else min
             running: list[str] = []
-            best = values[0]
-            for n, v in points:
+            best = feasible[0][1]
+            for n, v in feasible:  # as best(): an infeasible trial is never the best
                 best = pick(best, v)
                 running.append(",".join(xy(n, best)))
             best_line = (f'<polyline points="{" ".join(running)}" fill="none" '

@@ -127,7 +127,15 @@ def _file_name(name: str) -> str:
     return safe
 
 
+def spec_of(storage: Any) -> StorageSpec | None:
+    """The spec of a storage object a user built, where it is a database (else ``None``)."""
+    # Optuna wraps an RDB storage given as a URL in a cache that keeps it as ``_backend``.
+    url = getattr(storage, "url", None) or getattr(getattr(storage, "_backend", None), "url",
+                                                   None)
+    return StorageSpec("rdb", url) if isinstance(url, str) else None
+
+
 def describe_storage(storage: Any) -> str:
     """A short name for a storage object a user built (for tags)."""
-    url = getattr(storage, "url", None)
-    return StorageSpec("rdb", url).describe() if isinstance(url, str) else type(storage).__name__
+    spec = spec_of(storage)
+    return spec.describe() if spec is not None else type(storage).__name__

@@ -104,10 +104,13 @@ class Sweep:
         self.role = "sweep"
         self._parent: ActiveRun | str | None = None
         # The per-trial user attribute costs a journal write (about as much as the rest
-        # of nbtrail's per-trial work); only the sync of a shared database needs it.
-        self._tag_trials = spec is None or spec.remote
+        # of nbtrail's per-trial work) and shows in the user's trials; only the sync of a
+        # shared database needs it.
+        shared = spec if spec is not None else _storage.spec_of(study._storage)
+        self._tag_trials = shared is not None and shared.remote
         self._before_session: set[int] = set()
         self._session_active = False
+        self._logged_best: int | None = None
 
     def __repr__(self) -> str:
         return f"<nbtrail Sweep {self.name!r} sweep_id={self.sweep_id} {self._progress.summary()}>"
@@ -119,7 +122,7 @@ class Sweep:
 
     def optimize(self, objective: Objective, n_trials: int | None = None, *,
                  timeout: float | None = None, n_jobs: int = 1,
-                 catch: Sequence[type[Exception]] | type[Exception] = (Exception,),
+                 catch: Sequence[type[Exception]] | type[Exception] = (),
                  background: bool = False, progress: bool = True) -> Sweep:
         """Run trials of the study, each recorded as a run; arguments as in ``nt.sweep``."""
         check_run_arguments(objective, n_trials, timeout, n_jobs)
@@ -262,9 +265,19 @@ class Sweep:
 
         Each trial is recorded when it ends (its params, reports, values and state);
         ``nt.log_*`` calls in the objective only reach the trial's run with
-        ``sweep.optimize``.
+        ``sweep.optimize``. Optuna tells a callback nothing when its loop is over, so the
+        sweep's run is ended after each trial with the best so far; each later trial
+        moves that end and the best on.
         """
         self._after_trial(study, trial)
+        self._progress.add(trial, mine=True)  # the callback sees only its loop's trials
+        with self._lock:
+            if self.run is None:
+                return
+            if self.run.status == "running":
+                self._end_session(None)
+            else:
+                self._move_session_end()
 
     def _close_open_trials(self) -> None:
         """End the runs of trials that did not reach the callback (an error, an interrupt).
@@ -326,7 +339,9 @@ class Sweep:
             return
         best = self._progress.best()
         if best is not None:
-            self.run.log_metric("best_value", best[1])
+            # At the trial's number: a callback sweep moves it on (_move_session_end).
+            self.run.log_metric("best_value", best[1], step=best[0])
+            self._logged_best = best[0]
             self.run.set_tag(_trials.BEST_TRIAL, best[0])
         if error is None:
             self.run.end("finished")
@@ -334,6 +349,25 @@ class Sweep:
             self.run.end("killed", "KeyboardInterrupt: the sweep was interrupted")
         else:
             self.run.end("failed", f"{type(error).__name__}: {error}")
+
+    def _move_session_end(self) -> None:
+        """Re-end the (ended) session run of a callback sweep with the latest best.
+
+        The run's ``ActiveRun`` refuses writes once ended, so the records go to the
+        journal directly; a later end of a run replaces its earlier one.
+        """
+        from ..store import RunEnd, Tag
+
+        assert self.run is not None
+        writer = self._tracker.store.writer()
+        now = time.time()
+        best = self._progress.best()
+        if best is not None and best[0] != self._logged_best:
+            self._logged_best = best[0]
+            writer.add_metric(self.run.run_id, "best_value", best[1], best[0], now)
+            writer.append(Tag(self.run.run_id, _trials.BEST_TRIAL, str(best[0])).to_journal())
+        writer.append(RunEnd(self.run.run_id, "finished", now).to_journal())
+        writer.flush()
 
     # -- recording trials -------------------------------------------------------------------
 
@@ -354,7 +388,12 @@ class Sweep:
         if values:
             run.log_metrics(dict(zip(self._value_names(), values, strict=False)))
         _log_params(run, trial.params)
-        run.set_tags({TRIAL_STATE: state, **_trials.distributions_tag(trial.distributions)})
+        tags = {TRIAL_STATE: state, **_trials.distributions_tag(trial.distributions)}
+        limits = _trials.constraints(trial)
+        if limits:
+            run.log_metrics({_trials.CONSTRAINT_PREFIX + k: v for k, v in limits.items()})
+            tags[_trials.FEASIBLE] = str(_trials.is_feasible(limits.values())).lower()
+        run.set_tags(tags)
         status: Status
         if entry is not None and entry.interrupted:
             status = "killed"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,9 @@ WORKER_HOST = "worker_host"  # a trial run elsewhere and synced here: where it r
 WORKER_RUN_ID = "worker_run_id"  # ... and its run in that machine's store
 # Metric of a trial run: each ``trial.report`` value at its step.
 INTERMEDIATE = "intermediate_value"
+# Metrics of a trial run of a constrained study: each constraint's value (feasible: <= 0).
+CONSTRAINT_PREFIX = "constraint_"
+FEASIBLE = "feasible"  # tag of such a run: "true" or "false"
 
 STATES = ("complete", "pruned", "fail")
 _SESSION_TAGS = (SWEEP, SWEEP_ID, ROLE, DIRECTIONS, OBJECTIVES, TRIAL, TRIAL_STATE)
@@ -55,6 +58,24 @@ def value_names(objectives: int, metric_names: list[str] | None = None) -> list[
     if metric_names:
         return list(metric_names)
     return ["value"] if objectives == 1 else [f"values_{i}" for i in range(objectives)]
+
+
+def constraints(trial: FrozenTrial) -> dict[str, float]:
+    """The constraint values of a trial (``{}`` when its study has none).
+
+    Optuna 5 names them (``trial.set_constraint``, ``FrozenTrial.constraints``); earlier
+    versions keep the list a sampler's ``constraints_func`` returned in a system attribute.
+    """
+    named = getattr(trial, "constraints", None)
+    if isinstance(named, dict):
+        return {str(k): float(v) for k, v in named.items()}
+    listed = trial.system_attrs.get("constraints") or ()
+    return {str(i): float(v) for i, v in enumerate(listed)}
+
+
+def is_feasible(values: Iterable[float | None]) -> bool:
+    """Optuna's rule: a trial is feasible when every constraint value is zero or less."""
+    return all(v is None or v <= 0 for v in values)
 
 
 def distributions_tag(distributions: dict[str, BaseDistribution]) -> dict[str, str]:
@@ -122,6 +143,10 @@ class SweepTrials:
             return None
         value = self.value_columns[0]
         done = self.frame.filter(pl.col("state") == "complete", pl.col(value).is_finite())
+        # As Optuna's best_trial: in a constrained study, only a feasible trial can be best.
+        limits = [c for c in done.columns if c.startswith(f"metrics.{CONSTRAINT_PREFIX}")]
+        if limits:
+            done = done.filter(pl.all_horizontal([pl.col(c).fill_null(0) <= 0 for c in limits]))
         if done.is_empty():
             return None
         row = done.sort(value, descending=self.summary.directions[0] == "maximize").row(

@@ -77,4 +77,7 @@ def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int 
     sweep.role = "worker"
     if progress:  # the progress line says what Optuna's per-trial INFO lines would
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return sweep.optimize(func, n_trials, timeout=timeout, progress=progress)
+    # A worker on another machine fails a trial whose objective raises and goes on with
+    # its share: one bad trial must not leave the notebook's sweep short of workers.
+    return sweep.optimize(func, n_trials, timeout=timeout, progress=progress,
+                          catch=(Exception,))

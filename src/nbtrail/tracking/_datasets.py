@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 _ACCEPTED = (
     "pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy ndarray (1-D, 2-D or "
-    "structured), pyarrow Table/RecordBatch/ChunkedArray/Array"
+    "structured), pyarrow Table/RecordBatch/ChunkedArray/Array, a list or tuple of values"
 )
 _LIBRARIES = ("pandas", "polars", "numpy", "pyarrow")
 
@@ -203,12 +203,20 @@ def _normal_field(original: pa.Field) -> pa.Field:
     return pa.field(original.name, _normal_type(original.type))
 
 
+def _from_sequence(data: object) -> pa.Table:
+    import pyarrow as pa
+
+    # A text corpus or a list of labels: one column, named as a 1-D array's, so the same
+    # values give the same fingerprint as a list or as np.array(values).
+    return pa.table({"0": pa.array(list(data))})  # type: ignore[call-overload]
+
+
 def _split(data: object) -> tuple[str, pa.Table]:
-    library = _library(data)
+    library = "python" if isinstance(data, list | tuple) else _library(data)
     if library is None:
         raise _unsupported(data)
     try:
-        table = _CONVERTERS[library](data)
+        table = (_from_sequence if library == "python" else _CONVERTERS[library])(data)
     except InvalidInputError:
         raise
     except Exception as exc:  # each library raises its own error types for unconvertible data
@@ -461,15 +469,16 @@ def _column_stats(table: pa.Table) -> dict[str, dict[str, Any]]:
 def profile_dataset(data: object, *, sample_rows: int = 0) -> DatasetProfile:
     """Fingerprint and summarise a data set, and keep a sample of its rows if asked.
 
-    Accepts pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy arrays and
-    pyarrow Table/RecordBatch/ChunkedArray/Array. Every column's stats hold ``nulls`` and
-    ``n_unique``; numeric columns add ``min``, ``max``, ``mean``, ``std``, ``quantiles`` and
-    a 10-bin ``histogram`` over their finite values (floats also count ``nan`` and ``inf``)
-    and percentile ``bins`` (see :func:`percentile_bins`); booleans add ``true``/``false``
-    counts; strings add the 20 most frequent values as ``top``, ``min_length``,
-    ``max_length`` and, with at most 50 distinct values, all of them as ``categories`` and
-    their ``counts``; temporal columns add ``min``/``max`` as ISO strings. Values that do
-    not exist (an empty column's mean, a NaN) are ``None``.
+    Accepts pandas DataFrame/Series, polars DataFrame/Series/LazyFrame, numpy arrays,
+    pyarrow Table/RecordBatch/ChunkedArray/Array, and lists or tuples of values (one column,
+    ``"0"``, like a 1-D array; ``source_type`` ``"python"``). Every column's stats hold
+    ``nulls`` and ``n_unique``; numeric columns add ``min``, ``max``, ``mean``, ``std``,
+    ``quantiles`` and a 10-bin ``histogram`` over their finite values (floats also count
+    ``nan`` and ``inf``) and percentile ``bins`` (see :func:`percentile_bins`); booleans add
+    ``true``/``false`` counts; strings add the 20 most frequent values as ``top``,
+    ``min_length``, ``max_length`` and, with at most 50 distinct values, all of them as
+    ``categories`` and their ``counts``; temporal columns add ``min``/``max`` as ISO
+    strings. Values that do not exist (an empty column's mean, a NaN) are ``None``.
 
     With ``sample_rows``, ``sample`` holds that many rows drawn at random (seeded by the
     fingerprint, so the same data gives the same sample) as Parquet bytes.
