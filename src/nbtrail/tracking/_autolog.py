@@ -111,6 +111,13 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_datasets: boo
         raise InvalidInputError(
             f"max_param_length must be a positive integer, got {max_param_length!r}"
         )
+    # XGBoost and LightGBM have their own wrappers (tracking/_boosting.py).
+    from . import _boosting
+
+    if disable:
+        _boosting.disable()
+    else:
+        _boosting.enable(log_models=log_models, log_datasets=log_datasets)
     with _patch_lock:
         if disable:
             _enabled = False
