@@ -56,7 +56,7 @@ points = nt.sql("select count(*) as n from metrics where run_id = ? and key like
 from nbtrail.tracking import _system
 with nt.run(name="per-sample", nested=False, tags={"bench": "1"}) as other:
     first = _system._read(_system._sampler)
-    sampled = _system._Sampled(other, 1.0, first, first, due=0.0)
+    sampled = _system._Sampled(other, 1.0, due=0.0, baseline=first, previous=first)
     start_cpu = time.thread_time()
     for _ in range(REPS):
         _system._log(sampled, _system._read(_system._sampler))

@@ -52,9 +52,11 @@ class _Reading:
 class _Sampled:
     run: ActiveRun
     interval: float
-    baseline: _Reading
-    previous: _Reading
     due: float
+    # Taken by the sampler thread as soon as it sees the run, not by the run's own thread:
+    # starting a run stays as cheap as it was.
+    baseline: _Reading | None = None
+    previous: _Reading | None = None
     step: int = 0
 
 
@@ -85,14 +87,7 @@ def start_sampling(run: ActiveRun, interval: float) -> None:
     with sampler.lock:
         if run.parent_id is not None and run.parent_id in sampler.runs:
             return
-    try:
-        reading = _read(sampler)
-    except Exception as exc:  # psutil missing, or /proc unreadable in a sandbox
-        warnings.warn(f"nbtrail: system metrics not recorded: {exc}", stacklevel=4)
-        return
-    with sampler.lock:
-        sampler.runs[run.run_id] = _Sampled(run, interval, reading, reading,
-                                            due=reading.wall + interval)
+        sampler.runs[run.run_id] = _Sampled(run, interval, due=time.time() + interval)
         if sampler.thread is None:
             sampler.thread = threading.Thread(target=_loop, args=(sampler,),
                                               name=THREAD_NAME, daemon=True)
@@ -121,25 +116,29 @@ def _loop(sampler: _Sampler) -> None:
             if sampler.thread is not me:
                 return
             now = time.time()
-            due = [s for s in sampler.runs.values() if s.due <= now]
-            if not due:
+            new = [s for s in sampler.runs.values() if s.previous is None]
+            due = [s for s in sampler.runs.values() if s.due <= now and s.previous is not None]
+            if not new and not due:
                 wait = min(s.due for s in sampler.runs.values()) - now
                 sampler.wake.wait(timeout=wait)
                 continue
         try:
             reading = _read(sampler)
-        except Exception as exc:
-            warnings.warn(f"nbtrail: system metrics stopped: {exc}", stacklevel=1)
+        except Exception as exc:  # psutil missing, or /proc unreadable in a sandbox
+            warnings.warn(f"nbtrail: system metrics not recorded: {exc}", stacklevel=1)
             with sampler.lock:
                 sampler.runs.clear()
                 sampler.thread = None
             return
+        for sampled in new:
+            sampled.baseline = sampled.previous = reading
         for sampled in due:
             _log(sampled, reading)
 
 
 def _log(sampled: _Sampled, reading: _Reading) -> None:
     previous, base = sampled.previous, sampled.baseline
+    assert previous is not None and base is not None  # only sampled runs are due
     seconds = reading.wall - previous.wall
     total = reading.total - previous.total
     values = {
