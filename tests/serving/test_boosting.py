@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -84,3 +88,39 @@ def test_a_native_xgboost_booster_is_served_through_a_dmatrix(home, tmp_path):
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["predictions"],
                                booster.predict(xgb.DMatrix(rows)), rtol=1e-6)
+
+
+COPIED_SERVER = """
+import json, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("duckdb", "polars", "pyarrow", "skops"):
+            raise ImportError(f"{name} is not in this model's image")
+sys.meta_path.insert(0, Refuse())
+sys.path.insert(0, sys.argv[1])
+from starlette.testclient import TestClient
+from nbtrail.serving import create_app, ModelBundle
+import nbtrail
+assert nbtrail.__file__.startswith(sys.argv[1]), nbtrail.__file__
+client = TestClient(create_app(ModelBundle.load(sys.argv[2])))
+answer = client.post("/predict", json={"records": json.loads(sys.argv[3])})
+print(json.dumps(answer.json()))
+"""
+
+
+def test_the_copied_server_loads_a_lightgbm_model_without_the_workbench(home, tmp_path):
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    with nt.run():
+        nt.log_dataset(X, name="X", role="train")
+        model = _lgbm_classifier(X, y)
+        model_id = nt.log_model(model)
+    pkg = nt.package(model_id, name="cancer", output=tmp_path / "ctx", build=False)
+    rows = X.head(3)
+    # Only the image's own copy of the runtime is importable: no PYTHONPATH to src/.
+    done = subprocess.run(
+        [sys.executable, "-c", COPIED_SERVER, str(pkg.context / "app"),
+         str(pkg.context / "model"), rows.to_json(orient="records")],
+        env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True, timeout=300,
+        check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predictions"] == model.predict(rows).tolist()
