@@ -234,3 +234,17 @@ def test_a_stored_boosting_model_names_only_its_library_classes():
         b"lightgbm.basic.Booster", b"os.system")
     with pytest.raises(InvalidInputError, match=r"names the class 'os\.system'"):
         deserialize_model(forged, "lightgbm_text")
+
+
+def test_training_goes_on_when_there_is_no_store_to_record_into(tmp_path, diabetes):
+    X_train, X_valid, y_train, _ = diabetes
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the store should be")
+    nt.autolog()
+    try:
+        with nt.config(home=str(blocked), capture_git=False), \
+                pytest.warns(UserWarning, match="not recording this LGBMRegressor"):
+            model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(X_train, y_train)
+    finally:
+        nt.autolog(disable=True)
+    assert model.predict(X_valid).shape == (len(X_valid),)

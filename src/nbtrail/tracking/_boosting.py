@@ -150,6 +150,8 @@ def _wrap(original: Callable[..., Any], recorder: Callable[..., Any], library: s
         token = _inside_fit.set(True)  # scikit-learn fits inside (label encoders) are not ours
         try:
             return recorder(original, signature.bind(*args, **kwargs), library)
+        except _NotRecording:
+            return original(*args, **kwargs)
         finally:
             _inside_fit.reset(token)
 
@@ -185,17 +187,28 @@ class _ImportHook(importlib.abc.MetaPathFinder):
 # -- recording -------------------------------------------------------------------------------
 
 
+class _NotRecording(Exception):
+    """No run to record into (a store that cannot be opened...): train as if unwrapped."""
+
+
 @contextmanager
 def _run_for(name: str) -> Iterator[ActiveRun]:
     """The active run, else a new one named ``name`` that ends with the training."""
     from ._tracker import get_tracker
 
-    tracker = get_tracker()
-    run = tracker.active_run()
-    if run is not None:
+    try:
+        tracker = get_tracker()
+        run = tracker.active_run()
+        if run is None:
+            run, own = tracker.start_run(name=name), True
+        else:
+            own = False
+    except Exception as exc:
+        _warn(f"nbtrail autolog: not recording this {name} training: {exc}")
+        raise _NotRecording from exc
+    if not own:
         yield run
         return
-    run = tracker.start_run(name=name)
     try:
         yield run
     except BaseException as exc:
@@ -253,13 +266,18 @@ def _record_fit(original: Callable[..., Any], bound: inspect.BoundArguments,
         _safely("fit_time_s", run.log_metric, "fit_time_s", time.perf_counter() - started)
         if _options["log_datasets"]:
             _safely("the data sets", _log_fit_data, run, arguments)
-        if library == "xgboost":
-            booster = model.get_booster()
-            history = model.evals_result() if arguments.get("eval_set") else {}
-        else:
-            booster, history = model.booster_, model.evals_result_
-        _log_outcome(run, model, booster, history, library, _head(arguments.get("X")))
+        _safely("the training results", _log_fit_outcome, run, model, arguments, library)
     return result
+
+
+def _log_fit_outcome(run: ActiveRun, model: Any, arguments: Mapping[str, Any],
+                     library: str) -> None:
+    if library == "xgboost":
+        booster = model.get_booster()
+        history = model.evals_result() if arguments.get("eval_set") else {}
+    else:
+        booster, history = model.booster_, model.evals_result_
+    _log_outcome(run, model, booster, history, library, _head(arguments.get("X")))
 
 
 def _log_outcome(run: ActiveRun, model: Any, booster: Any, history: Mapping[str, Any],
