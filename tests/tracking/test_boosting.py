@@ -248,3 +248,17 @@ def test_training_goes_on_when_there_is_no_store_to_record_into(tmp_path, diabet
     finally:
         nt.autolog(disable=True)
     assert model.predict(X_valid).shape == (len(X_valid),)
+
+
+def test_fits_inside_a_scikit_learn_search_are_not_runs_of_their_own(autolog, cancer):
+    from sklearn.model_selection import GridSearchCV
+
+    X_train, _, y_train, _ = cancer
+    search = GridSearchCV(xgb.XGBClassifier(n_estimators=5), {"max_depth": [2, 3]}, cv=2)
+    search.fit(X_train, y_train)
+    nt.sync()
+    runs = nt.runs()
+    # The search is the scikit-learn autolog's; the fits of its candidates and its refit
+    # run inside it and make no XGBClassifier run.
+    assert "XGBClassifier" not in runs["name"].to_list()
+    assert runs.filter(runs["parent_id"].is_null())["name"].to_list() == ["GridSearchCV"]
