@@ -143,12 +143,17 @@ def _load_boosting(envelope: dict[str, Any]) -> object:
         ) from exc
     text: str = envelope["model"]
     name = class_name.rpartition(".")[2]
-    if envelope["library"] == "xgboost":
-        # XGBoost restores its scikit-learn wrappers (classes, objective) from its own JSON.
-        model = getattr(library, name)()
-        model.load_model(bytearray(text.encode()))
-        return model
-    booster = library.Booster(model_str=text)
+    try:
+        if envelope["library"] == "xgboost":
+            # XGBoost restores its scikit-learn wrappers (classes, objective) from its JSON.
+            model = getattr(library, name)()
+            model.load_model(bytearray(text.encode()))
+            return model
+        booster = library.Booster(model_str=text)
+    except Exception as exc:  # XGBoostError, LightGBMError: a damaged model text
+        raise InvalidInputError(
+            f"{envelope['library']} cannot load the stored {class_name}: {exc}"
+        ) from exc
     if name == "Booster":
         return booster
     if name == "LGBMClassifier":

@@ -262,3 +262,15 @@ def test_fits_inside_a_scikit_learn_search_are_not_runs_of_their_own(autolog, ca
     # run inside it and make no XGBClassifier run.
     assert "XGBClassifier" not in runs["name"].to_list()
     assert runs.filter(runs["parent_id"].is_null())["name"].to_list() == ["GridSearchCV"]
+
+
+def test_an_unfitted_or_damaged_model_is_refused_naming_it(store):
+    from nbtrail._modelio import deserialize_model, write_envelope
+    from nbtrail.errors import InvalidInputError
+
+    with nt.run() as run, pytest.raises(InvalidInputError,
+                                        match=r"cannot store the .*XGBClassifier.*fitted"):
+        run.log_model(xgb.XGBClassifier())
+    damaged = write_envelope("lightgbm_text", "lightgbm.basic.Booster", "tree\nnot a model")
+    with pytest.raises(InvalidInputError, match="lightgbm cannot load the stored"):
+        deserialize_model(damaged, "lightgbm_text")

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .._modelio import BOOSTING_CLASSES, XGBOOST, write_envelope
+from .._modelio import BOOSTING_CLASSES, BOOSTING_LIBRARIES, XGBOOST, write_envelope
 from ..errors import InvalidInputError
 from ._autolog import _inside_fit
 
@@ -69,26 +69,32 @@ def serialize_booster(model: object) -> SerializedModel | None:
     if found is None:
         return None
     format, class_path = found
-    m: Any = model
-    classes = None
+    cls = type(model)
+    class_name = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        text, classes = _model_text(model, format, class_path)
+    except Exception as exc:  # the libraries raise their own error types (unfitted...)
+        raise InvalidInputError(
+            f"cannot store the {class_name} in {BOOSTING_LIBRARIES[format]}'s own format "
+            f"({type(exc).__name__}: {exc}); log a fitted model"
+        ) from exc
+    return SerializedModel(write_envelope(format, class_path, text, classes), format,
+                           BOOSTING_LIBRARIES[format], class_name)
+
+
+def _model_text(model: Any, format: str, class_path: str) -> tuple[str, list[Any] | None]:
     if format == XGBOOST:
         if class_path.endswith("Booster"):
-            text = bytes(m.save_raw(raw_format="json")).decode()
-        else:
-            # The wrapper's save_model adds its scikit-learn state to XGBoost's JSON.
-            with tempfile.TemporaryDirectory(prefix="nbtrail-xgb-") as folder:
-                path = Path(folder) / "model.json"
-                m.save_model(path)
-                text = path.read_text()
-    else:
-        booster = m if class_path.endswith("Booster") else m.booster_
-        text = booster.model_to_string()
-        if class_path.endswith("LGBMClassifier"):
-            classes = m.classes_.tolist()
-    cls = type(model)
-    return SerializedModel(write_envelope(format, class_path, text, classes),
-                           format, format.partition("_")[0],
-                           f"{cls.__module__}.{cls.__qualname__}")
+            return bytes(model.save_raw(raw_format="json")).decode(), None
+        # The wrapper's save_model adds its scikit-learn state to XGBoost's JSON.
+        with tempfile.TemporaryDirectory(prefix="nbtrail-xgb-") as folder:
+            path = Path(folder) / "model.json"
+            model.save_model(path)
+            return path.read_text(), None
+    if class_path.endswith("Booster"):
+        return model.model_to_string(), None
+    classes = model.classes_.tolist() if class_path.endswith("LGBMClassifier") else None
+    return model.booster_.model_to_string(), classes
 
 
 # -- patching --------------------------------------------------------------------------------
