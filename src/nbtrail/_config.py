@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 STORE_DIRNAME = ".nbtrail"
+# Shorter intervals measure the sampler more than the training.
+MIN_SYSTEM_METRICS_INTERVAL = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Settings:
             database while it keeps logging.
         capture_git: Record git state and snapshot the working tree at run start.
         capture_environment: Record Python, platform and installed packages at run start.
+        system_metrics: Sample CPU, memory, disk, network (and NVIDIA GPU) use into
+            ``system/*`` metrics while a run is active.
+        system_metrics_interval: Seconds between two system metrics samples of a run.
         build_isolation: ``--isolation`` for podman image builds (``"chroot"`` where there
             are no user namespaces, as inside containers and CI); ``None`` means:
             ``$NBTRAIL_BUILD_ISOLATION``, else podman's default.
@@ -43,8 +48,21 @@ class Settings:
     fold_interval: float = 1.0
     capture_git: bool = True
     capture_environment: bool = True
+    system_metrics: bool = True
+    system_metrics_interval: float = 10.0
     build_isolation: str | None = field(
         default_factory=lambda: os.environ.get("NBTRAIL_BUILD_ISOLATION") or None)
+
+    def __post_init__(self) -> None:
+        interval = self.system_metrics_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) \
+                or not interval >= MIN_SYSTEM_METRICS_INTERVAL:
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"system_metrics_interval must be a number of seconds of at least "
+                f"{MIN_SYSTEM_METRICS_INTERVAL}, got {interval!r}; the default is 10"
+            )
 
     def resolve_home(self, cwd: Path | None = None) -> Path:
         """Return the absolute store folder these settings point at."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _html
 from .._config import config
-from .._modelio import PICKLE, referenced_modules
+from .._modelio import PICKLE, SKOPS, referenced_modules
 from ..errors import InvalidInputError, UntrustedModelError
 from . import _build, _context, _lock
 from ._check import checked_signature
@@ -88,7 +88,7 @@ def check_name(name: str) -> str:
 
 def _server_roots(source: ModelSource) -> list[str]:
     roots = list(_lock.SERVER_DISTRIBUTIONS)
-    if source.format != PICKLE:
+    if source.format == SKOPS:
         roots.append("skops")
     if source.frame in ("pandas", "polars"):
         roots.append(source.frame)

@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from .._modelio import PICKLE, SKOPS, deserialize_model
+from .._modelio import BOOSTING_LIBRARIES, LIGHTGBM, PICKLE, SKOPS, XGBOOST, deserialize_model
 from ..errors import InvalidInputError, NotFoundError
 from ._signature import Checked, Signature
 
-MODEL_FILES = {SKOPS: "model.skops", PICKLE: "model.pkl"}
+MODEL_FILES = {SKOPS: "model.skops", PICKLE: "model.pkl", XGBOOST: "model.xgboost.json",
+               LIGHTGBM: "model.lightgbm.json"}
 SIGNATURE_FILE = "signature.json"
 LINEAGE_FILE = "lineage.json"
 
@@ -32,6 +33,11 @@ class Prediction:
             return None
         keys = [str(c) for c in self.classes or range(self.probabilities.shape[1])]
         return [dict(zip(keys, row, strict=True)) for row in self.probabilities.tolist()]
+
+
+def _is_xgboost_booster(model: object) -> bool:
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}" == "xgboost.core.Booster"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -87,9 +93,12 @@ class ModelBundle:
 
     @property
     def platform(self) -> str:
-        """The V2 platform name, ``<project>_<format>`` (e.g. ``sklearn_skops``)."""
+        """The V2 platform name, ``<project>_<format>`` (``sklearn_skops``, ``xgboost_json``)."""
         model_info = self.lineage.get("model") or {}
-        return f"{model_info.get('flavor') or 'sklearn'}_{model_info.get('format', SKOPS)}"
+        format = model_info.get("format", SKOPS)
+        if format in BOOSTING_LIBRARIES:
+            return str(format)
+        return f"{model_info.get('flavor') or 'sklearn'}_{format}"
 
     @property
     def has_probabilities(self) -> bool:
@@ -100,6 +109,11 @@ class ModelBundle:
         # The model is called with the kind of table it was trained on, so column
         # selectors and feature-name checks inside pipelines see what they expect.
         arrays = [checked.arrays[name] for name in self.signature.names]
+        if _is_xgboost_booster(self.model):
+            # XGBoost's own Booster (from xgboost.train) predicts on its DMatrix only.
+            import xgboost
+
+            return xgboost.DMatrix(np.column_stack(arrays), feature_names=self.signature.names)
         frame = self.signature.frame
         if frame == "pandas":
             import pandas as pd

@@ -159,6 +159,13 @@ def autolog(*, disable: bool = False, log_models: bool = True, log_datasets: boo
             raise InvalidInputError(
                 f"{name} must be an integer of {least} or more, got {value!r}"
             )
+    # XGBoost and LightGBM have their own wrappers (tracking/_boosting.py).
+    from . import _boosting
+
+    if disable:
+        _boosting.disable()
+    else:
+        _boosting.enable(log_models=log_models, log_datasets=log_datasets)
     with _patch_lock:
         if disable:
             _enabled = False

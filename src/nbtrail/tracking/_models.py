@@ -47,11 +47,19 @@ def _unloadable_refs(data: bytes) -> list[str]:
 
 
 def serialize_model(model: object, *, pickle: bool = False) -> SerializedModel:
-    """Serialise ``model``: scikit-learn estimators with skops, anything else only by pickle.
+    """Serialise ``model``: skops, the boosting libraries' own formats, or pickle on request.
+
+    scikit-learn estimators are stored with skops, XGBoost and LightGBM models in their
+    libraries' own formats (see ``_boosting.serialize_booster``).
 
     ``pickle=True`` allows the stdlib pickle (protocol 5) for objects skops cannot store;
     loading such a pickle later needs ``trusted=True`` because it can run arbitrary code.
     """
+    from ._boosting import serialize_booster
+
+    booster = serialize_booster(model)  # before skops: XGBoost's classes are estimators too
+    if booster is not None:
+        return booster
     class_name = _type_path(type(model))
     if _is_sklearn_estimator(model):
         import skops.io

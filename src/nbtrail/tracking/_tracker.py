@@ -143,6 +143,10 @@ class Tracker:
         with self._lock:
             self._running.append(run)
             self._tokens[run_id] = _active.set(run)
+        if self.settings.system_metrics:
+            from ._system import start_sampling
+
+            start_sampling(run, self.settings.system_metrics_interval)
         return run
 
     def active_run(self) -> ActiveRun | None:
@@ -168,6 +172,9 @@ class Tracker:
 
     def run_ended(self, run: ActiveRun) -> None:
         """Called by ``ActiveRun.end``: forget the run and restore the previous active one."""
+        from ._system import stop_sampling
+
+        stop_sampling(run)
         with self._lock:
             if run in self._running:
                 self._running.remove(run)
