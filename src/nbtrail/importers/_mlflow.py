@@ -15,6 +15,7 @@ points, params, tags and artifacts it lacks are added and its end recorded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -256,7 +257,8 @@ class _Copier:
         from mlflow.exceptions import MlflowException
 
         try:
-            versions = list(read_registry(self.client))
+            with _global_uri_for_file_store(self.client.tracking_uri):
+                versions = list(read_registry(self.client))
         except MlflowException as exc:
             self.notes.append(f"the model registry could not be read: {_message(exc)}")
             return
@@ -345,6 +347,23 @@ def _check_local(tracking_uri: str) -> None:
         raise InvalidInputError(
             f"tracking_uri {tracking_uri!r}: {path} does not exist; give the {what} that "
             "MLflow wrote to")
+
+
+def _global_uri_for_file_store(tracking_uri: str) -> contextlib.AbstractContextManager[None]:
+    """Point MLflow's global tracking URI at a file store while its registry is read.
+
+    MLflow's file registry looks up each version's logged model through a client of the
+    global URI, not of its own store (a TODO in its ``file_store.py``): unset, that is
+    ``sqlite:///mlflow.db``, which it would create in the current folder. Other stores
+    need nothing.
+    """
+    if urlsplit(tracking_uri).scheme.lower() not in ("", "file"):
+        return contextlib.nullcontext()
+    from mlflow.tracking._tracking_service import utils
+
+    scoped: Callable[[str], contextlib.AbstractContextManager[None]] | None = getattr(
+        utils, "_use_tracking_uri", None)
+    return contextlib.nullcontext() if scoped is None else scoped(tracking_uri)
 
 
 def _experiments(client: Any, names: Sequence[str] | None, source: str) -> list[Any]:
