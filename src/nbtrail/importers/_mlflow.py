@@ -47,6 +47,13 @@ _PAGE = 1000  # runs a search page (MLflow's own maximum for search_runs)
 _PROGRESS_EVERY = 100  # runs between progress lines
 
 
+class SourceReadError(NbtrailError):
+    """MLflow failed while an import was reading it (a server gone, a run deleted meanwhile).
+
+    Takes ``NbtrailError``'s row of ``errors.OUTCOMES``: exit status 1, HTTP 500.
+    """
+
+
 @dataclass(frozen=True)
 class ImportResult:
     """What an import added to the store, by kind (a second, unchanged import adds 0).
@@ -130,7 +137,7 @@ def import_mlflow(tracking_uri: str, *, experiments: Sequence[str] | None = None
         try:
             copier.copy(run, experiment_name)
         except MlflowException as exc:
-            raise NbtrailError(
+            raise SourceReadError(
                 f"MLflow failed while importing run {run.info.run_id} from {source}: "
                 f"{_message(exc)}; what was imported before it is kept, so running the "
                 "import again continues from there") from None
@@ -189,7 +196,7 @@ class _Copier:
                 self.counts["tags"] += 1
         for key in data.metrics:
             self._copy_metric(info.run_id, run_id, key, have)
-        self._copy_artifacts(info.run_id, run_id, have, end or start)
+        self._copy_artifacts(info.artifact_uri, run_id, have, end or start)
 
         status = _STATUSES.get(info.status, "running")
         if status != "running" and (status, end) != (have.status, have.end):
@@ -234,14 +241,21 @@ class _Copier:
             self.writer.add_metric(run_id, key, value, int(point.step), point.timestamp / 1000)
             self.counts["metric_points"] += 1
 
-    def _copy_artifacts(self, mlflow_id: str, run_id: str, have: _Have, when: float) -> None:
-        for info in _artifact_files(self.client, mlflow_id):
+    def _copy_artifacts(self, artifact_uri: str, run_id: str, have: _Have, when: float
+                        ) -> None:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        # MLflow's own artifact client for the run's root, made once: the client's
+        # list_artifacts(run_id) looks the run up again for every folder it lists.
+        repository = get_artifact_repository(artifact_uri=artifact_uri,
+                                             tracking_uri=self.client.tracking_uri)
+        for info in _artifact_files(repository):
             if info.path in have.artifacts and have.artifacts[info.path] in (info.file_size,
                                                                              None):
                 continue
             # Downloaded to a file and copied to the store in chunks: never whole in memory.
             with tempfile.TemporaryDirectory(prefix="nbtrail-mlflow-") as tmp:
-                local = self.client.download_artifacts(mlflow_id, info.path, dst_path=tmp)
+                local = repository.download_artifacts(info.path, dst_path=tmp)
                 sha, size = self.store.put_blob(Path(local))
             artifact_id = f"art_{sha[:32]}"
             self.writer.append(Artifact(
@@ -407,11 +421,11 @@ def _parents_first(runs: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
     return ordered
 
 
-def _artifact_files(client: Any, run_id: str, path: str | None = None) -> Iterator[Any]:
-    """Every file among a run's artifacts, folders walked."""
-    for info in client.list_artifacts(run_id, path):
+def _artifact_files(repository: Any, path: str | None = None) -> Iterator[Any]:
+    """Every file under a run's artifact root, folders walked."""
+    for info in repository.list_artifacts(path):
         if info.is_dir:
-            yield from _artifact_files(client, run_id, info.path)
+            yield from _artifact_files(repository, info.path)
         else:
             yield info
 
