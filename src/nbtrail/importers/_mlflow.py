@@ -123,16 +123,20 @@ def import_mlflow(tracking_uri: str, *, experiments: Sequence[str] | None = None
 
     source = _redacted(tracking_uri)
     client = _client(tracking_uri, source)
+    from mlflow.exceptions import MlflowException
+
     store = store_or_configured(store)
     chosen = _experiments(client, experiments, source)
     known = _imported(store)
     names_before = set(store.experiments()) if store.exists() else set()
-    runs = _parents_first([(run, experiment.name) for experiment in chosen
-                           for run in pages(client.search_runs, size=_PAGE,
-                                            experiment_ids=[experiment.experiment_id])])
+    try:
+        runs = _parents_first([(run, experiment.name) for experiment in chosen
+                               for run in pages(client.search_runs, size=_PAGE,
+                                                experiment_ids=[experiment.experiment_id])])
+    except MlflowException as exc:
+        raise SourceReadError(
+            f"MLflow failed while listing the runs of {source}: {_message(exc)}") from None
     copier = _Copier(client, store, known)
-    from mlflow.exceptions import MlflowException
-
     for done, (run, experiment_name) in enumerate(runs, 1):
         try:
             copier.copy(run, experiment_name)
@@ -199,7 +203,8 @@ class _Copier:
         self._copy_artifacts(info.artifact_uri, run_id, have, end or start)
 
         status = _STATUSES.get(info.status, "running")
-        if status != "running" and (status, end) != (have.status, have.end):
+        ended = (status, info.end_time) != (have.status, have.end_ms)
+        if status != "running" and ended:
             self.writer.append(RunEnd(run_id, status, end or start).to_journal())
         # Last: a run cut short before this line is compared point by point next time.
         self.writer.append(Tag(run_id, STATE_TAG, state).to_journal())
@@ -296,7 +301,7 @@ class _Have:
     tags: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, int | None] = field(default_factory=dict)
     status: str | None = None
-    end: float | None = None
+    end_ms: int | None = None  # milliseconds, as MLflow's times: float seconds may not match
     metric_keys: set[str] = field(default_factory=set)
     store: Store | None = None
     run_id: str | None = None
@@ -308,7 +313,7 @@ class _Have:
         return cls(params=run.params, tags=run.tags,
                    artifacts={a["name"]: a["size_bytes"] for a in run.artifacts},
                    status=run.status,
-                   end=run.end_time.timestamp() if run.end_time else None,
+                   end_ms=round(run.end_time.timestamp() * 1000) if run.end_time else None,
                    metric_keys=set(run.metrics), store=store, run_id=run_id)
 
     def points(self, key: str) -> Counter[tuple[int, int, object]]:
