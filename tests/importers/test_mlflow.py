@@ -84,7 +84,9 @@ def populate(uri: str, folder: Path) -> Made:
         client.log_artifacts(run_id, str(source / "plots"), "plots")
         client.log_artifact(run_id, str(folder / f"summary-{i}.json"))
         client.set_terminated(run_id, status, end_time=T0 + 9000 + i)
-    killed = client.create_run(fraud, run_name="scan", start_time=T0 + 20_000)
+    # Nested under a run of another experiment, which MLflow allows.
+    killed = client.create_run(fraud, run_name="scan", start_time=T0 + 20_000,
+                               tags={"mlflow.parentRunId": sweep.info.run_id})
     ids["scan"] = killed.info.run_id
     client.log_metric(killed.info.run_id, "recall", -1.5, timestamp=T0 + 20_001, step=-3)
     client.set_terminated(killed.info.run_id, "KILLED", end_time=T0 + 21_000)
@@ -214,8 +216,9 @@ def test_import_copies_every_run_point_and_artifact(made: Made, tmp_path: Path) 
     assert result.params == sum(len(r.data.params) for r in runs)
     assert result.tags == sum(len(r.data.tags) for r in runs)
     nested = store.get_run(imported[made.ids["sweep"]].run_id)
-    assert sorted(nested.children) == sorted(imported[made.ids[f"trial-{i}"]].run_id
-                                             for i in range(2))
+    assert sorted(nested.children) == sorted(imported[made.ids[name]].run_id
+                                             for name in ("trial-0", "trial-1", "scan"))
+    assert result.notes == ()
 
 
 def test_model_versions_and_aliases_become_tags_of_their_runs(
@@ -294,9 +297,14 @@ def test_only_the_experiments_asked_for(made: Made, tmp_path: Path) -> None:
     store = nt.open_store(tmp_path / "store")
     result = nt.import_mlflow(made.uri, experiments=["fraud"], store=store)
     assert (result.runs, store.experiments()) == (1, ["fraud"])
-    # The model versions' runs were not imported: said, not silently dropped.
+    # The parent and the model versions' runs were not imported: said, not silently dropped.
+    scan = by_mlflow_id(store)[made.ids["scan"]]
+    assert scan.parent_id is None and scan.tags["mlflow.parentRunId"] == made.ids["sweep"]
     assert result.model_versions == 0
+    assert len(result.notes) == 3
     assert len([n for n in result.notes if "churn-model" in n]) == 2
+    assert any(f"its parent run {made.ids['sweep']} is not imported" in n
+               for n in result.notes)
     with pytest.raises(InvalidInputError, match=r"no experiment 'nope'.*churn, fraud"):
         nt.import_mlflow(made.uri, experiments=["nope"], store=store)
 
