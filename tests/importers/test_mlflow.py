@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from nbtrail.errors import InvalidInputError, MissingExtraError
 from nbtrail.importers._mlflow import RUN_ID_TAG, STATE_TAG
 from nbtrail.importers._registry import TAG_PREFIX
 
-from ..conftest import require
+from ..conftest import free_port, require, stop
 
 require(importlib.util.find_spec("mlflow") is not None,
         "mlflow is not installed (pip install -e '.[test]')")
@@ -356,3 +359,39 @@ def test_result_repr_is_readable(made: Made, tmp_path: Path) -> None:
     assert text.startswith(f"<ImportResult from {made.uri}: experiments 2 new; runs 4 new")
     assert "metric points 131; artifacts 6" in text
     assert "model versions 2 of 1 registered models, 1 aliases" in text
+
+
+@pytest.mark.slow  # MLflow's server takes 30-90 s to start on a busy 2-core machine
+def test_import_from_a_tracking_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = populate(tracking_uri("sqlite", tmp_path), tmp_path)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", made.uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | MLFLOW_ENV)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180  # MLflow's server starts slowly on a busy machine
+        while not _answers(f"{uri}/health"):
+            assert server.poll() is None, "mlflow server exited"
+            assert time.monotonic() < deadline, "mlflow server did not start in 180 s"
+            time.sleep(0.5)
+        store = nt.open_store(tmp_path / "store")
+        result = nt.import_mlflow(uri, store=store)
+        assert (result.runs, result.metric_points, result.artifacts) == (4, 131, 6)
+        assert (result.model_versions, result.aliases) == (2, 1)
+        assert nt.import_mlflow(uri, store=store).runs_unchanged == 4
+    finally:
+        stop(server)
+    # A server that does not answer: one clear error, after no retries here.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(InvalidInputError, match=f"MLflow cannot read the tracking URI {uri}"):
+        nt.import_mlflow(uri, store=nt.open_store(tmp_path / "store"))
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
