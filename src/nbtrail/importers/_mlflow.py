@@ -248,12 +248,7 @@ class _Copier:
 
     def _copy_artifacts(self, artifact_uri: str, run_id: str, have: _Have, when: float
                         ) -> None:
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        # MLflow's own artifact client for the run's root, made once: the client's
-        # list_artifacts(run_id) looks the run up again for every folder it lists.
-        repository = get_artifact_repository(artifact_uri=artifact_uri,
-                                             tracking_uri=self.client.tracking_uri)
+        repository = _artifact_repository(artifact_uri, self.client.tracking_uri)
         for info in _artifact_files(repository):
             if info.path in have.artifacts and have.artifacts[info.path] in (info.file_size,
                                                                              None):
@@ -424,6 +419,22 @@ def _parents_first(runs: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
             current = by_id.get(current[0].data.tags.get(_PARENT_TAG, ""))
         ordered.extend(reversed(chain))
     return ordered
+
+
+def _artifact_repository(artifact_uri: str, tracking_uri: str) -> Any:
+    """MLflow's own artifact client for a run's artifact root.
+
+    Made once a run: ``MlflowClient.list_artifacts(run_id)`` looks the run up again for
+    every folder it lists, a third of an import's time.
+    """
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        return get_artifact_repository(artifact_uri=artifact_uri, tracking_uri=tracking_uri)
+    except TypeError:
+        # Older MLflow takes no tracking URI: it resolves a server's mlflow-artifacts:
+        # URIs against the global one (MLFLOW_TRACKING_URI).
+        return get_artifact_repository(artifact_uri)
 
 
 def _artifact_files(repository: Any, path: str | None = None) -> Iterator[Any]:
