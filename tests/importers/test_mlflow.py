@@ -19,6 +19,7 @@ import pytest
 import nbtrail as nt
 from nbtrail import cli
 from nbtrail.errors import InvalidInputError, MissingExtraError
+from nbtrail.importers import _mlflow
 from nbtrail.importers._mlflow import RUN_ID_TAG, STATE_TAG
 from nbtrail.importers._registry import TAG_PREFIX
 
@@ -395,3 +396,11 @@ def _answers(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def test_progress_lines_count_the_runs(made: Made, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_mlflow, "_PROGRESS_EVERY", 2)
+    lines: list[str] = []
+    nt.import_mlflow(made.uri, store=nt.open_store(tmp_path / "store"), progress=lines.append)
+    assert lines == ["imported 2 of 4 runs", "imported 4 of 4 runs"]
