@@ -8,6 +8,7 @@ import pytest
 
 from nbtrail import errors
 from nbtrail.errors import NbtrailError, Outcome, outcome
+from nbtrail.importers._mlflow import SourceReadError
 from nbtrail.packaging._build import BuildError
 from nbtrail.server._base import ArgumentError
 
@@ -35,6 +36,7 @@ EXPECTED = [
     (errors.StoreDatabaseError, 1, 500),
     (BuildError, 1, 500),
     (errors.MissingExtraError, 1, 501),
+    (SourceReadError, 1, 500),
     (NbtrailError, 1, 500),
 ]
 

@@ -72,12 +72,15 @@ _LAZY = {
     "package": "nbtrail.packaging._api",
     "Package": "nbtrail.packaging._api",
     "serve": "nbtrail.packaging._local",
+    "import_mlflow": "nbtrail.importers._mlflow",
+    "ImportResult": "nbtrail.importers._mlflow",
 }
 
 __all__ = [
     "ActiveRun",
     "Comparison",
     "DriftReport",
+    "ImportResult",
     "Lineage",
     "NbtrailError",
     "Package",
@@ -96,6 +99,7 @@ __all__ = [
     "dashboard",
     "drift",
     "get_run",
+    "import_mlflow",
     "lineage",
     "load_model",
     "log_artifact",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:
     from .experiments._api import branches, compare
     from .experiments._compare import Comparison
     from .experiments._reproduce import reproduce
+    from .importers._mlflow import ImportResult, import_mlflow
     from .monitor._api import drift, validate
     from .monitor._drift import DriftReport
     from .monitor._validate import ValidationReport

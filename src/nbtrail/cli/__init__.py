@@ -1,8 +1,9 @@
 """The ``nbtrail`` command line: list, inspect, query and compare the runs in a store.
 
 Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
-(which makes git branches), ``sweep worker`` (which runs sweep trials and records them) and
-``drift`` (which records its report as a monitoring run unless ``--no-log``).
+(which makes git branches), ``sweep worker`` (which runs sweep trials and records them),
+``drift`` (which records its report as a monitoring run unless ``--no-log``) and
+``import mlflow`` (which copies MLflow's runs into the store, creating it if need be).
 The store is ``--store PATH`` if given, else the one the settings point at
 (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
 store is reported, never created (the worker creates one to record its trials, and the
@@ -18,7 +19,8 @@ error is 2.
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve); ``_render`` prints tables and JSON for all of them.
+(dashboard, package, serve), ``_import`` (import mlflow); ``_render`` prints tables and
+JSON for all of them.
 
 Examples::
 
@@ -36,6 +38,7 @@ Examples::
     nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
     nbtrail validate mdl_01J9ZK4A7C new-data.parquet
     nbtrail dashboard --port 5006 --token s3cret
+    nbtrail import mlflow sqlite:///mlflow.db --experiment churn
 """
 
 from __future__ import annotations
@@ -49,13 +52,13 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NbtrailError, outcome
-from . import _experiments, _monitor, _query, _runs, _serve, _sweeps
+from . import _experiments, _import, _monitor, _query, _runs, _serve, _sweeps
 from ._common import PROG, ArgumentParser, Handler, UsageError, print_error, shared_options
 
 __all__ = ["build_parser", "main"]
 
 # The order of the commands in --help.
-_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve)
+_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _import)
 
 
 def build_parser() -> argparse.ArgumentParser:
