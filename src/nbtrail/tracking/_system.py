@@ -4,7 +4,9 @@ One sampler thread per process serves every sampled run. What it measures (this
 process's CPU and memory, the machine's) is the same for all runs of the process, so
 one set of readings a tick is logged to each run that is due, instead of one thread and
 one set of readings per run. The thread starts with the first sampled run and ends
-with the last; a forked child starts without one.
+``LINGER`` seconds after the last one: ending a run never waits for it (joining it cost
+a run a millisecond, four times a short run's own cost), and a loop of short runs (folds
+of a cross-validation, a bulk import) keeps one thread. A forked child starts without one.
 
 Only the outermost runs of a process are sampled: a child whose parent is sampled here
 would record the same series again (a sweep's trials, say). A child whose parent lives
@@ -12,7 +14,8 @@ in another process (a distributed sweep worker's trial) is sampled, as its proce
 different one.
 
 Each run keeps the readings of its own previous sample, so its rates (CPU %) cover its
-own interval, and its I/O counts start at zero when it starts. The step of a point is
+own interval, and its I/O counts start at zero when it starts (from a reading at most
+``FRESH`` seconds before its start). The step of a point is
 the run's sample index (0, 1, 2…); its timestamp is when it was measured.
 """
 
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
     from ._run import ActiveRun
 
 THREAD_NAME = "nbtrail-system-metrics"
+LINGER = 1.0  # seconds the thread waits for a next run before it ends
+# Seconds a reading serves as the baseline of runs that start after it: a reading costs
+# the process about a millisecond, more than a short run.
+FRESH = 0.5
 PREFIX = "system/"
 _MB = 1024 * 1024
 
@@ -69,6 +76,7 @@ class _Sampler:
     gpu: Callable[[], dict[str, float]] | None = None
     gpu_probed: bool = False
     process: Any = None  # psutil.Process of this process, made once (it reads /proc)
+    last: _Reading | None = None
 
     def __post_init__(self) -> None:
         self.wake = threading.Condition(self.lock)
@@ -96,17 +104,11 @@ def start_sampling(run: ActiveRun, interval: float) -> None:
 
 
 def stop_sampling(run: ActiveRun) -> None:
-    """Stop sampling ``run``; the thread ends (and is joined) with the last run."""
+    """Stop sampling ``run``; the thread ends ``LINGER`` seconds after the last run."""
     sampler = _sampler
     with sampler.lock:
-        if sampler.runs.pop(run.run_id, None) is None:
-            return
-        thread = sampler.thread if not sampler.runs else None
-        if thread is not None:
-            sampler.thread = None
+        if sampler.runs.pop(run.run_id, None) is not None and not sampler.runs:
             sampler.wake.notify()
-    if thread is not None and thread is not threading.current_thread():
-        thread.join(timeout=5)
 
 
 def _loop(sampler: _Sampler) -> None:
@@ -115,6 +117,13 @@ def _loop(sampler: _Sampler) -> None:
         with sampler.lock:
             if sampler.thread is not me:
                 return
+            if not sampler.runs:
+                # Woken by a run that came and went meanwhile: wait on; timed out with no
+                # run: end (a next run starts a thread).
+                if not sampler.wake.wait(timeout=LINGER) and not sampler.runs:
+                    sampler.thread = None
+                    return
+                continue
             now = time.time()
             new = [s for s in sampler.runs.values() if s.previous is None]
             due = [s for s in sampler.runs.values() if s.due <= now and s.previous is not None]
@@ -122,14 +131,18 @@ def _loop(sampler: _Sampler) -> None:
                 wait = min(s.due for s in sampler.runs.values()) - now
                 sampler.wake.wait(timeout=wait)
                 continue
-        try:
-            reading = _read(sampler)
-        except Exception as exc:  # psutil missing, or /proc unreadable in a sandbox
-            warnings.warn(f"nbtrail: system metrics not recorded: {exc}", stacklevel=1)
-            with sampler.lock:
-                sampler.runs.clear()
-                sampler.thread = None
-            return
+        last = sampler.last
+        if not due and last is not None and time.time() - last.wall < FRESH:
+            reading = last  # a loop of short runs: one reading a FRESH period, not a run
+        else:
+            try:
+                reading = sampler.last = _read(sampler)
+            except Exception as exc:  # psutil missing, or /proc unreadable in a sandbox
+                warnings.warn(f"nbtrail: system metrics not recorded: {exc}", stacklevel=1)
+                with sampler.lock:
+                    sampler.runs.clear()
+                    sampler.thread = None
+                return
         for sampled in new:
             sampled.baseline = sampled.previous = reading
         for sampled in due:
