@@ -122,12 +122,24 @@ def test_unicode_keys_and_values_round_trip(home):
         (lambda r: r.log_param("bad\nkey", 1), "control characters"),
         (lambda r: r.log_params(["not", "a", "dict"]), "expected a mapping"),
         (lambda r: r.log_metric("acc", 1.0, step="3"), "step must be an integer"),
+        (lambda r: r.log_metric("acc", 1.0, step=2**63), "step must be an integer of 64 bits"),
+        (lambda r: r.log_metric("acc", 1.0, timestamp="now"), "timestamp must be seconds"),
+        (lambda r: r.log_metric("acc", 1.0, timestamp=1e300), "timestamp must be seconds"),
         (lambda r: r.log_artifact("does/not/exist.png"), "does not exist"),
     ],
 )
 def test_bad_input_is_a_clear_error(home, call, message):
     with nt.run() as run, pytest.raises(InvalidInputError, match=message):
         call(run)
+
+
+def test_a_refused_metric_point_loses_none_of_the_others(home):
+    with nt.run() as run:
+        run.log_metric("acc", 0.5, step=0)
+        with pytest.raises(InvalidInputError):
+            run.log_metric("acc", 0.6, step=2**64)  # once, this broke the whole flush
+        run.log_metric("acc", 0.7, step=1)
+    assert nt.metric_history(run.run_id, "acc")["value"].to_list() == [0.5, 0.7]
 
 
 def test_changing_a_param_is_refused(home):

@@ -160,14 +160,18 @@ class JournalWriter:
             with self._lock:
                 records, self._records = self._records, []
                 metrics, self._metrics = self._metrics, ([], [], [], [], [])
+            # Each payload is made before its frame takes a number: frame numbers have no
+            # gaps, or a reader would take the journal for one truncated.
             if records:
-                payload = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n"
-                                  for r in records)
+                payload = RECORDS + "".join(
+                    json.dumps(r, separators=(",", ":"), default=str) + "\n"
+                    for r in records).encode()
                 self._seq += 1
-                self._unwritten.append(frame(RECORDS + payload.encode(), self._seq))
+                self._unwritten.append(frame(payload, self._seq))
             if metrics[0]:
+                payload = _metrics_payload(*metrics)
                 self._seq += 1
-                self._unwritten.append(frame(_metrics_payload(*metrics), self._seq))
+                self._unwritten.append(frame(payload, self._seq))
             if not self._unwritten:
                 return False
             try:

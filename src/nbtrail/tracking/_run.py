@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInputError, RunFinishedError, StoreFullError
 from ..store import Artifact, Dataset, Edge, Model, Param, RunDataset, RunEnd, Tag
+from ..store._journal import TIME_RANGE
 from ._keys import check_key, metric_value, param_value, tag_value
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 Status = Literal["running", "finished", "failed", "killed"]
 # Rows of each logged data set kept as a sample.
 SAMPLE_ROWS = 1000
+_STEPS = 1 << 63  # a step is a signed 64-bit integer in the store
 
 
 class ActiveRun:
@@ -115,11 +117,18 @@ class ActiveRun:
         number = value if type(value) is float else metric_value(key, value)
         if step is None:
             step = self._steps.get(key, -1) + 1
-        elif not isinstance(step, int) or isinstance(step, bool):
-            raise InvalidInputError(f"metric {key!r}: step must be an integer, got {step!r}")
+        elif not isinstance(step, int) or isinstance(step, bool) or not -_STEPS <= step < _STEPS:
+            raise InvalidInputError(
+                f"metric {key!r}: step must be an integer of 64 bits, got {step!r:.40}")
+        if timestamp is None:
+            timestamp = time.time()
+        elif (not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool)
+                or not TIME_RANGE[0] <= timestamp <= TIME_RANGE[1]):
+            raise InvalidInputError(
+                f"metric {key!r}: timestamp must be seconds since the epoch (as time.time() "
+                f"gives), got {timestamp!r:.40}")
         self._steps[key] = step
-        self._writer.add_metric(self.run_id, key, number, step,
-                                time.time() if timestamp is None else timestamp)
+        self._writer.add_metric(self.run_id, key, number, step, timestamp)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None,
                     timestamp: float | None = None) -> None:
