@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.model_selection import train_test_split
@@ -61,9 +61,8 @@ def only_run() -> nt.Run:
     return nt.get_run(frame["run_id"][0])
 
 
-def importances(run: nt.Run) -> list[dict[str, str]]:
-    with nt.artifact_path(run.run_id, "feature_importance.csv").open() as file:
-        return list(csv.DictReader(file))
+def importances(run: nt.Run) -> list[dict[str, Any]]:
+    return pl.read_parquet(nt.artifact_path(run.run_id, "feature_importance.parquet")).to_dicts()
 
 
 def steps(run: nt.Run, key: str) -> list[int]:

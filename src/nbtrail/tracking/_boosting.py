@@ -13,7 +13,6 @@ logged when training ends.
 
 from __future__ import annotations
 
-import csv
 import functools
 import importlib.abc
 import importlib.machinery
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from ._run import ActiveRun
 
 LIBRARIES = ("xgboost", "lightgbm")
-IMPORTANCE_ARTIFACT = "feature_importance.csv"
+IMPORTANCE_TABLE = "feature_importance"  # stored as feature_importance.parquet
 # Set on every wrapper, so a function that is already ours is never wrapped again.
 _MARK = "__nbtrail_boosting__"
 _lock = threading.Lock()
@@ -343,14 +342,11 @@ def _log_importances(run: ActiveRun, booster: Any, library: str) -> None:
         rows = list(zip(booster.feature_name(),
                         (int(v) for v in booster.feature_importance("split")),
                         (float(v) for v in booster.feature_importance("gain")), strict=True))
+    import polars as pl
+
     rows.sort(key=lambda row: -row[2])
-    with tempfile.TemporaryDirectory(prefix="nbtrail-importance-") as folder:
-        path = Path(folder) / IMPORTANCE_ARTIFACT
-        with path.open("w", newline="") as file:
-            writer = csv.writer(file)
-            writer.writerow(["feature", "split", "gain"])
-            writer.writerows(rows)
-        run.log_artifact(path)
+    run.log_table(pl.DataFrame(rows, schema=["feature", "split", "gain"], orient="row"),
+                  IMPORTANCE_TABLE)
 
 
 def _log_fit_data(run: ActiveRun, arguments: Mapping[str, Any]) -> None:
