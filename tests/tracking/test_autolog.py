@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ import polars as pl
 import pytest
 import scipy.sparse
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest, RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -22,30 +20,6 @@ from sklearn.preprocessing import LabelEncoder, StandardScaler
 import nbtrail as nt
 from nbtrail.store._records import Run
 from nbtrail.tracking import _autolog
-from nbtrail.tracking._tracker import get_tracker
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "store"
-    # The env var (not only nt.config) so worker threads resolve the same store too.
-    monkeypatch.setenv("NBTRAIL_HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    with nt.config(capture_git=False):
-        yield home
-        get_tracker().close()
-
-
-@pytest.fixture
-def autolog(store: Path) -> Iterator[None]:
-    nt.autolog()
-    yield
-    nt.autolog(disable=True)
-
-
-@pytest.fixture(scope="module")
-def iris() -> tuple[Any, Any]:
-    return load_iris(return_X_y=True, as_frame=True)
 
 
 def all_runs() -> pl.DataFrame:

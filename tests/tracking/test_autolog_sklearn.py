@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 import scipy.stats
 from sklearn.cluster import KMeans
-from sklearn.datasets import load_iris, make_multilabel_classification
+from sklearn.datasets import make_multilabel_classification
 from sklearn.decomposition import PCA
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -41,7 +41,6 @@ from sklearn.preprocessing import FunctionTransformer, LabelEncoder, StandardSca
 
 import nbtrail as nt
 from nbtrail.store._records import Run
-from nbtrail.tracking._tracker import get_tracker
 
 # Bound before autolog() runs, as a notebook's first cell binds them: autolog rebinds the
 # names of the module that calls it, so these are the wrapped functions during a test.
@@ -50,25 +49,12 @@ ORIGINAL = {"cross_val_score": cross_val_score}
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "store"
-    monkeypatch.setenv("NBTRAIL_HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    with nt.config(capture_git=False):
-        yield home
-        get_tracker().close()
-
-
-@pytest.fixture
 def autolog(store: Path) -> Iterator[None]:
+    # Here, not in conftest: nt.autolog() rebinds the cross-validation functions that its
+    # caller's module imported, and this module's are the ones under test.
     nt.autolog()
     yield
     nt.autolog(disable=True)
-
-
-@pytest.fixture(scope="module")
-def iris() -> tuple[Any, Any]:
-    return load_iris(return_X_y=True, as_frame=True)
 
 
 def all_runs() -> pl.DataFrame:

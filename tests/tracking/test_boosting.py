@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,23 +21,6 @@ try:
     import xgboost as xgb
 except ImportError:  # pragma: no cover - the test extra installs both
     require(False, "xgboost and lightgbm are not installed (pip install -e '.[test]')")
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    home = tmp_path / "store"
-    monkeypatch.setenv("NBTRAIL_HOME", str(home))
-    monkeypatch.chdir(tmp_path)
-    with nt.config(capture_git=False, system_metrics=False):
-        yield home
-        get_tracker().close()
-
-
-@pytest.fixture
-def autolog(store: Path) -> Iterator[None]:
-    nt.autolog()
-    yield
-    nt.autolog(disable=True)
 
 
 @pytest.fixture(scope="module")

@@ -494,11 +494,11 @@ def _safely(what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) 
 
 
 def _warn(message: str) -> None:
-    # Point at the user's line (the first frame outside nbtrail and scikit-learn), so the
-    # default filter shows each problem once per line instead of once per fit.
+    # Point at the user's line (the first frame outside nbtrail and the libraries it
+    # wraps), so the default filter shows each problem once per line instead of once a fit.
     level, frame = 1, sys._getframe(0)
-    while frame.f_back is not None and \
-            frame.f_globals.get("__name__", "").startswith(("nbtrail.", "sklearn.")):
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+            ("nbtrail.", "sklearn.", "xgboost.", "lightgbm.")):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, UserWarning, stacklevel=level)
 

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._modelio import BOOSTING_CLASSES, BOOSTING_LIBRARIES, XGBOOST, write_envelope
 from ..errors import InvalidInputError
-from ._autolog import _inside_fit
+from ._autolog import _inside_fit, _safely, _warn
 
 if TYPE_CHECKING:
     from ._models import SerializedModel
@@ -400,20 +399,3 @@ def _dmatrix_table(matrix: Any) -> Any:
     dense[sparse.row, sparse.col] = sparse.data
     names = matrix.feature_names or [f"f{i}" for i in range(sparse.shape[1])]
     return pa.table({name: dense[:, i] for i, name in enumerate(names)})
-
-
-def _safely(what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-    # Logging is a side effect of the user's training: it may cost a warning, never the model.
-    try:
-        function(*args, **kwargs)
-    except Exception as exc:
-        _warn(f"nbtrail autolog: could not log {what}: {exc}")
-
-
-def _warn(message: str) -> None:
-    # Point at the user's line: the first frame outside nbtrail and the two libraries.
-    level, frame = 1, sys._getframe(0)
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
-            ("nbtrail.", "xgboost.", "lightgbm.", "sklearn.")):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, UserWarning, stacklevel=level)
