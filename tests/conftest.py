@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 import subprocess
@@ -67,6 +68,29 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise AssertionError(f"git {args} failed: {proc.stderr}")
     return proc.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _close_stores_opened_by_the_test():
+    """Close the stores a test opened.
+
+    Each keeps a flush and a fold thread and a DuckDB instance with its own workers: a
+    suite that kept a thousand of them to its end would run out of threads or mappings.
+    """
+    from nbtrail.tracking import _tracker
+
+    before = {id(t) for t in _tracker._all_trackers()}
+    yield
+    with _tracker._trackers_lock:
+        opened = {key: t for key, t in _tracker._trackers.items() if id(t) not in before}
+        others = {key: t for key, t in _tracker._other_trackers.items() if id(t) not in before}
+        for key in opened:
+            del _tracker._trackers[key]
+        for key in others:
+            del _tracker._other_trackers[key]
+    for tracker in [*opened.values(), *others.values()]:
+        with contextlib.suppress(Exception):  # a test may leave its store broken on purpose
+            tracker.close()
 
 
 @pytest.fixture

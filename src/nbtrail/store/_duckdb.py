@@ -143,7 +143,10 @@ class DuckDBStore(Store):
             return self._writer
 
     def close(self) -> None:
-        """Flush and close this process's journal, then fold it (waiting a little for the lock)."""
+        """Flush, close and fold this process's journal, and release the reader instance.
+
+        The fold waits a little for the lock; a later read opens another reader instance.
+        """
         with self._writer_lock:
             writer, self._writer = self._writer, None
             folder, self._folder = self._folder, None
@@ -158,6 +161,12 @@ class DuckDBStore(Store):
             # while it was still open, and would leave it for the next one to remove.
             if writer.unfolded:
                 self.fold_all(wait=False, patience=EXIT_FOLD_PATIENCE)
+        # Each instance keeps worker threads: a process that opens many stores in turn
+        # (a server, a test suite) must not keep them all.
+        with duckdb_section(), self._reader_lock:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.close()
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal and fold thread; runs keep their writer."""
