@@ -1,4 +1,5 @@
-"""A store of two runs with figures, a 20-step image series, tables, texts and dicts.
+"""A store of two runs with figures, a 20-step image series, an image with a hostile name,
+tables, texts and dicts.
 
 The server, sidebar and dashboard tests read it; built in the test's own process (through
 nbtrail's public API) and closed before a server opens it.
@@ -44,6 +45,8 @@ def build_media_store(home: Path) -> dict[str, str]:
                 plt.close(fig)
                 for step in range(STEPS):
                     run.log_image(sample(step, tint), "samples", step=step)
+                # Its name is markup, and needs escaping in a URL path (a quote, a space).
+                run.log_image(sample(0, tint), HOSTILE)
                 run.log_table(pd.DataFrame({
                     "id": range(50), "score": np.linspace(0, 1, 50),
                     HOSTILE: ["<b>bold?</b>"] * 50}), "predictions")

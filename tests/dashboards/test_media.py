@@ -25,8 +25,8 @@ def test_the_run_view_exports_images_tables_and_texts_without_script(media_store
     home, ids = media_store
     page = export(read_only_store(home), "run", run_id=ids["gallery"])
     assert "<script" not in page.lower() and "<iframe" not in page.lower()
-    # The figure, and 10 of the 20 steps of the series, as data URIs.
-    assert page.count('src="data:image/png;base64,') == 11
+    # The figure, 10 of the 20 steps of the series and the hostile-named image, as data URIs.
+    assert page.count('src="data:image/png;base64,') == 12
     assert f"image samples (10 of {STEPS} steps shown)" in page
     assert "table predictions.parquet (50 rows × 3 columns, the first 20)" in page
     assert HOSTILE not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page

@@ -38,6 +38,7 @@ async def test_the_run_view_lists_media_with_previews(api, ids):
     assert media["config.yaml"]["view"] == "text"
     assert "lr: 0.1" in media["config.yaml"]["preview"]["text"]
     assert "preview" not in media["curve.png"]  # image bytes come one by one, when shown
+    assert media[f"{HOSTILE}.png"]["view"] == "image"
 
 
 async def test_images_are_served_with_their_content_type(jp_fetch, ids):
@@ -45,6 +46,14 @@ async def test_images_are_served_with_their_content_type(jp_fetch, ids):
                               "samples", "step-7.png")
     assert response.headers["Content-Type"] == "image/png"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.body.startswith(b"\x89PNG")
+
+
+async def test_an_image_named_with_markup_is_served_by_its_escaped_name(jp_fetch, ids):
+    # jp_fetch escapes each path part: the request line holds %3Cimg%20src%3Dx%20...
+    response = await jp_fetch("nbtrail", "api", "runs", ids["gallery"], "artifacts",
+                              f"{HOSTILE}.png")
+    assert response.headers["Content-Type"] == "image/png"
     assert response.body.startswith(b"\x89PNG")
 
 

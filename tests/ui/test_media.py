@@ -39,6 +39,9 @@ def test_run_view_and_compare_show_images_tables_and_texts(lab, page):
     last = view.get_by_role("img", name=f"samples step {STEPS - 1}")
     expect(last).to_be_visible()
     assert last.evaluate(LOADED) == 32
+    hostile = view.get_by_role("img", name=f"{HOSTILE}.png")  # fetched by its escaped name
+    expect(hostile).to_be_visible()
+    assert hostile.evaluate(LOADED) == 32
     slider = view.get_by_role("slider", name="Step of samples")
     expect(slider).to_have_attribute("aria-valuetext", f"step {STEPS - 1}")
     table = view.get_by_role("table", name="Table predictions")
@@ -82,3 +85,4 @@ def test_run_view_and_compare_show_images_tables_and_texts(lab, page):
     expect(compare.get_by_label("Compare notes.md")).to_contain_text("Notes of gallery-b")
     shot(page, "22-compare-media")
     assert fired == []
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
