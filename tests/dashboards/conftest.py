@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ROOT, SRC, git, isolate_git, require, stop
+from ..conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    SRC,
+    free_port,
+    git,
+    isolate_git,
+    require,
+    stop,
+)
 
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -176,3 +186,35 @@ def serving(command: list[str], port: int, *, env: dict[str, str],
         yield proc
     finally:
         stop(proc)
+
+
+@dataclass
+class Browsed:
+    """A Chromium page on a served dashboard, with what it reported."""
+
+    page: Any
+    url: str  # the dashboard's address, with its token
+    errors: list[str]  # uncaught script errors
+    dialogs: list[str]  # alert() and the like: nothing stored may open one
+
+
+@contextlib.contextmanager
+def dashboard_in_chromium(home: Path) -> Iterator[Browsed]:
+    """``nbtrail dashboard`` serving ``home``, and a Chromium page to drive it."""
+    require(os.path.exists(CHROMIUM),
+            "Debian's chromium is not installed (apt-get install chromium)")
+    sync_api = required("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    command = [sys.executable, "-m", "nbtrail.cli", "--store", str(home), "dashboard",
+               "--port", str(port), "--token", "t0k"]
+    with serving(command, port, env={}), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            browsed = Browsed(page, f"http://127.0.0.1:{port}/?token=t0k", [], [])
+            page.on("pageerror", lambda exc: browsed.errors.append(str(exc)))
+            page.on("dialog", lambda d: (browsed.dialogs.append(d.message), d.dismiss()))
+            yield browsed
+        finally:
+            browser.close()

@@ -1,6 +1,5 @@
 import base64
 import html
-import os
 import shutil
 import sys
 import urllib.error
@@ -14,8 +13,8 @@ from nbtrail.dashboards import APP_FILE, read_only_store
 from nbtrail.dashboards._views import VIEWS, export
 from nbtrail.errors import NbtrailError
 
-from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require, run_python
-from .conftest import ARTIFACTS, required, serving
+from ..conftest import free_port, run_python
+from .conftest import ARTIFACTS, dashboard_in_chromium, required, serving
 
 pn = required("panel")
 
@@ -157,31 +156,17 @@ def test_auth_refuses_requests_without_credentials(built, mode):
 
 
 def test_dashboard_in_chromium_with_screenshots(built):
-    require(os.path.exists(CHROMIUM),
-            "Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = required("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = free_port()
-    command = ["python", "-m", "nbtrail.cli", "--store", str(built.home), "dashboard",
-               "--port", str(port), "--token", "t0k"]
     checks = {"runs": "train-model", "run": "loss", "compare": "highlighted",
               "branches": "feat/wider", "sweeps": "parallel coordinates",
               "lineage": "lineage of", "monitoring": "PSI per feature"}
-    with serving(command, port, env={}), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            for view, text in checks.items():
-                page.goto(f"http://127.0.0.1:{port}/?token=t0k&view={view}"
-                          f"&run={url_args(built)['run']}")
-                page.get_by_text(text).first.wait_for(timeout=60_000)
-                page.wait_for_timeout(500)  # let the layout settle for the picture
-                page.screenshot(path=ARTIFACTS / f"dashboard-{view}.png", full_page=True)
-            # A click moves between views like a user does.
-            page.locator(".bk-tab", has_text="Lineage").first.click()
-            page.get_by_text("lineage of").first.wait_for(timeout=30_000)
-            assert errors == []
-        finally:
-            browser.close()
+    with dashboard_in_chromium(built.home) as browsed:
+        page = browsed.page
+        for view, text in checks.items():
+            page.goto(f"{browsed.url}&view={view}&run={url_args(built)['run']}")
+            page.get_by_text(text).first.wait_for(timeout=60_000)
+            page.wait_for_timeout(500)  # let the layout settle for the picture
+            page.screenshot(path=ARTIFACTS / f"dashboard-{view}.png", full_page=True)
+        # A click moves between views like a user does.
+        page.locator(".bk-tab", has_text="Lineage").first.click()
+        page.get_by_text("lineage of").first.wait_for(timeout=30_000)
+        assert browsed.errors == []

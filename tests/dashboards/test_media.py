@@ -1,16 +1,12 @@
 """The dashboard's run view shows the run's figures, images, tables and texts."""
 
-import os
-import sys
-
 import pytest
 
 from nbtrail.dashboards import read_only_store
 from nbtrail.dashboards._views import export
 
 from .._media_demo import HOSTILE, STEPS, build_media_store
-from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
-from .conftest import ARTIFACTS, required, serving
+from .conftest import ARTIFACTS, dashboard_in_chromium, required
 
 required("panel")
 
@@ -35,31 +31,17 @@ def test_the_run_view_exports_images_tables_and_texts_without_script(media_store
 
 
 def test_the_run_view_draws_its_images_in_chromium(media_store):
-    require(os.path.exists(CHROMIUM),
-            "Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = required("playwright.sync_api")
     home, ids = media_store
-    port = free_port()
-    command = [sys.executable, "-m", "nbtrail.cli", "--store", str(home), "dashboard",
-               "--port", str(port), "--token", "t0k"]
-    with serving(command, port, env={}), sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            dialogs: list[str] = []
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(f"http://127.0.0.1:{port}/?token=t0k&view=run&run={ids['gallery']}")
-            page.get_by_text("image samples").first.wait_for(timeout=60_000)
-            drawn = page.locator("img[alt='curve.png']").first
-            drawn.wait_for(timeout=30_000)
-            assert drawn.evaluate("img => img.complete && img.naturalWidth") > 100
-            steps = page.locator("img[alt^='samples/step-']")
-            assert steps.count() == 10
-            assert steps.last.evaluate("img => img.naturalWidth") == 32
-            page.get_by_text("bold?").first.wait_for(timeout=10_000)
-            page.screenshot(path=ARTIFACTS / "dashboard-run-media.png", full_page=True)
-            assert errors == [] and dialogs == []
-        finally:
-            browser.close()
+    with dashboard_in_chromium(home) as browsed:
+        page = browsed.page
+        page.goto(f"{browsed.url}&view=run&run={ids['gallery']}")
+        page.get_by_text("image samples").first.wait_for(timeout=60_000)
+        drawn = page.locator("img[alt='curve.png']").first
+        drawn.wait_for(timeout=30_000)
+        assert drawn.evaluate("img => img.complete && img.naturalWidth") > 100
+        steps = page.locator("img[alt^='samples/step-']")
+        assert steps.count() == 10
+        assert steps.last.evaluate("img => img.naturalWidth") == 32
+        page.get_by_text("bold?").first.wait_for(timeout=10_000)
+        page.screenshot(path=ARTIFACTS / "dashboard-run-media.png", full_page=True)
+        assert browsed.errors == [] and browsed.dialogs == []
