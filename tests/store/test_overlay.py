@@ -138,3 +138,48 @@ def test_a_read_cut_short_before_it_detached_the_database_does_not_break_later_r
     assert store.runs()["name"].to_list() == ["r"]
     store.sync()
     store.close()
+
+
+def test_a_reader_kept_between_reads_sees_what_a_new_reader_sees(tmp_path):
+    """The overlay is kept and only brought up to date between folds: at every step it
+    must answer like a reader that builds it from nothing."""
+    home = tmp_path / "store"
+    first_store, second_store = (DuckDBStore(home, fold_interval=3600) for _ in range(2))
+    first, second = Tracker(first_store), Tracker(second_store)
+    kept = DuckDBStore(home, read_only=True)
+    a = first.start_run(name="a")
+    first_store.sync()  # the database exists; from here on the journals hold the rest
+
+    def same():
+        first_store.writer().flush()
+        second_store.writer().flush()
+        fresh = DuckDBStore(home, read_only=True)
+        for read in (lambda s: s.runs(order_by="name").drop("duration"),  # a clock's
+                     lambda s: s.sql("select * from metrics order by run_id, key, step"),
+                     lambda s: s.sql("select * from latest_metrics order by run_id, key"),
+                     lambda s: s.sql("select * from params order by run_id, key"),
+                     lambda s: s.sql("select run_id, status from runs order by run_id")):
+            assert read(kept).equals(read(fresh))
+        fresh.close()
+
+    same()
+    a.log_metric("loss", 0.5, step=5)
+    same()
+    a.log_metric("loss", 0.9, step=2)  # an older step: 0.5 stays latest
+    a.log_params({"C": 1.0})
+    same()
+    b = second.start_run(name="b")  # a second journal appears between two reads
+    b.log_metric("loss", 0.3, step=1)
+    same()
+    a.log_metric("loss", 0.4, step=6)
+    a.end()  # the run row was in an earlier read's overlay
+    same()
+    second_store.sync()  # a fold: the overlay is built anew
+    b.log_metric("loss", 0.2, step=2)
+    same()
+    assert kept.metric_history(b.run_id, "loss")["value"].to_list() == [0.3, 0.2]
+    b.end()
+    same()
+    first_store.close()
+    second_store.close()
+    kept.close()

@@ -49,7 +49,7 @@ from ._base import Direction, Group, Mode, Store
 from ._fold import FoldResult, fold
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files
-from ._overlay import JournalTails, apply_overlay, read_pending
+from ._overlay import JournalTails, Overlay, read_pending
 from ._records import Lineage, Run
 from ._sqlguard import check_read_only
 
@@ -118,7 +118,10 @@ class DuckDBStore(Store):
         self._schema_ok = False
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock = threading.Lock()
-        self._tails = JournalTails()  # used under _reader_lock
+        # Used under _reader_lock: the reader's connection, kept with its overlay.
+        self._cursor: duckdb.DuckDBPyConnection | None = None
+        self._overlay = Overlay()
+        self._tails = JournalTails()
 
     @property
     def location(self) -> str:
@@ -164,9 +167,7 @@ class DuckDBStore(Store):
         # Each instance keeps worker threads: a process that opens many stores in turn
         # (a server, a test suite) must not keep them all.
         with duckdb_section(), self._reader_lock:
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                reader.close()
+            self._close_reader()
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal and fold thread; runs keep their writer."""
@@ -452,8 +453,7 @@ class DuckDBStore(Store):
                 # A dead journal needs a fold to mark its runs killed; a long tail is
                 # cheaper folded once than overlaid on every read.
                 if attempt > 0 or not (pending.dead or pending.size > OVERLAY_LIMIT):
-                    if pending.batch.count or pending.dead:
-                        apply_overlay(con, pending)
+                    self._overlay.update(con, pending, _files_identity(self.db_path))
                     yield con
                     return
             try:
@@ -461,12 +461,20 @@ class DuckDBStore(Store):
             except NbtrailError as exc:  # the journals still answer the read
                 warnings.warn(f"nbtrail: {exc}", stacklevel=4)
 
+    def _close_reader(self) -> None:
+        """Close the reader instance, if open (under ``_reader_lock``)."""
+        reader, self._reader, self._cursor = self._reader, None, None
+        self._overlay.forget()
+        if reader is not None:
+            reader.close()
+
     @contextlib.contextmanager
     def _attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection of this process's reader instance with the store attached read-only.
+        """The connection of this process's reader instance, the store attached read-only.
 
         Attaching to a long-lived in-memory instance costs a millisecond where opening a
-        new database instance costs ~13. The caller holds the shared file lock.
+        new database instance costs ~13. The connection is kept, with the overlay of the
+        last read, unless a read fails in it. The caller holds the shared file lock.
         """
         import duckdb
 
@@ -483,7 +491,10 @@ class DuckDBStore(Store):
                 reader.execute("SET lock_configuration = true")
                 self._reader = reader
                 _stores_with_readers.add(self)
-            con = self._reader.cursor()
+            if self._cursor is None:
+                self._cursor = self._reader.cursor()
+            con = self._cursor
+            done = False
             try:
                 path = str(self.db_path).replace("'", "''")
                 try:
@@ -500,8 +511,12 @@ class DuckDBStore(Store):
                 finally:
                     con.execute("USE memory")
                     con.execute("DETACH nbtrail")  # releases DuckDB's lock on the file
+                done = True
             finally:
-                con.close()
+                if not done:  # what the overlay holds is unknown: start the next read anew
+                    self._cursor = None
+                    self._overlay.forget()
+                    con.close()
 
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run read-only SQL over the store's tables (see docs/store.md)."""
@@ -736,9 +751,23 @@ def _stop_background_folds() -> None:
 @on_fork
 def _close_readers() -> None:
     for store in list(_stores_with_readers):  # no thread is using them: see _fork
-        if store._reader is not None:
-            store._reader.close()
-            store._reader = None
+        store._close_reader()
+
+
+def _files_identity(db_path: Path) -> tuple[tuple[int, int, int], ...]:
+    """Inode, size and mtime of the database and its write-ahead logs.
+
+    Only a fold changes them; an overlay built over other ones must be built anew.
+    """
+    identity = []
+    for path in (db_path, *(db_path.with_name(db_path.name + s) for s in _WAL_SUFFIXES)):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            identity.append((0, 0, 0))
+        else:
+            identity.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(identity)
 
 
 def _load_fold_libraries() -> None:

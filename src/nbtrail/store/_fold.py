@@ -370,41 +370,9 @@ class Batch:
                 self._apply_metrics(con, prefix, points)
 
     def metric_tables(self) -> dict[str, dict[str, Any]]:
-        """The batch's metric points as numeric columns, with their run ids and keys.
-
-        Points are numbers only (run ids and keys as codes into two small tables, joined
-        back in SQL): converting a million Python strings cost more than the rest of a
-        fold. Register them under their names and select ``POINTS`` from them.
-        """
-        import numpy as np
-
-        if self._metric_tables is not None:
-            return self._metric_tables
-
-        runs: dict[str, int] = {}
-        keys: dict[str, int] = {}
-        run_codes, key_codes = [], []
-        for part in self.metric_parts:
-            # A frame's codes index its own names: translate them to the batch's.
-            local = np.array([runs.setdefault(r, len(runs)) for r in part.runs], dtype=np.uint32)
-            run_codes.append(local[part.run])
-            local = np.array([keys.setdefault(k, len(keys)) for k in part.keys], dtype=np.uint32)
-            key_codes.append(local[part.key])
-        value = np.concatenate([part.value for part in self.metric_parts])
-        self._metric_tables = {
-            "_fold_points": {
-                "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
-                # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-                "is_nan": np.isnan(value),
-                "step": np.concatenate([part.step for part in self.metric_parts]),
-                "ts": np.concatenate([part.ts for part in self.metric_parts]),
-                "row": np.arange(len(value), dtype=np.uint32),
-            },
-            "_fold_runs": {"r": np.arange(len(runs), dtype=np.uint32),
-                           "run_id": _objects(list(runs))},
-            "_fold_keys": {"k": np.arange(len(keys), dtype=np.uint32),
-                           "key": _objects(list(keys))},
-        }
+        """The batch's metric points as ``metric_tables`` has them (made once)."""
+        if self._metric_tables is None:
+            self._metric_tables = metric_tables(self.metric_parts)
         return self._metric_tables
 
     def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
@@ -428,6 +396,44 @@ class Batch:
                    OR (EXCLUDED.step = {prefix}latest_metrics.step
                        AND EXCLUDED.timestamp >= {prefix}latest_metrics.timestamp)
                 """)
+
+
+def metric_tables(parts: list[MetricColumns]) -> dict[str, dict[str, Any]]:
+    """Metric points as numeric columns, with their run ids and keys (``POINT_TABLES``).
+
+    Points are numbers only (run ids and keys as codes into two small tables, joined
+    back in SQL): converting a million Python strings cost more than the rest of a
+    fold. Register them under their names and select ``POINTS`` from them.
+    """
+    import numpy as np
+
+    runs: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    run_codes, key_codes = [], []
+    for part in parts:
+        # A frame's codes index its own names: translate them to the batch's.
+        local = np.array([runs.setdefault(r, len(runs)) for r in part.runs], dtype=np.uint32)
+        run_codes.append(local[part.run])
+        local = np.array([keys.setdefault(k, len(keys)) for k in part.keys], dtype=np.uint32)
+        key_codes.append(local[part.key])
+    value = np.concatenate([part.value for part in parts])
+    points, run_names, key_names = POINT_TABLES
+    return {
+        points: {
+            "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
+            # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+            "is_nan": np.isnan(value),
+            "step": np.concatenate([part.step for part in parts]),
+            "ts": np.concatenate([part.ts for part in parts]),
+            "row": np.arange(len(value), dtype=np.uint32),
+        },
+        run_names: {"r": np.arange(len(runs), dtype=np.uint32), "run_id": _objects(list(runs))},
+        key_names: {"k": np.arange(len(keys), dtype=np.uint32), "key": _objects(list(keys))},
+    }
+
+
+# The names metric_tables registers its columns under.
+POINT_TABLES = ("_fold_points", "_fold_runs", "_fold_keys")
 
 
 def points_of(source: str) -> str:

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._fold import (
+    POINT_TABLES,
     POINTS,
     TABLES,
     Batch,
     column_types,
     folded_offsets,
     mark_killed,
+    metric_tables,
     warn_rejected,
 )
-from ._journal import JournalChunk, journal_files, open_journal, writer_id_of
+from ._journal import JournalChunk, MetricColumns, journal_files, open_journal, writer_id_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -41,6 +43,8 @@ class Pending:
     # Writers whose process died, read to their journal's end -> when it last wrote: a
     # fold marks their unfinished runs killed, and a read shows them so until it has.
     dead: dict[str, float] = field(default_factory=dict)
+    folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # folded_offsets
+    chunks: list[JournalChunk] = field(default_factory=list)
 
 
 @dataclass
@@ -91,7 +95,7 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
                  tails: JournalTails) -> Pending:
     """Read the records of every journal after its folded offset (through ``tails``)."""
     offsets = folded_offsets(con)
-    pending = Pending(Batch(column_types(con)))
+    pending = Pending(Batch(column_types(con)), folded=offsets)
     paths = journal_files(journal_dir)
     tails.forget_others({path.name for path in paths})
     for path in paths:
@@ -104,21 +108,87 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             pending.dead[writer_id_of(path)] = chunk.last_write
         pending.size += max(chunk.end_offset - offset, 0)
         pending.batch.add_chunk(chunk)
+        pending.chunks.append(chunk)
     warn_rejected(pending.batch.rejected)
     return pending
 
 
-def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
-    """Make ``con`` see the ``pending`` records on top of the folded tables."""
-    batch = pending.batch
+@dataclass
+class _Applied:
+    """What a connection's overlay holds: records up to ``ends``, over ``database``."""
+
+    database: object  # the identity of the database files it was built over
+    folded: dict[str, tuple[int, int]]
+    ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
+    parts: list[MetricColumns] = field(default_factory=list)  # every metric frame in it
+    shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
+
+    def news(self, pending: Pending, database: object) -> Batch | None:
+        """The records of ``pending`` not in the overlay yet; ``None`` if it must be rebuilt.
+
+        It must once a fold changed the database (what it took is still in the copies),
+        a journal it read vanished or was rewritten, or a writer died.
+        """
+        if database != self.database or pending.folded != self.folded or pending.dead:
+            return None
+        if not self.ends.keys() <= {chunk.path.name for chunk in pending.chunks}:
+            return None
+        batch = Batch(pending.batch.types)
+        for chunk in pending.chunks:
+            end, file_id = self.ends.get(chunk.path.name, (0, chunk.file_id))
+            if chunk.reread or chunk.file_id != file_id:
+                return None
+            for offset, record in chunk.records:
+                if offset >= end:
+                    batch.add(record, (chunk.path, offset))
+        return batch
+
+
+class Overlay:
+    """The overlay of one reader connection, kept from one read to the next.
+
+    A store polled while processes log is read many times between two folds: each read
+    then adds only the records written since the one before, instead of copying every
+    unfolded record again. After a fold it is built anew.
+    """
+
+    def __init__(self) -> None:
+        self._applied: _Applied | None = None
+
+    def forget(self) -> None:
+        """The connection is gone (closed, or its state unknown after an error)."""
+        self._applied = None
+
+    def update(self, con: duckdb.DuckDBPyConnection, pending: Pending,
+               database: object) -> None:
+        """Make ``con`` see the ``pending`` records on top of the folded tables."""
+        applied = self._applied
+        batch = None if applied is None else applied.news(pending, database)
+        if applied is None or batch is None:
+            if applied is not None:
+                _drop(con, applied.shadowed)
+            self._applied = None
+            if not (pending.batch.count or pending.dead):
+                return
+            applied, batch = _Applied(database, pending.folded), pending.batch
+        self._applied = None  # until it is complete: an error leaves it unknown
+        _apply(con, applied, batch, pending.dead)
+        applied.ends = {chunk.path.name: (chunk.end_offset, chunk.file_id)
+                        for chunk in pending.chunks}
+        self._applied = applied
+
+
+def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
+           dead: dict[str, float]) -> None:
     catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     source = f'"{catalog.replace(chr(34), chr(34) * 2)}".main'
     touched = [name for name, rows in batch.rows.items() if rows]
-    if (batch.ends or pending.dead) and "runs" not in touched:
+    if (batch.ends or dead) and "runs" not in touched:
         touched.append("runs")
     if batch.metric_points:
         touched.append("latest_metrics")
-    for name in touched:
+    fresh = [name for name in touched if name not in applied.shadowed]
+    for name in fresh:
         [(ddl,)] = con.execute(
             "SELECT sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
             "AND table_name = ?", [catalog, name]).fetchall()
@@ -127,18 +197,20 @@ def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
         # A run that ends now started in an earlier fold: copy it, so the update applies.
         con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
                     "WHERE run_id IN (SELECT unnest(?))", [list(batch.ends)])
-    if pending.dead:
+    if dead:
         con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
                     "WHERE status = 'running' AND writer_id IN (SELECT unnest(?))",
-                    [list(pending.dead)])
+                    [list(dead)])
     batch.apply(con, PREFIX, points=False)
     if batch.metric_points:
-        for name, columns in batch.metric_tables().items():
-            con.register(name, columns)  # for as long as the connection lives
-        touched.append("metrics")
-    for writer_id, when in pending.dead.items():
+        applied.parts.extend(batch.metric_parts)
+        for name, columns in metric_tables(applied.parts).items():
+            con.register(name, columns)  # replaces the last read's, for the view
+        if "metrics" not in applied.shadowed:
+            fresh.append("metrics")
+    for writer_id, when in dead.items():
         mark_killed(con, f"{PREFIX}runs", writer_id, when)
-    for name in touched:
+    for name in fresh:
         shadow = f"{PREFIX}{name}"
         if name == "metrics":
             body = f"SELECT * FROM {source}.metrics UNION ALL BY NAME {POINTS}"
@@ -157,3 +229,15 @@ def apply_overlay(con: duckdb.DuckDBPyConnection, pending: Pending) -> None:
             body = (f"SELECT * FROM {source}.{name} ANTI JOIN {shadow} USING ({keys}) "
                     f"UNION ALL BY NAME SELECT * FROM {shadow}")
         con.execute(f"CREATE TEMP VIEW {name} AS {body}")
+    applied.shadowed.update(fresh)
+
+
+def _drop(con: duckdb.DuckDBPyConnection, shadowed: set[str]) -> None:
+    """Remove an overlay's views, copies and point arrays from ``con``."""
+    for name in shadowed:
+        con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
+        if name != "metrics":
+            con.execute(f"DROP TABLE IF EXISTS temp.main.{PREFIX}{name}")
+    if "metrics" in shadowed:
+        for name in POINT_TABLES:
+            con.unregister(name)
