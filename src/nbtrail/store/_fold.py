@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,11 +282,13 @@ class Batch:
             if spec.replace or key not in rows:
                 rows[key] = record
 
-    def add_chunk(self, chunk: JournalChunk) -> None:
-        """Add every record of ``chunk``; its unreadable lines count as rejected."""
+    def add_chunk(self, chunk: JournalChunk, start: int = 0) -> None:
+        """Add the records of ``chunk`` from offset ``start``; unreadable ones are rejected."""
         for offset, record in chunk.records:
-            self.add(record, (chunk.path, offset))
-        self.rejected.extend((chunk.path, offset, line, why) for offset, line, why in chunk.bad)
+            if offset >= start:
+                self.add(record, (chunk.path, offset))
+        self.rejected.extend((chunk.path, offset, line, why) for offset, line, why in chunk.bad
+                             if offset >= start)
 
     def _problem(self, record: Any) -> str | None:
         if not isinstance(record, dict):
@@ -370,9 +372,9 @@ class Batch:
                 self._apply_metrics(con, prefix, points)
 
     def metric_tables(self) -> dict[str, dict[str, Any]]:
-        """The batch's metric points as ``metric_tables`` has them (made once)."""
+        """The batch's metric points as ``MetricPoints.tables`` has them (made once)."""
         if self._metric_tables is None:
-            self._metric_tables = metric_tables(self.metric_parts)
+            self._metric_tables = MetricPoints(self.metric_parts).tables()
         return self._metric_tables
 
     def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
@@ -398,41 +400,63 @@ class Batch:
                 """)
 
 
-def metric_tables(parts: list[MetricColumns]) -> dict[str, dict[str, Any]]:
-    """Metric points as numeric columns, with their run ids and keys (``POINT_TABLES``).
+class MetricPoints:
+    """Metric frames gathered as numeric columns, with their run ids and keys (``tables``).
 
     Points are numbers only (run ids and keys as codes into two small tables, joined
     back in SQL): converting a million Python strings cost more than the rest of a
-    fold. Register them under their names and select ``POINTS`` from them.
+    fold. Frames can be added after ``tables`` was asked: a reader's overlay keeps one
+    from read to read, and only translates the frames written since.
     """
-    import numpy as np
 
-    runs: dict[str, int] = {}
-    keys: dict[str, int] = {}
-    run_codes, key_codes = [], []
-    for part in parts:
-        # A frame's codes index its own names: translate them to the batch's.
-        local = np.array([runs.setdefault(r, len(runs)) for r in part.runs], dtype=np.uint32)
-        run_codes.append(local[part.run])
-        local = np.array([keys.setdefault(k, len(keys)) for k in part.keys], dtype=np.uint32)
-        key_codes.append(local[part.key])
-    value = np.concatenate([part.value for part in parts])
-    points, run_names, key_names = POINT_TABLES
-    return {
-        points: {
-            "r": np.concatenate(run_codes), "k": np.concatenate(key_codes), "value": value,
-            # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-            "is_nan": np.isnan(value),
-            "step": np.concatenate([part.step for part in parts]),
-            "ts": np.concatenate([part.ts for part in parts]),
-            "row": np.arange(len(value), dtype=np.uint32),
-        },
-        run_names: {"r": np.arange(len(runs), dtype=np.uint32), "run_id": _objects(list(runs))},
-        key_names: {"k": np.arange(len(keys), dtype=np.uint32), "key": _objects(list(keys))},
-    }
+    def __init__(self, parts: Sequence[MetricColumns] = ()) -> None:
+        self._runs: dict[str, int] = {}
+        self._keys: dict[str, int] = {}
+        self._columns: dict[str, list[Any]] = {c: [] for c in ("r", "k", "value", "step", "ts")}
+        self._tables: dict[str, dict[str, Any]] | None = None
+        self.add(parts)
+
+    def add(self, parts: Sequence[MetricColumns]) -> None:
+        """Add the points of ``parts``."""
+        import numpy as np
+
+        for part in parts:
+            # A frame's codes index its own names: translate them to the gathered ones.
+            runs = np.array([self._runs.setdefault(r, len(self._runs)) for r in part.runs],
+                            dtype=np.uint32)
+            keys = np.array([self._keys.setdefault(k, len(self._keys)) for k in part.keys],
+                            dtype=np.uint32)
+            for name, column in (("r", runs[part.run]), ("k", keys[part.key]),
+                                 ("value", part.value), ("step", part.step), ("ts", part.ts)):
+                self._columns[name].append(column)
+        if parts:
+            self._tables = None
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The points, run ids and keys: register each under its name, select ``POINTS``."""
+        import numpy as np
+
+        if self._tables is None:
+            for name, pieces in self._columns.items():
+                self._columns[name] = [np.concatenate(pieces)]  # the next add appends to it
+            (r,), (k,), (value,), (step,), (ts,) = self._columns.values()
+            points, run_names, key_names = POINT_TABLES
+            self._tables = {
+                points: {
+                    "r": r, "k": k, "value": value,
+                    # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+                    "is_nan": np.isnan(value), "step": step, "ts": ts,
+                    "row": np.arange(len(value), dtype=np.uint32),
+                },
+                run_names: {"r": np.arange(len(self._runs), dtype=np.uint32),
+                            "run_id": _objects(list(self._runs))},
+                key_names: {"k": np.arange(len(self._keys), dtype=np.uint32),
+                            "key": _objects(list(self._keys))},
+            }
+        return self._tables
 
 
-# The names metric_tables registers its columns under.
+# The names MetricPoints.tables registers its columns under.
 POINT_TABLES = ("_fold_points", "_fold_runs", "_fold_keys")
 
 

@@ -20,13 +20,13 @@ from ._fold import (
     POINTS,
     TABLES,
     Batch,
+    MetricPoints,
     column_types,
     folded_offsets,
     mark_killed,
-    metric_tables,
     warn_rejected,
 )
-from ._journal import JournalChunk, MetricColumns, journal_files, open_journal, writer_id_of
+from ._journal import JournalChunk, journal_files, open_journal, writer_id_of
 
 if TYPE_CHECKING:
     import duckdb
@@ -38,13 +38,21 @@ PREFIX = "_pending_"
 class Pending:
     """Journal records not folded yet."""
 
-    batch: Batch
+    types: dict[str, dict[str, tuple[str, bool]]]  # column_types, to check records by
+    folded: dict[str, tuple[int, int]]  # folded_offsets
+    chunks: list[JournalChunk] = field(default_factory=list)
     size: int = 0  # bytes
     # Writers whose process died, read to their journal's end -> when it last wrote: a
     # fold marks their unfinished runs killed, and a read shows them so until it has.
     dead: dict[str, float] = field(default_factory=dict)
-    folded: dict[str, tuple[int, int]] = field(default_factory=dict)  # folded_offsets
-    chunks: list[JournalChunk] = field(default_factory=list)
+
+    def batch(self, since: dict[str, int] | None = None) -> Batch:
+        """The records, or those at or after ``since`` (journal name -> offset), checked."""
+        batch = Batch(self.types)
+        for chunk in self.chunks:
+            batch.add_chunk(chunk, (since or {}).get(chunk.path.name, 0))
+        warn_rejected(batch.rejected)
+        return batch
 
 
 @dataclass
@@ -95,7 +103,7 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
                  tails: JournalTails) -> Pending:
     """Read the records of every journal after its folded offset (through ``tails``)."""
     offsets = folded_offsets(con)
-    pending = Pending(Batch(column_types(con)), folded=offsets)
+    pending = Pending(column_types(con), offsets)
     paths = journal_files(journal_dir)
     tails.forget_others({path.name for path in paths})
     for path in paths:
@@ -107,9 +115,7 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
         if not chunk.alive and chunk.at_end:
             pending.dead[writer_id_of(path)] = chunk.last_write
         pending.size += max(chunk.end_offset - offset, 0)
-        pending.batch.add_chunk(chunk)
         pending.chunks.append(chunk)
-    warn_rejected(pending.batch.rejected)
     return pending
 
 
@@ -120,7 +126,7 @@ class _Applied:
     database: object  # the identity of the database files it was built over
     folded: dict[str, tuple[int, int]]
     ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
-    parts: list[MetricColumns] = field(default_factory=list)  # every metric frame in it
+    points: MetricPoints = field(default_factory=MetricPoints)  # every metric frame in it
     shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
 
     def news(self, pending: Pending, database: object) -> Batch | None:
@@ -133,15 +139,11 @@ class _Applied:
             return None
         if not self.ends.keys() <= {chunk.path.name for chunk in pending.chunks}:
             return None
-        batch = Batch(pending.batch.types)
         for chunk in pending.chunks:
-            end, file_id = self.ends.get(chunk.path.name, (0, chunk.file_id))
+            _, file_id = self.ends.get(chunk.path.name, (0, chunk.file_id))
             if chunk.reread or chunk.file_id != file_id:
                 return None
-            for offset, record in chunk.records:
-                if offset >= end:
-                    batch.add(record, (chunk.path, offset))
-        return batch
+        return pending.batch(since={name: end for name, (end, _) in self.ends.items()})
 
 
 class Overlay:
@@ -168,9 +170,10 @@ class Overlay:
             if applied is not None:
                 _drop(con, applied.shadowed)
             self._applied = None
-            if not (pending.batch.count or pending.dead):
+            batch = pending.batch()
+            if not (batch.count or pending.dead):
                 return
-            applied, batch = _Applied(database, pending.folded), pending.batch
+            applied = _Applied(database, pending.folded)
         self._applied = None  # until it is complete: an error leaves it unknown
         _apply(con, applied, batch, pending.dead)
         applied.ends = {chunk.path.name: (chunk.end_offset, chunk.file_id)
@@ -203,8 +206,8 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
                     [list(dead)])
     batch.apply(con, PREFIX, points=False)
     if batch.metric_points:
-        applied.parts.extend(batch.metric_parts)
-        for name, columns in metric_tables(applied.parts).items():
+        applied.points.add(batch.metric_parts)
+        for name, columns in applied.points.tables().items():
             con.register(name, columns)  # replaces the last read's, for the view
         if "metrics" not in applied.shadowed:
             fresh.append("metrics")
