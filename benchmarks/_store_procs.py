@@ -49,3 +49,38 @@ def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of ``values``, nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+# Logs runs of 1,000 points with no background fold (a backlog that stays unfolded),
+# says "ready", then goes on logging a point every 5 ms, as a slow training loop does.
+BACKLOG_WRITER = """
+import sys, time
+from nbtrail.store._duckdb import DuckDBStore
+from nbtrail.tracking._tracker import Tracker
+store = DuckDBStore(sys.argv[1], fold_interval=1e9)
+tracker = Tracker(store)
+for r in range(int(sys.argv[2])):
+    with tracker.start_run(name=f"{sys.argv[3]}-{r}") as run:
+        for step in range(1000):
+            run.log_metric("loss", step * 0.001, step=step)
+store.writer().flush()
+print("ready", flush=True)
+run = tracker.start_run(name=f"{sys.argv[3]}-slow")
+for step in range(int(60 / 0.005)):
+    run.log_metric("slow", step, step=step)
+    time.sleep(0.005)
+"""
+
+# Reads nt.runs(limit=100) every 50 ms, 20 times; prints the CPU seconds of each read.
+CPU_READER = """
+import json, sys, time, nbtrail as nt
+nt.config.set(home=sys.argv[1])
+nt.runs(limit=100)
+cpu = []
+for _ in range(20):
+    started = time.process_time()
+    nt.runs(limit=100)
+    cpu.append(time.process_time() - started)
+    time.sleep(0.05)
+print(json.dumps(cpu))
+"""

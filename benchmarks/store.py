@@ -1,4 +1,4 @@
-"""Store benchmark: reads while 16 writers log at full speed, fold throughput, many runs.
+"""Store benchmark: reads while 16 writers log, read CPU over a backlog, folds, many runs.
 
     python benchmarks/store.py                       # the nbtrail of this checkout
     python benchmarks/store.py --src /path/to/src    # another one (e.g. today's main)
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _store_procs import FAST_WRITER, POLLER, percentile
+from _store_procs import BACKLOG_WRITER, CPU_READER, FAST_WRITER, POLLER, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +77,24 @@ def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
             "backlog_s": backlog}
 
 
+def read_cpu(src: Path, folder: Path, n_writers: int, runs: int) -> dict[str, float]:
+    """CPU of a read over an unfolded backlog while every writer still logs slowly."""
+    home = folder / "backlog"
+    writers = [subprocess.Popen([sys.executable, "-c", BACKLOG_WRITER, str(home), str(runs),
+                                 f"w{i}"], env={**os.environ, "PYTHONPATH": str(src)},
+                                stdout=subprocess.PIPE, text=True) for i in range(n_writers)]
+    try:
+        for writer in writers:
+            writer.stdout.readline()  # "ready": its backlog is in its journal
+        cpu = json.loads(_spawn(src, CPU_READER, home).communicate()[0])
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+    return {"backlog_points": n_writers * runs * 1000, "cpu_p50_ms": percentile(cpu, .5) * 1000,
+            "cpu_max_ms": max(cpu) * 1000}
+
+
 def fold_throughput(src: Path, folder: Path, runs: int, steps: int) -> dict[str, float]:
     """Metric points folded per second by one ``fold_all`` of a backlog."""
     seconds = float(_spawn(src, FOLD, folder / "fold", runs, steps).communicate()[0])
@@ -121,6 +139,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--backlog-runs", type=int, default=5,
+                        help="runs of 1,000 points each writer leaves unfolded for read_cpu")
     parser.add_argument("--fold-runs", type=int, default=100)
     parser.add_argument("--fold-steps", type=int, default=10_000)
     parser.add_argument("--bulk-runs", type=int, default=0,
@@ -130,6 +150,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbtrail-bench-store-") as tmp:
         print(json.dumps({"read_latency": read_latency(
             args.src, Path(tmp), args.seconds, args.writers, args.readers)}), flush=True)
+        print(json.dumps({"read_cpu": read_cpu(
+            args.src, Path(tmp), args.writers, args.backlog_runs)}), flush=True)
         print(json.dumps({"fold": fold_throughput(
             args.src, Path(tmp), args.fold_runs, args.fold_steps)}), flush=True)
         if args.bulk_runs:
