@@ -251,7 +251,7 @@ class Batch:
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
         self.metric_parts: list[MetricColumns] = []
-        self._metric_tables: dict[str, dict[str, Any]] | None = None  # once all are added
+        self._points: MetricPoints | None = None  # once all are added
         self.metric_points = 0
         self.count = 0
         self.rejected: list[Rejected] = []
@@ -371,11 +371,15 @@ class Batch:
             if self.metric_points:
                 self._apply_metrics(con, prefix, points)
 
+    def points(self) -> MetricPoints:
+        """The batch's metric points, gathered (once all are added)."""
+        if self._points is None:
+            self._points = MetricPoints(self.metric_parts)
+        return self._points
+
     def metric_tables(self) -> dict[str, dict[str, Any]]:
-        """The batch's metric points as ``MetricPoints.tables`` has them (made once)."""
-        if self._metric_tables is None:
-            self._metric_tables = MetricPoints(self.metric_parts).tables()
-        return self._metric_tables
+        """The batch's metric points as ``MetricPoints.tables`` has them."""
+        return self.points().tables()
 
     def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
         """Insert the points and update the latest values; ``metric_tables`` are registered."""

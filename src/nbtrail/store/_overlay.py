@@ -126,7 +126,7 @@ class _Applied:
     database: object  # the identity of the database files it was built over
     folded: dict[str, tuple[int, int]]
     ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
-    points: MetricPoints = field(default_factory=MetricPoints)  # every metric frame in it
+    points: MetricPoints | None = None  # every metric frame in it
     shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
 
     def news(self, pending: Pending, database: object) -> Batch | None:
@@ -206,7 +206,10 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
                     [list(dead)])
     batch.apply(con, PREFIX, points=False)
     if batch.metric_points:
-        applied.points.add(batch.metric_parts)
+        if applied.points is None:  # a new overlay: the batch gathered them already
+            applied.points = batch.points()
+        else:
+            applied.points.add(batch.metric_parts)
         for name, columns in applied.points.tables().items():
             con.register(name, columns)  # replaces the last read's, for the view
         if "metrics" not in applied.shadowed:
