@@ -494,6 +494,21 @@ def test_a_fold_goes_on_pass_after_pass_in_one_connection_while_no_reader_waits(
     store.close()
 
 
+def test_fold_passes_grow_while_short_and_shrink_when_long_within_disk_and_memory():
+    from nbtrail.store._duckdb import FOLD_MAX_PASS, FOLD_PASS_SECONDS, _next_budget
+
+    first, plenty = 1 << 20, 1 << 40
+    fast, slow = FOLD_PASS_SECONDS / 4, FOLD_PASS_SECONDS * 2
+    assert _next_budget(first, fast, first, plenty) == 4 * first
+    assert _next_budget(16 * first, fast, first, plenty) == FOLD_MAX_PASS
+    assert _next_budget(FOLD_MAX_PASS, fast, first, plenty) == FOLD_MAX_PASS
+    assert _next_budget(16 * first, slow, first, plenty) == 8 * first
+    assert _next_budget(4 * first, slow, first, plenty) == 4 * first  # the floor of later passes
+    assert _next_budget(16 * first, FOLD_PASS_SECONDS * 0.75, first, plenty) == 16 * first
+    assert _next_budget(16 * first, fast, first, 32 * first) == 8 * first  # 4x its bytes free
+    assert _next_budget(None, fast, None, plenty) is None  # unbounded stays unbounded
+
+
 def test_a_fold_stops_after_one_pass_when_a_reader_waits(tmp_path):
     import fcntl
 

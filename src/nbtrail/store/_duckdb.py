@@ -66,9 +66,15 @@ FOLD_MIN_FREE = 4 * FOLD_BUDGET
 # Seconds background folds let readers go first before they take their turn regardless; a
 # reader then waits for one bounded pass at most.
 FOLD_PATIENCE = 1.0
-# Seconds one fold keeps the database open for pass after pass (of 4 budgets each, with
-# 4 times the free space) while no reader waits.
+# Seconds one fold keeps the database open for pass after pass while no reader waits.
+# Later passes start at 4 budgets; one that takes under half of FOLD_PASS_SECONDS makes
+# the next 4 times larger (up to FOLD_MAX_PASS bytes), one that takes longer halves it:
+# each pass costs ~30 ms besides its records, so an idle machine folds in a few large
+# passes, while on a busy one passes stay short for the readers waiting between them. A
+# pass needs 4 times its bytes free on disk.
 FOLD_HOLD = 1.0
+FOLD_PASS_SECONDS = 0.2
+FOLD_MAX_PASS = 64 * FOLD_BUDGET
 # Seconds a closing store waits for the lock to fold its own journal.
 EXIT_FOLD_PATIENCE = 5.0
 # Journal bytes a read shows through the overlay rather than folding a pass first: metric
@@ -94,6 +100,21 @@ def node_kind(node_id: str) -> str:
         if node_id.startswith(prefix):
             return kind
     return "run"
+
+
+def _next_budget(budget: int | None, seconds: float, first: int | None,
+                 free: int) -> int | None:
+    """The bytes of the next fold pass, after one of ``budget`` bytes took ``seconds``.
+
+    ``first`` is the budget of a fold's first pass (``None``: unbounded passes).
+    """
+    if budget is None or first is None:
+        return None
+    if seconds < FOLD_PASS_SECONDS / 2:
+        budget = min(4 * budget, FOLD_MAX_PASS)
+    elif seconds > FOLD_PASS_SECONDS:
+        budget //= 2
+    return max(4 * first, min(budget, free // 4))
 
 
 class DuckDBStore(Store):
@@ -382,12 +403,16 @@ class DuckDBStore(Store):
                     # a pass: keep folding in this connection, in larger passes, while
                     # no reader waits (one checks between passes).
                     held = time.monotonic() + hold
+                    started = time.monotonic()
                     result = fold(con, self.journal_dir, max_bytes)
-                    more = None if max_bytes is None else 4 * max_bytes
+                    budget = max_bytes
                     while (result.remaining and time.monotonic() < held
                            and not self._readers_waiting()
-                           and free_bytes(self.home) >= 4 * FOLD_MIN_FREE):
-                        result.add(fold(con, self.journal_dir, more))
+                           and (free := free_bytes(self.home)) >= 4 * FOLD_MIN_FREE):
+                        budget = _next_budget(budget, time.monotonic() - started, max_bytes,
+                                              free)
+                        started = time.monotonic()
+                        result.add(fold(con, self.journal_dir, budget))
             except StoreLockedError:
                 if wait:
                     raise
