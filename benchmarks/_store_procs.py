@@ -45,6 +45,22 @@ print(json.dumps({"times": times, "cpu": cpu, "errors": errors}))
 """
 
 
+# The machine's floor for a read: every 50 ms, busies itself for as much CPU as a read of
+# a quiet, folded store costs (11 ms; no lock, no file, no DuckDB), until the flag says
+# "stop"; prints the wall seconds each took. Beside the writers this is the least any read
+# can take, whatever the store does.
+CPU_PROBE = """
+import json, sys, time
+times = []
+while open(sys.argv[1]).read() != "stop":
+    started, until = time.perf_counter(), time.process_time() + float(sys.argv[2])
+    while time.process_time() < until:
+        pass
+    times.append(time.perf_counter() - started)
+    time.sleep(0.05)
+print(json.dumps({"times": times}))
+"""
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of ``values``, nearest rank."""
     ordered = sorted(values)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _store_procs import BACKLOG_WRITER, CPU_READER, FAST_WRITER, POLLER, percentile
+from _store_procs import BACKLOG_WRITER, CPU_PROBE, CPU_READER, FAST_WRITER, POLLER, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,18 +48,23 @@ def _spawn(src: Path, code: str, *args: object) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, text=True)
 
 
+def _under_writers(src: Path, home: Path, flag: Path, seconds: float, n_writers: int) -> int:
+    """Run ``n_writers`` full-speed writers for ``seconds``, then stop all; points logged."""
+    writers = [_spawn(src, FAST_WRITER, home, flag, f"w{i}") for i in range(n_writers)]
+    while len(list((home / "journal").glob("*.*"))) < n_writers:
+        time.sleep(0.05)
+    time.sleep(seconds)
+    flag.write_text("stop")
+    return sum(int(w.communicate()[0]) for w in writers)
+
+
 def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
                  n_readers: int) -> dict[str, float]:
     """Read latency of pollers while writers log; how long the backlog takes to fold."""
     home, flag = folder / "store", folder / "flag"
     flag.write_text("go")
     readers = [_spawn(src, POLLER, home, flag) for _ in range(n_readers)]
-    writers = [_spawn(src, FAST_WRITER, home, flag, f"w{i}") for i in range(n_writers)]
-    while len(list((home / "journal").glob("*.*"))) < n_writers:
-        time.sleep(0.05)
-    time.sleep(seconds)
-    flag.write_text("stop")
-    points = sum(int(w.communicate()[0]) for w in writers)
+    points = _under_writers(src, home, flag, seconds, n_writers)
     stopped = time.monotonic()
     while [p for p in (home / "journal").iterdir() if not p.name.startswith(".")]:
         if time.monotonic() - stopped > 120:
@@ -76,6 +81,23 @@ def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
             "errors": sum(len(r["errors"]) for r in reports), "points": points,
             "backlog_s": backlog}
 
+
+
+def cpu_floor(src: Path, folder: Path, seconds: float, n_writers: int, n_probes: int,
+              read_cpu_s: float = 0.011) -> dict[str, float]:
+    """Wall time of ``read_cpu_s`` of pure CPU work, in the readers' place beside the writers.
+
+    No read can be faster than this on the machine: it is the share of a core that a
+    process gets among the writers, without any lock, file or database.
+    """
+    home, flag = folder / "floor", folder / "floor-flag"
+    flag.write_text("go")
+    probes = [_spawn(src, CPU_PROBE, flag, read_cpu_s) for _ in range(n_probes)]
+    _under_writers(src, home, flag, seconds, n_writers)
+    times = [t for p in probes for t in json.loads(p.communicate()[0])["times"]]
+    return {"work_ms": read_cpu_s * 1000, "samples": len(times),
+            "p50_ms": percentile(times, .5) * 1000, "p99_ms": percentile(times, .99) * 1000,
+            "max_ms": max(times, default=0) * 1000}
 
 def read_cpu(src: Path, folder: Path, n_writers: int, runs: int) -> dict[str, float]:
     """CPU of a read over an unfolded backlog while every writer still logs slowly."""
@@ -149,6 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nbtrail-bench-store-") as tmp:
         print(json.dumps({"read_latency": read_latency(
+            args.src, Path(tmp), args.seconds, args.writers, args.readers)}), flush=True)
+        print(json.dumps({"cpu_floor": cpu_floor(
             args.src, Path(tmp), args.seconds, args.writers, args.readers)}), flush=True)
         print(json.dumps({"read_cpu": read_cpu(
             args.src, Path(tmp), args.writers, args.backlog_runs)}), flush=True)
