@@ -38,6 +38,10 @@ class Settings:
         system_metrics: Sample CPU, memory, disk, network (and NVIDIA GPU) use into
             ``system/*`` metrics while a run is active.
         system_metrics_interval: Seconds between two system metrics samples of a run.
+        artifacts: Where blobs (models, artifacts, data-set samples) are shared:
+            ``s3://bucket/prefix``, ``gs://…``, ``az://…`` or a folder on a shared file
+            system; the store folder keeps a copy of each and is the read cache.
+            ``None`` means: ``$NBTRAIL_ARTIFACTS``, else blobs stay in the store folder.
         build_isolation: ``--isolation`` for podman image builds (``"chroot"`` where there
             are no user namespaces, as inside containers and CI); ``None`` means:
             ``$NBTRAIL_BUILD_ISOLATION``, else podman's default.
@@ -50,6 +54,8 @@ class Settings:
     capture_environment: bool = True
     system_metrics: bool = True
     system_metrics_interval: float = 10.0
+    artifacts: str | None = field(
+        default_factory=lambda: os.environ.get("NBTRAIL_ARTIFACTS") or None)
     build_isolation: str | None = field(
         default_factory=lambda: os.environ.get("NBTRAIL_BUILD_ISOLATION") or None)
 

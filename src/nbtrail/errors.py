@@ -54,6 +54,10 @@ class StoreFullError(NbtrailError):
     """The disk holding the store is full; logged records wait in memory and are retried."""
 
 
+class ArtifactStoreError(NbtrailError):
+    """The artifact store (S3, GCS, Azure or a shared folder) refused or did not answer."""
+
+
 class StoreDatabaseError(NbtrailError):
     """DuckDB failed on the store's database file (damaged or unreadable).
 

@@ -40,6 +40,7 @@ from nbtrail.store import (
 )
 
 from ..conftest import run_python
+from .conftest import artifact_remote
 
 T0 = 1_700_000_000.0
 R1, R2, R3, R4 = ("r1aaaaaaaaaaaaaaaaaaaa", "r2bbbbbbbbbbbbbbbbbbbb", "r3cccccccccccccccccccc",
@@ -317,9 +318,13 @@ def test_lineage_walks_up_down_and_both(world: World) -> None:
         world.reader.lineage("mdl_1", direction="sideways")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("artifacts", [None, "folder", "s3"])
 def test_put_blob_keeps_one_copy_and_blob_path_names_an_unknown_digest(
-        open_here, tmp_path: Path) -> None:
-    store = open_here()
+        open_here, tmp_path: Path, artifacts: str | None, request: pytest.FixtureRequest
+) -> None:
+    remote = artifact_remote(artifacts, tmp_path, request)
+    with config(artifacts=remote):
+        store = open_here()
     sha, size = store.put_blob(b"same bytes")
     source = tmp_path / "file.bin"
     source.write_bytes(b"same bytes")
@@ -329,6 +334,11 @@ def test_put_blob_keeps_one_copy_and_blob_path_names_an_unknown_digest(
         store.blob_path("0" * 64)
     with pytest.raises(InvalidInputError, match="sha256"):
         store.blob_path("../../etc/passwd")
+    if remote is not None:  # another machine, with a store of its own, reads it from there
+        store.sync()
+        with config(artifacts=remote):
+            elsewhere = open_store(tmp_path / "elsewhere", read_only=True)
+        assert elsewhere.blob_path(sha).read_bytes() == b"same bytes"
 
 
 def test_sql_answers_reads_and_refuses_anything_else(world: World) -> None:

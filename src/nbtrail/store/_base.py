@@ -109,7 +109,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def sync(self) -> None:
-        """Flush this process's journal and fold what can be folded now."""
+        """Flush this process's journal, fold what can be folded now, upload waiting blobs."""
 
     # -- named queries: what callers need, in no backend's SQL dialect --------------------
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
-import hashlib
 import os
-import re
 import threading
 import time
 import warnings
@@ -46,6 +44,7 @@ from ..errors import (
 )
 from . import _query, _schema
 from ._base import Direction, Group, Mode, Store
+from ._blobs import BlobStore
 from ._fold import FoldResult, fold
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files
@@ -80,7 +79,6 @@ EXIT_FOLD_PATIENCE = 5.0
 # Journal bytes a read shows through the overlay rather than folding a pass first: metric
 # frames are read as arrays, other records are parsed and copied (docs/store.md).
 OVERLAY_LIMIT = 64 * FOLD_BUDGET
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
 _RW_CONFIG: dict[str, Any] = {"storage_compatibility_version": "v1.5.0"}
@@ -121,14 +119,15 @@ class DuckDBStore(Store):
     """The default, embedded store (see the module docstring for the layout)."""
 
     def __init__(self, home: str | os.PathLike[str], *, flush_interval: float = 0.2,
-                 fold_interval: float = 1.0, read_only: bool = False) -> None:
+                 fold_interval: float = 1.0, read_only: bool = False,
+                 artifacts: str | None = None) -> None:
         self.home = Path(home)
         # A read-only store (the dashboard's) never writes: no journal, no blob, no fold
         # and no migration; journals not folded yet are read through the overlay.
         self.read_only = read_only
         self.db_path = self.home / DB_NAME
         self.journal_dir = self.home / "journal"
-        self.blob_dir = self.home / "artifacts" / "sha256"
+        self._blobs = BlobStore(self.home / "artifacts", artifacts)
         self.flush_interval = flush_interval
         self.fold_interval = fold_interval
         self._writer: JournalWriter | None = None
@@ -189,10 +188,12 @@ class DuckDBStore(Store):
         # (a server, a test suite) must not keep them all.
         with duckdb_section(), self._reader_lock:
             self._close_reader()
+        self._blobs.close()
 
     def forget_after_fork(self) -> None:
         """Give a forked child its own journal and fold thread; runs keep their writer."""
         self._writer_lock = threading.Lock()
+        self._blobs.forget_after_fork()
         if self._writer is not None:
             self._writer.after_fork()
             self._start_folding()
@@ -237,7 +238,10 @@ class DuckDBStore(Store):
                 writer.mark_folded(written)
 
     def sync(self) -> None:
-        """Flush this process's journal and fold what can be folded now."""
+        """Flush this process's journal, fold what can be folded now, upload blobs.
+
+        An artifact store that does not answer is warned about: the blobs wait here.
+        """
         writer = self._writer
         if writer is not None:
             writer.flush()
@@ -245,6 +249,7 @@ class DuckDBStore(Store):
         self.fold_all()
         if writer is not None:
             writer.mark_folded(written)
+        self._blobs.sync()
 
     def _make_home(self) -> None:
         if self.home.is_dir():
@@ -257,50 +262,17 @@ class DuckDBStore(Store):
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
         self._refuse_write()
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.blob_dir / f".tmp-{os.getpid()}-{os.urandom(6).hex()}"
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with open(tmp, "wb") as out:
-                if isinstance(source, bytes):
-                    digest.update(source)
-                    out.write(source)
-                    size = len(source)
-                else:
-                    with open(source, "rb") as src:
-                        while chunk := src.read(1 << 20):
-                            digest.update(chunk)
-                            out.write(chunk)
-                            size += len(chunk)
-            sha = digest.hexdigest()
-            target = self._blob_target(sha)
-            if target.exists():
-                tmp.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, target)  # atomic: readers see the whole blob or none
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return sha, size
+        self._make_home()
+        return self._blobs.put(source)
 
     def blob_path(self, sha256: str) -> Path:
-        """Path of a stored blob; refuses anything but a sha256 hex digest."""
-        if not _SHA256.fullmatch(sha256):
-            raise InvalidInputError(f"{sha256!r} is not a sha256 hex digest")
-        path = self._blob_target(sha256)
-        if not path.exists():
-            raise NotFoundError(f"no blob {sha256} in the store at {self.home}")
-        return path
+        """Path of a stored blob (fetched from the artifact store if only it has it)."""
+        return self._blobs.path(sha256, str(self.home))
 
     def _refuse_write(self) -> None:
         if self.read_only:
             raise ConflictError(f"the store at {self.home} was opened read-only; nothing can "
                                 "be logged through it")
-
-    def _blob_target(self, sha: str) -> Path:
-        return self.blob_dir / sha[:2] / sha
 
     # -- locking, schema and folding --------------------------------------------------
 

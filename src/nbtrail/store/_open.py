@@ -27,7 +27,8 @@ def _duckdb(location: str, *, read_only: bool) -> Store:
         home = home.parent
     settings = config.current
     return DuckDBStore(home, flush_interval=settings.flush_interval,
-                       fold_interval=settings.fold_interval, read_only=read_only)
+                       fold_interval=settings.fold_interval, read_only=read_only,
+                       artifacts=settings.artifacts)
 
 
 # URL scheme -> backend; a plain path is the embedded store.
