@@ -36,6 +36,25 @@ def test_run_records_params_metrics_tags_and_status(home):
     assert nt.metric_history(run.run_id, "acc")["value"].to_list() == [0.91, 0.93]
 
 
+def test_a_run_records_the_os_user_and_the_machine(home, monkeypatch):
+    import getpass
+    import os
+    import socket
+
+    with nt.run() as run:
+        pass
+    got = nt.get_run(run.run_id)
+    assert (got.user, got.host) == (getpass.getuser(), socket.gethostname())
+
+    def no_passwd_entry() -> str:
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr(getpass, "getuser", no_passwd_entry)  # a container's bare uid
+    with nt.run() as run:
+        pass
+    assert nt.get_run(run.run_id).user == str(os.getuid())
+
+
 def test_failed_run_records_the_exception(home):
     with pytest.raises(ZeroDivisionError), nt.run(name="broken") as run:
         1 / 0  # noqa: B018

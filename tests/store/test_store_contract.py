@@ -86,13 +86,13 @@ def append(store: Store, *records: Write) -> None:
 
 def start(run_id: str, name: str, experiment: str, when: float, store: Store, *,
           parent: str | None = None, branch: str | None = None, root: str | None = None,
-          env_id: str | None = None) -> RunStart:
+          env_id: str | None = None, user: str | None = "ana") -> RunStart:
     return RunStart(
         run_id=run_id, name=name, experiment=experiment, parent_id=parent, status="running",
         start_time=when, git_root=root, git_commit="c0ffee" if branch else None,
         git_branch=branch, git_dirty=False if branch else None, git_snapshot=None,
         notebook=NOTEBOOK, env_id=env_id, code_id=None, seeds={}, hostname="host",
-        pid=os.getpid(), writer_id=store.writer().writer_id)
+        pid=os.getpid(), writer_id=store.writer().writer_id, user_name=user)
 
 
 def metrics(store: Store, run_id: str, key: str, values: list[float], when: float) -> None:
@@ -137,7 +137,8 @@ def build(store: Store, other: Store, reader: Store) -> World:
            Edge(R1, R2, "parent", T0 + 20))
     metrics(store, R2, "acc", [0.9, 0.95, 0.97], T0 + 20)
     append(store, RunEnd(R2, "finished", T0 + 30))
-    append(other, start(R3, "other", "exp-b", T0 + 40, other, branch="feature", root="/repo2"))
+    append(other, start(R3, "other", "exp-b", T0 + 40, other, branch="feature", root="/repo2",
+                        user="ben"))
     metrics(other, R3, "acc", [0.99], T0 + 40)  # running: never a best run
     append(other, start(R4, "drift", "monitoring", T0 + 50, other),
            Tag(R4, "nbtrail.kind", "monitoring"), Tag(R4, "model_id", "mdl_1"),
@@ -165,6 +166,15 @@ def test_reads_see_every_record_flushed_before_them_by_any_writer(world: World) 
         assert store.get_run(R4).status == "finished"
 
 
+def test_every_run_says_who_ran_it_and_where(world: World) -> None:
+    run = world.reader.get_run(R3)
+    assert (run.user, run.host) == ("ben", "host")
+    assert world.reader.runs(where="user = 'ben'")["run_id"].to_list() == [R3]
+    frame = world.reader.runs(order_by="start_time")
+    assert frame["user"].to_list() == ["ana", "ana", "ben", "ana"]
+    assert set(frame["host"].to_list()) == {"host"}
+
+
 def test_a_record_is_durable_once_flush_returned_even_if_the_process_is_killed(
         location: str, open_here) -> None:
     code = textwrap.dedent(f"""
@@ -176,7 +186,8 @@ def test_a_record_is_durable_once_flush_returned_even_if_the_process_is_killed(
             run_id={R1!r}, name="killed", experiment="exp", parent_id=None, status="running",
             start_time={T0}, git_root=None, git_commit=None, git_branch=None, git_dirty=None,
             git_snapshot=None, notebook=None, env_id=None, code_id=None, seeds={{}},
-            hostname="h", pid=os.getpid(), writer_id=writer.writer_id).to_journal())
+            hostname="h", pid=os.getpid(), writer_id=writer.writer_id,
+            user_name="ana").to_journal())
         writer.flush()
         writer.append(Tag({R1!r}, "late", "yes").to_journal())  # no flush: the interval's
         import time; time.sleep(1.0)  # five flush intervals

@@ -227,7 +227,7 @@ class _Copier:
             parent_id=parent_id, status="running", start_time=start, git_root=None,
             git_commit=None, git_branch=None, git_dirty=None, git_snapshot=None,
             notebook=None, env_id=None, code_id=None, seeds={}, hostname=None, pid=None,
-            writer_id=None,
+            writer_id=None, user_name=run.info.user_id or None,
         ).to_journal())
         # With the start, so an import cut short finds this run again instead of a copy.
         self.writer.append(Tag(run_id, RUN_ID_TAG, run.info.run_id).to_journal())

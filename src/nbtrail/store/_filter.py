@@ -42,6 +42,8 @@ ATTRIBUTES: dict[str, str] = {
     "duration": "num",
     "notebook": "str",
     "error": "str",
+    "user": "str",
+    "host": "str",
 }
 """Run attribute name -> value kind: ``str`` (VARCHAR), ``time`` (TIMESTAMPTZ) or ``num``."""
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 _BASE = """
 SELECT run_id, name, experiment, status, start_time, end_time,
        epoch(coalesce(end_time, now()) - start_time) AS duration,
-       parent_id, git_branch AS branch, git_commit AS "commit", notebook, error
+       parent_id, git_branch AS branch, git_commit AS "commit", notebook, error,
+       user_name AS "user", hostname AS host
 FROM runs
 """
 _NUMERIC_TYPES = {"int", "float"}
@@ -190,6 +191,7 @@ def read_run(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
         error=r["error"], notebook=r["notebook"], params=params, metrics=metrics, tags=tags,
         datasets=datasets, models=models, artifacts=artifacts, git=git, env=env, code=code,
         seeds=json.loads(r["seeds"]) if r["seeds"] else {}, children=children,
+        user=r["user_name"], host=r["hostname"],
     )
 
 

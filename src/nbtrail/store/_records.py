@@ -53,6 +53,8 @@ class Run:
     code: dict[str, Any] | None = None
     seeds: dict[str, Any] = field(default_factory=dict)
     children: list[str] = field(default_factory=list)
+    user: str | None = None  # who ran it (the OS user), and where
+    host: str | None = None
 
     @property
     def duration(self) -> float | None:

@@ -190,8 +190,14 @@ def _v6(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE artifacts ADD COLUMN step BIGINT")
 
 
+def _v7(con: duckdb.DuckDBPyConnection) -> None:
+    # Who ran a run (the host was recorded from the start); NULL for earlier runs.
+    con.execute("ALTER TABLE runs ADD COLUMN user_name VARCHAR")
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -79,6 +79,7 @@ class RunStart(Write):
     hostname: str | None
     pid: int | None
     writer_id: str | None
+    user_name: str | None  # who ran it: the OS user (``nbtrail.tracking`` finds it)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ runs is the fallback.
 from __future__ import annotations
 
 import atexit
+import getpass
 import hashlib
 import json
 import os
@@ -123,7 +124,7 @@ class Tracker:
             git_dirty=git.dirty if git else None, git_snapshot=git.snapshot if git else None,
             notebook=notebook.path if notebook else None, env_id=capture.env_id,
             code_id=capture.code_id, seeds=seen_seeds(), hostname=socket.gethostname(),
-            pid=os.getpid(), writer_id=writer.writer_id,
+            pid=os.getpid(), writer_id=writer.writer_id, user_name=os_user(),
         ).to_journal())
         run = ActiveRun(self, run_id, name=name, experiment=experiment, parent_id=parent_id)
         run._capture = capture
@@ -392,3 +393,14 @@ def flush_at_worker_exit() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def os_user() -> str:
+    """The OS user running this process: the name, else the uid.
+
+    A container may run as a uid that has no passwd entry.
+    """
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return str(os.getuid())
