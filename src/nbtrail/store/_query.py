@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ._filter import Field, compile_filter, compile_order_by
-from ._records import Lineage, Run
+from ._records import Lineage, Run, node_kind
 
 if TYPE_CHECKING:
     import duckdb
@@ -230,7 +230,6 @@ def lineage_query(
     import polars as pl
 
     from ..errors import NotFoundError
-    from ._duckdb import node_kind
 
     known = con.execute(
         "SELECT 1 FROM edges WHERE src_id = ? OR dst_id = ? LIMIT 1", [node_id, node_id]

@@ -143,3 +143,18 @@ class Lineage:
             f"{self.nodes.height} nodes, {self.edges.height} edges",
             max_rows=60,
         ) + _html.table(["id", "kind", "label"], self.nodes.rows(), caption="nodes", max_rows=60)
+
+
+# Node id prefixes; anything else is a run id.
+NODE_KINDS = {
+    "ds_": "dataset", "mdl_": "model", "art_": "artifact", "code_": "code", "env_": "environment",
+    "pkg_": "package",
+}
+
+
+def node_kind(node_id: str) -> str:
+    """The kind of a lineage node from its id prefix."""
+    for prefix, kind in NODE_KINDS.items():
+        if node_id.startswith(prefix):
+            return kind
+    return "run"
