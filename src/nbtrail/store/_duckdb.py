@@ -197,7 +197,10 @@ class DuckDBStore(SQLReads):
 
     def _fold_loop(self, stop: threading.Event) -> None:
         try:
-            _load_fold_libraries()
+            # Inside the fork gate: a fork while this thread imports leaves the child
+            # waiting forever for the module's import lock (seen with numpy.random).
+            with duckdb_section():
+                _load_fold_libraries()
         except Exception as exc:  # a fold reports it properly when it runs
             warnings.warn(f"nbtrail: could not load the store libraries: {exc}", stacklevel=1)
         failure: str | None = None

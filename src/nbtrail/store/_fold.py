@@ -207,7 +207,7 @@ def _ask_column_types(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, tup
     rows = con.execute(
         "SELECT table_name, column_name, data_type, is_nullable = 'YES' "
         "FROM information_schema.columns "
-        "WHERE table_catalog = current_database() AND table_schema = 'main'").fetchall()
+        "WHERE table_catalog = current_database() AND table_schema = current_schema()").fetchall()
     types: dict[str, dict[str, tuple[str, bool]]] = {}
     for table, column, kind, nullable in rows:
         types.setdefault(table, {})[column] = (kind, nullable)

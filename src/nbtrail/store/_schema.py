@@ -205,7 +205,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     """Return the schema version of the open database (0 for an empty one)."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_name = 'schema_info' AND table_schema = 'main' "
+        "WHERE table_name = 'schema_info' AND table_schema = current_schema() "
         "AND table_catalog = current_database()"
     ).fetchall()
     if not exists or not exists[0][0]:
