@@ -33,6 +33,8 @@ EXPECTED = [
     (errors.ReproduceError, 1, 409),
     (errors.ProcessError, 1, 500),
     (errors.StoreFullError, 1, 507),
+    (errors.TeamStoreError, 1, 503),
+    (errors.ArtifactStoreError, 1, 503),
     (errors.StoreDatabaseError, 1, 500),
     (BuildError, 1, 500),
     (errors.MissingExtraError, 1, 501),

@@ -54,6 +54,10 @@ class StoreFullError(NbtrailError):
     """The disk holding the store is full; logged records wait in memory and are retried."""
 
 
+class TeamStoreError(NbtrailError):
+    """The team store's PostgreSQL refused or did not answer; records wait locally."""
+
+
 class ArtifactStoreError(NbtrailError):
     """The artifact store (S3, GCS, Azure or a shared folder) refused or did not answer."""
 
@@ -112,6 +116,8 @@ OUTCOMES: dict[type[NbtrailError], Outcome] = {
     ReproduceError: Outcome(1, 409),
     ProcessError: Outcome(1, 500),
     StoreFullError: Outcome(1, 507),  # Insufficient Storage: free space, then retry
+    TeamStoreError: Outcome(1, 503),  # Service Unavailable: the server, not the request
+    ArtifactStoreError: Outcome(1, 503),
     # The server lacks an optional dependency: it cannot do this, the request is fine.
     MissingExtraError: Outcome(1, 501),
     NbtrailError: Outcome(1, 500),
