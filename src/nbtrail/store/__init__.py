@@ -5,6 +5,9 @@ which backend a location means. Writes are typed records (:class:`Write` and its
 subclasses) appended to the store's writer as ``writer.append(record.to_journal())``.
 """
 
+# First: the fork hooks of _fork must be registered before those of the modules built on
+# the store, so that a forked child has its own fork gate before those hooks start threads.
+from . import _fork  # noqa: F401
 from ._base import Direction, Group, Mode, Store
 from ._open import open_store
 from ._records import Lineage, Run
