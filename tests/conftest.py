@@ -138,35 +138,54 @@ def _postgres_bindir() -> Path | None:
     return Path(candidates[-1]).parent if candidates else None
 
 
+class PostgresServer:
+    """A real PostgreSQL server of our own, on a free port, that can be stopped and started."""
+
+    def __init__(self) -> None:
+        bindir = _postgres_bindir()
+        require(bindir is not None,
+                "PostgreSQL is not installed (initdb not found; apt-get install postgresql)")
+        assert bindir is not None
+        self.bindir = bindir
+        # Not under pytest's tmp folder: that one is private to root, and initdb refuses to
+        # run as root, so the server runs as an unprivileged user who must reach its folder.
+        self.folder = Path(tempfile.mkdtemp(prefix="nbtrail-pg-"))
+        self.data = self.folder / "data"
+        self.as_user = {}
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(self.folder, nobody.pw_uid, nobody.pw_gid)
+            self.as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid}
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        init = self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8", "--no-sync")
+        assert init.returncode == 0, init.stderr
+
+    def _pg(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bindir / args[0]), *args[1:]], capture_output=True,
+                              text=True, cwd=self.folder, **self.as_user)
+
+    def start(self) -> None:
+        start = self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w",
+                         "-t", "60", "-o", f"-p {self.port} -k {self.folder} "
+                         "-c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        assert start.returncode == 0, start.stderr + (self.folder / "log").read_text()
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A real PostgreSQL server of our own, on a free port; its URL."""
-    bindir = _postgres_bindir()
-    require(bindir is not None,
-            "PostgreSQL is not installed (initdb not found; apt-get install postgresql)")
-    # Not under pytest's tmp folder: that one is private to root, and initdb refuses to run
-    # as root, so the server runs as an unprivileged user who must reach its folder.
-    folder = Path(tempfile.mkdtemp(prefix="nbtrail-pg-"))
-    data = folder / "data"
-    as_user = {}
-    if os.geteuid() == 0:
-        nobody = pwd.getpwnam("nobody")
-        os.chown(folder, nobody.pw_uid, nobody.pw_gid)
-        as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid}
-    port = free_port()
-
-    def pg(*args):
-        return subprocess.run([str(bindir / args[0]), *args[1:]], capture_output=True,
-                              text=True, cwd=folder, **as_user)
-
-    init = pg("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-              "--no-sync")
-    assert init.returncode == 0, init.stderr
-    start = pg("pg_ctl", "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
-               f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    assert start.returncode == 0, start.stderr + (folder / "log").read_text()
+    """A real PostgreSQL server of our own for the whole session; its URL."""
+    server = PostgresServer()
+    server.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield server.url
     finally:
-        pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+        server.remove()

@@ -38,6 +38,10 @@ class Settings:
         system_metrics: Sample CPU, memory, disk, network (and NVIDIA GPU) use into
             ``system/*`` metrics while a run is active.
         system_metrics_interval: Seconds between two system metrics samples of a run.
+        store: The store to log to and read from when it is not the folder ``home``: a
+            team store URL (``postgresql://user@host/db``). ``None`` means:
+            ``$NBTRAIL_STORE``, else the folder. The folder still holds what this machine
+            has not shipped yet.
         artifacts: Where blobs (models, artifacts, data-set samples) are shared:
             ``s3://bucket/prefix``, ``gs://…``, ``az://…`` or a folder on a shared file
             system; the store folder keeps a copy of each and is the read cache.
@@ -54,6 +58,7 @@ class Settings:
     capture_environment: bool = True
     system_metrics: bool = True
     system_metrics_interval: float = 10.0
+    store: str | None = field(default_factory=lambda: os.environ.get("NBTRAIL_STORE") or None)
     artifacts: str | None = field(
         default_factory=lambda: os.environ.get("NBTRAIL_ARTIFACTS") or None)
     build_isolation: str | None = field(

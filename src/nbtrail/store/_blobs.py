@@ -55,7 +55,11 @@ def describe(url: str) -> str:
     if not parts.scheme or len(parts.scheme) == 1:  # a path (or a Windows drive letter)
         return url
     host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{parts.path}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: not worth a second error
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class BlobStore:

@@ -27,6 +27,7 @@ from ._journal import (
     open_journal,
     writer_id_of,
 )
+from ._schema import Connection
 from ._writes import TABLE_RECORDS, RunEnd
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
     return result
 
 
-def mark_killed(con: duckdb.DuckDBPyConnection, table: str, writer_id: str,
+def mark_killed(con: Connection, table: str, writer_id: str,
                 when: float) -> int:
     """Mark the runs still running of a writer that died as killed; return how many."""
     return len(con.execute(

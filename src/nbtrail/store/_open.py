@@ -31,18 +31,36 @@ def _duckdb(location: str, *, read_only: bool) -> Store:
                        artifacts=settings.artifacts)
 
 
+def _postgres(location: str, *, read_only: bool) -> Store:
+    """The team store in the PostgreSQL database at ``postgresql://location``."""
+    from .._config import config
+    from ._postgres import PostgresStore
+
+    settings = config.current
+    return PostgresStore(f"postgresql://{location}", home=settings.resolve_home(),
+                         flush_interval=settings.flush_interval,
+                         ship_interval=settings.fold_interval, read_only=read_only,
+                         artifacts=settings.artifacts)
+
+
 # URL scheme -> backend; a plain path is the embedded store.
-_BACKENDS: dict[str, Callable[..., Store]] = {"file": _duckdb}
-_DESCRIPTIONS = {"file": "a folder path or file:// URL (the embedded DuckDB store)"}
+_BACKENDS: dict[str, Callable[..., Store]] = {
+    "file": _duckdb, "postgresql": _postgres, "postgres": _postgres}
+_DESCRIPTIONS = {
+    "file": "a folder path or file:// URL (the embedded DuckDB store)",
+    "postgresql": "postgresql://user@host/database (the team store; libpq's URL, "
+                  "~/.pgpass and PG* variables apply)",
+}
 
 
 def open_store(location: str | os.PathLike[str] | None = None, *,
                read_only: bool = False) -> Store:
     """The store at ``location``: a folder, a ``scheme://`` URL, or ``None`` for the configured one.
 
-    ``None`` means what ``nt.config`` points at (``$NBTRAIL_HOME``, else ``.nbtrail`` at
-    the git root). A read-only store never writes: no journal, no blob, no migration.
-    Nothing is created until something is logged.
+    ``None`` means what ``nt.config`` points at: ``$NBTRAIL_STORE`` (a team store URL)
+    if set, else the folder ``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root. A
+    read-only store never writes: no journal, no blob, no migration. Nothing is created
+    until something is logged.
 
     Example:
         >>> store = nt.open_store("/tmp/team-store", read_only=True)  # doctest: +SKIP
@@ -51,7 +69,10 @@ def open_store(location: str | os.PathLike[str] | None = None, *,
     if location is None:
         from .._config import config
 
-        return _duckdb(str(config.current.resolve_home()), read_only=read_only)
+        settings = config.current
+        if settings.store is None:
+            return _duckdb(str(settings.resolve_home()), read_only=read_only)
+        location = settings.store
     text = os.fspath(location)
     if not isinstance(text, str):
         raise InvalidInputError(f"a store location must be a path or URL, got {location!r}")

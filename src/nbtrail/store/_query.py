@@ -20,6 +20,9 @@ SELECT run_id, name, experiment, status, start_time, end_time,
        user_name AS "user", hostname AS host
 FROM runs
 """
+_BASE_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "end_time",
+                 "duration", "parent_id", "branch", "commit", "notebook", "error", "user",
+                 "host")
 _NUMERIC_TYPES = {"int", "float"}
 
 
@@ -74,19 +77,21 @@ def runs_query(
                     "WHERE run_id IN (SELECT run_id FROM page) GROUP BY run_id)")
         params.extend(found)
         wide_joins.append(f"LEFT JOIN {kind}_wide USING (run_id)")
-    casts = []
-    for key, types in keys["params"].items():
-        kinds = set(types)
-        target = ("BIGINT" if kinds == {"int"} else "DOUBLE" if kinds <= _NUMERIC_TYPES
-                  else "BOOLEAN" if kinds == {"bool"} else None)
-        if target:
-            column = _quote(f"params.{key}")
-            casts.append(f"TRY_CAST({column} AS {target}) AS {column}")
-    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
-    wide = "".join(f", {kind}_wide.* EXCLUDE (run_id)" for kind, found in keys.items() if found)
+    # Every column by name (no DuckDB-only * EXCLUDE / REPLACE): params logged only as
+    # numbers or booleans come back typed.
+    selected = [f"base.{_quote(c)}" for c in _BASE_COLUMNS]
+    for kind, found in keys.items():
+        for key, types in found.items():
+            column = _quote(f"{kind}.{key}")
+            kinds = set(types or ())
+            target = None if kind != "params" else (
+                "BIGINT" if kinds == {"int"} else "DOUBLE" if kinds <= _NUMERIC_TYPES
+                else "BOOLEAN" if kinds == {"bool"} else None)
+            selected.append(f"TRY_CAST({kind}_wide.{column} AS {target}) AS {column}"
+                            if target else f"{kind}_wide.{column}")
     query = (
-        f"WITH {', '.join(ctes)} SELECT *{replace} FROM (SELECT base.*{wide} "
-        f"FROM page JOIN base USING (run_id) {' '.join(wide_joins)} ORDER BY page._pos)"
+        f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} "
+        f"FROM page JOIN base USING (run_id) {' '.join(wide_joins)} ORDER BY page._pos"
     )
     return con.sql(query, params=params).pl()
 
@@ -269,18 +274,19 @@ def lineage_query(
 
 def _labels(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
     rows = con.execute("""
-        SELECT run_id, coalesce(name, run_id) FROM runs WHERE run_id IN (SELECT unnest($1))
+        SELECT run_id, coalesce(name, run_id) FROM runs
+            WHERE run_id IN (SELECT unnest($1::VARCHAR[]))
         UNION ALL SELECT dataset_id, any_value(name) FROM run_datasets
-            WHERE dataset_id IN (SELECT unnest($1)) GROUP BY dataset_id
-        UNION ALL SELECT model_id, name FROM models WHERE model_id IN (SELECT unnest($1))
+            WHERE dataset_id IN (SELECT unnest($1::VARCHAR[])) GROUP BY dataset_id
+        UNION ALL SELECT model_id, name FROM models WHERE model_id IN (SELECT unnest($1::VARCHAR[]))
         UNION ALL SELECT artifact_id, any_value(name) FROM artifacts
-            WHERE artifact_id IN (SELECT unnest($1)) GROUP BY artifact_id
+            WHERE artifact_id IN (SELECT unnest($1::VARCHAR[])) GROUP BY artifact_id
         UNION ALL SELECT code_id, coalesce(ref, notebook, code_id) FROM code_snapshots
-            WHERE code_id IN (SELECT unnest($1))
+            WHERE code_id IN (SELECT unnest($1::VARCHAR[]))
         UNION ALL SELECT env_id, 'python ' || python FROM environments
-            WHERE env_id IN (SELECT unnest($1))
+            WHERE env_id IN (SELECT unnest($1::VARCHAR[]))
         UNION ALL SELECT package_id, coalesce(image_tag, name) FROM packages
-            WHERE package_id IN (SELECT unnest($1))
+            WHERE package_id IN (SELECT unnest($1::VARCHAR[]))
     """, [ids]).fetchall()
     return {str(i): str(label) for i, label in rows}
 
@@ -297,7 +303,7 @@ EXPERIMENT_SUMMARY = """
     SELECT experiment, git_branch AS branch, count(*) AS runs,
            count(*) FILTER (WHERE status = 'running') AS running,
            max(start_time) AS last_run
-    FROM runs GROUP BY ALL ORDER BY last_run DESC, experiment, branch"""
+    FROM runs GROUP BY experiment, git_branch ORDER BY last_run DESC, experiment, branch"""
 RUNS_WITH_CURVES = """
     SELECT r.run_id FROM runs r WHERE r.run_id IN (
         SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
@@ -384,5 +390,5 @@ def run_tags(keys: int, having: int) -> str:
         WITH wide AS (SELECT t.run_id, {columns} FROM tags t
                       WHERE list_contains(?::VARCHAR[], t.key) {having_sql}
                       GROUP BY t.run_id)
-        SELECT r.run_id, r.status, r.start_time, wide.* EXCLUDE (run_id)
+        SELECT r.run_id, r.status, r.start_time, {", ".join(f"wide.k{i}" for i in range(keys))}
         FROM wide JOIN runs r USING (run_id) ORDER BY r.start_time, r.run_id"""

@@ -8,10 +8,13 @@ missing ones inside the caller's transaction, under the store's exclusive lock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    import duckdb
+
+class Connection(Protocol):
+    """What a migration needs of a connection: DuckDB's, or the team store's bridge."""
+
+    def execute(self, query: str, parameters: Any = None, /) -> Any: ...
 
 _V1 = """
 CREATE TABLE schema_info (
@@ -142,16 +145,16 @@ CREATE INDEX edges_dst ON edges (dst_id);
 """
 
 
-def _v1(con: duckdb.DuckDBPyConnection) -> None:
+def _v1(con: Connection) -> None:
     con.execute(_V1)
 
 
-def _v2(con: duckdb.DuckDBPyConnection) -> None:
+def _v2(con: Connection) -> None:
     # A random sample of a data set's rows (a Parquet blob): latency is measured on it.
     con.execute("ALTER TABLE datasets ADD COLUMN sample_sha256 VARCHAR")
 
 
-def _v3(con: duckdb.DuckDBPyConnection) -> None:
+def _v3(con: Connection) -> None:
     # Serving packages made from models (nt.package), and the images built from them.
     con.execute("""
         CREATE TABLE packages (
@@ -169,13 +172,13 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _v4(con: duckdb.DuckDBPyConnection) -> None:
+def _v4(con: Connection) -> None:
     # Journal format 2 numbers its frames: the last one folded reveals a journal truncated
     # or rewritten below its folded offset.
     con.execute("ALTER TABLE journal_offsets ADD COLUMN seq BIGINT DEFAULT 0")
 
 
-def _v5(con: duckdb.DuckDBPyConnection) -> None:
+def _v5(con: Connection) -> None:
     # Maintaining this index cost a fold as much as all its other work, and it kept DuckDB
     # from writing large appends straight to the file (its WAL took every point twice).
     # Reads of one run's points scan instead, pruned by the row groups' min/max of run_id
@@ -183,25 +186,25 @@ def _v5(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP INDEX IF EXISTS metrics_run_key")
 
 
-def _v6(con: duckdb.DuckDBPyConnection) -> None:
+def _v6(con: Connection) -> None:
     # What a logged artifact is (figure, image, table, text, dict) so the views show it
     # inline, and the step of an image in a series (NULL for plain files, as before).
     con.execute("ALTER TABLE artifacts ADD COLUMN kind VARCHAR")
     con.execute("ALTER TABLE artifacts ADD COLUMN step BIGINT")
 
 
-def _v7(con: duckdb.DuckDBPyConnection) -> None:
+def _v7(con: Connection) -> None:
     # Who ran a run (the host was recorded from the start); NULL for earlier runs.
     con.execute("ALTER TABLE runs ADD COLUMN user_name VARCHAR")
 
 
 # Index i holds the migration from version i to i + 1. Append, never edit.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+MIGRATIONS: list[Callable[[Connection], None]] = [
     _v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def current_version(con: duckdb.DuckDBPyConnection) -> int:
+def current_version(con: Connection) -> int:
     """Return the schema version of the open database (0 for an empty one)."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables "
@@ -214,7 +217,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return int(version) if version is not None else 0
 
 
-def migrate(con: duckdb.DuckDBPyConnection, nbtrail_version: str) -> int:
+def migrate(con: Connection, nbtrail_version: str) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
     found = current_version(con)
     if found > SCHEMA_VERSION:

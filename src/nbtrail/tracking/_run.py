@@ -389,7 +389,7 @@ def _reattach(home: str, run_id: str, name: str | None, experiment: str,
     from ._tracker import flush_at_worker_exit, tracker_for
 
     flush_at_worker_exit()
-    run = ActiveRun(tracker_for(Path(home)), run_id, name=name, experiment=experiment,
+    run = ActiveRun(tracker_for(home), run_id, name=name, experiment=experiment,
                     parent_id=parent_id)
     run._steps.update(steps)
     return run

@@ -261,7 +261,7 @@ class Tracker:
         return dataclasses.replace(info, snapshot=sha), None
 
 
-_trackers: dict[Path, Tracker] = {}
+_trackers: dict[Path | str, Tracker] = {}
 # Trackers of store objects passed explicitly (``store=``), by object.
 _other_trackers: dict[int, Tracker] = {}
 TAGS_VARIABLE = "NBTRAIL_TAGS"
@@ -290,15 +290,17 @@ _trackers_lock = threading.Lock()
 
 def get_tracker() -> Tracker:
     """The tracker of the store the current settings point at."""
-    return tracker_for(config.current.resolve_home())
+    settings = config.current
+    return tracker_for(settings.store or settings.resolve_home())
 
 
-def tracker_for(home: Path) -> Tracker:
-    """The tracker of the store at ``home`` in this process (made on first use)."""
+def tracker_for(location: Path | str) -> Tracker:
+    """The tracker of the store at ``location`` (a folder or a store URL), made on first use."""
+    key = location if isinstance(location, str) and "://" in location else Path(location)
     with _trackers_lock:
-        tracker = _trackers.get(home)
+        tracker = _trackers.get(key)
         if tracker is None:
-            tracker = _trackers[home] = Tracker(open_store(home))
+            tracker = _trackers[key] = Tracker(open_store(key))
         return tracker
 
 

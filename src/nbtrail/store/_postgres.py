@@ -1,0 +1,345 @@
+"""The team store: PostgreSQL for records, local journals first.
+
+Logging is as cheap as with the embedded store: a process appends to its journal in a
+local folder of this machine (``<home>/team/<id>/journal``, one folder per team store),
+and a thread ships the journals to PostgreSQL in batches (``_ship``), each in one
+transaction with the offsets it reaches. While PostgreSQL does not answer, records wait
+in the journals; they land when it answers again, once each. Reads ship this machine's
+journals first (so a process reads its own writes), then query PostgreSQL, through the
+same queries as the embedded store (``_sqlreads``, translated by ``_pgsql``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConflictError,
+    InvalidInputError,
+    NbtrailError,
+    StoreNotFoundError,
+    TeamStoreError,
+)
+from . import _schema
+from ._blobs import BlobStore, describe
+from ._fold import FoldResult
+from ._fork import open_lock
+from ._journal import JournalWriter, journal_files
+from ._pgsql import FUNCTIONS, PgConnection
+from ._sqlreads import SQLReads
+
+if TYPE_CHECKING:
+    import polars as pl
+    import psycopg
+
+# One migration at a time across every machine: a transaction-scoped advisory lock.
+_MIGRATION_LOCK = 0x6E627472  # "nbtr"
+# Bytes of journal one background shipment takes at most; a sync takes everything.
+SHIP_BUDGET = 16 << 20
+EXIT_SHIP_PATIENCE = 5.0
+_STATEMENT_TIMEOUT = "60s"  # for nt.sql on the team store
+
+
+class PostgresStore(SQLReads):
+    """A team store in PostgreSQL at ``url``, with this machine's journals under ``home``."""
+
+    def __init__(self, url: str, *, home: Path, flush_interval: float = 0.2,
+                 ship_interval: float = 1.0, read_only: bool = False,
+                 artifacts: str | None = None) -> None:
+        self.url = url
+        key = hashlib.sha256(describe(url).encode()).hexdigest()[:16]
+        self.home = home / "team" / key
+        self.journal_dir = self.home / "journal"
+        self.read_only = read_only
+        self.flush_interval = flush_interval
+        self.ship_interval = ship_interval
+        self._blobs = BlobStore(self.home / "artifacts", artifacts)
+        self._writer: JournalWriter | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._conn_lock = threading.RLock()
+        self._schema_ok = False
+        self._types: dict[str, dict[str, tuple[str, bool]]] | None = None
+        self._shipper: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def location(self) -> str:
+        """The team store's URL, without its password."""
+        return describe(self.url)
+
+    def exists(self) -> bool:
+        """Whether the database has nbtrail's schema, or this machine has journals for it."""
+        if journal_files(self.journal_dir):
+            return True
+        with self._connection() as conn:
+            return _schema.current_version(PgConnection(conn)) > 0
+
+    # -- writing ----------------------------------------------------------------------
+
+    def writer(self) -> JournalWriter:
+        """Return the journal writer of this process (created on first use)."""
+        self._refuse_write()
+        with self._conn_lock:
+            if self._writer is None:
+                self._make_home()
+                self._writer = JournalWriter(self.journal_dir, flush_interval=self.flush_interval)
+                self._start_shipping()
+            return self._writer
+
+    def put_blob(self, source: Path | bytes) -> tuple[str, int]:
+        """Store bytes content-addressed; return ``(sha256, size)``."""
+        self._refuse_write()
+        self._make_home()
+        return self._blobs.put(source)
+
+    def blob_path(self, sha256: str) -> Path:
+        """Path of a stored blob (fetched from the artifact store if only it has it)."""
+        return self._blobs.path(sha256, self.location)
+
+    def sync(self) -> None:
+        """Flush this process's journal, ship every local journal now, upload blobs."""
+        writer = self._writer
+        if writer is not None:
+            writer.flush()
+        written = writer.written if writer is not None else 0
+        if not self.read_only:
+            self._ship(wait=True, max_bytes=None)
+        if writer is not None:
+            writer.mark_folded(written)
+        self._blobs.sync()
+
+    def close(self) -> None:
+        """Flush and close this process's journal, ship it if PostgreSQL answers."""
+        self._stop.set()
+        shipper, self._shipper = self._shipper, None
+        if shipper is not None and shipper is not threading.current_thread():
+            shipper.join()
+        with self._conn_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            if writer.unfolded:
+                try:
+                    self._ship(wait=True, max_bytes=None, patience=EXIT_SHIP_PATIENCE)
+                except NbtrailError as exc:
+                    warnings.warn(f"nbtrail: {exc}; the records wait in {self.journal_dir} "
+                                  "and are shipped by the next process that logs to this "
+                                  "team store, or `nbtrail sync`", stacklevel=2)
+        self._blobs.close()
+        self._disconnect()
+
+    def forget_after_fork(self) -> None:
+        """A forked child opens its own connection and ships on its own thread."""
+        self._conn_lock = threading.RLock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+        self._conn = None
+        self._blobs.forget_after_fork()
+        if self._writer is not None:
+            self._writer.after_fork()
+            self._start_shipping()
+
+    def _refuse_write(self) -> None:
+        if self.read_only:
+            raise ConflictError(f"the team store {self.location} was opened read-only; "
+                                "nothing can be logged through it")
+
+    def _make_home(self) -> None:
+        self.journal_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- shipping ---------------------------------------------------------------------
+
+    def _start_shipping(self) -> None:
+        self._stop = threading.Event()
+        self._shipper = threading.Thread(target=self._ship_loop, args=(self._stop,),
+                                         name=f"nbtrail-ship-{os.getpid()}", daemon=True)
+        self._shipper.start()
+
+    def _ship_loop(self, stop: threading.Event) -> None:
+        failure: str | None = None
+        while not stop.wait(max(self.ship_interval, self.flush_interval)):
+            writer = self._writer
+            if writer is None or not writer.unfolded:
+                continue
+            written = writer.written
+            try:
+                result = self._ship(wait=False, max_bytes=SHIP_BUDGET)
+            except Exception as exc:  # the records wait in the journal; say so once
+                if str(exc) != failure:
+                    warnings.warn(f"nbtrail: {exc}; the records wait in {self.journal_dir} "
+                                  "and land when it answers", stacklevel=1)
+                failure = str(exc)
+                continue
+            failure = None
+            if result is not None and not result.remaining:
+                writer.mark_folded(written)
+
+    def _ship(self, *, wait: bool, max_bytes: int | None,
+              patience: float = 0.0) -> FoldResult | None:
+        """Ship this machine's journals if no other process here is shipping them.
+
+        With ``wait`` it waits for that process (for ``patience`` seconds if given) and
+        ships until the journals are done.
+        """
+        from ._ship import column_types, ship
+
+        self._make_home()
+        deadline = time.monotonic() + patience if patience else None
+        while True:
+            with open_lock(self.home / "lock") as fd:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not wait or (deadline is not None and time.monotonic() > deadline):
+                        return None
+                    time.sleep(0.05)
+                    continue
+                try:
+                    with self._connection() as conn:
+                        self._ensure_schema(conn)
+                        if self._types is None:
+                            self._types = column_types(conn)
+                        result = ship(conn, self.journal_dir, self._types, max_bytes)
+                        while wait and result.remaining:
+                            result.add(ship(conn, self.journal_dir, self._types, max_bytes))
+                except Exception as exc:
+                    raise self._error(exc, "shipping records to") from None
+                return result
+
+    # -- the connection and the schema ------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection of this process (opened on first use, again after a failure)."""
+        import psycopg
+
+        with self._conn_lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = self._connect()
+            conn = self._conn
+            try:
+                yield conn
+            finally:
+                if conn.closed or conn.broken:
+                    self._disconnect()  # a lost server: the next use connects anew
+                elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.execute("ROLLBACK")
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            import psycopg
+            from psycopg.types.string import TextLoader
+        except ImportError:
+            from ..errors import MissingExtraError
+
+            raise MissingExtraError("the team store needs psycopg and sqlglot; run: "
+                                    "pip install 'nbtrail[team]'") from None
+        try:
+            # Autocommit: every transaction is explicit (shipments, migrations, reads).
+            conn = psycopg.connect(self.url, connect_timeout=5, autocommit=True,
+                                   options="-c TimeZone=UTC -c client_min_messages=warning")
+        except psycopg.Error as exc:
+            raise self._error(exc, "connecting to") from None
+        # JSON columns come back as their text, as from DuckDB.
+        conn.adapters.register_loader("json", TextLoader)
+        conn.adapters.register_loader("jsonb", TextLoader)
+        return conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _ensure_schema(self, conn: psycopg.Connection[Any]) -> None:
+        """Create or migrate the schema; race-free across machines (an advisory lock)."""
+        if self._schema_ok:
+            return
+        from .. import __version__
+
+        con = PgConnection(conn)
+        found = _schema.current_version(con)
+        if found == _schema.SCHEMA_VERSION:
+            self._schema_ok = True
+            return
+        if self.read_only and found < _schema.SCHEMA_VERSION:
+            raise ConflictError(
+                f"the team store {self.location} has schema version {found}, not "
+                f"{_schema.SCHEMA_VERSION}, and a read-only reader does not migrate it; "
+                "run `nbtrail store init` with its URL first")
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
+            _schema.migrate(con, __version__)
+            conn.execute(FUNCTIONS)
+        self._schema_ok = True
+
+    def _error(self, exc: BaseException, doing: str) -> NbtrailError:
+        if isinstance(exc, NbtrailError):
+            return exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return TeamStoreError(
+            f"failed {doing} the team store {self.location}: {first}; check that the server "
+            "runs and the URL, ~/.pgpass or the PG* variables (the records stay in "
+            f"{self.journal_dir})")
+
+    # -- reading ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read_connection(self) -> Iterator[PgConnection]:
+        if self._writer is not None:
+            self._writer.flush()  # read your own writes
+        if not self.read_only and journal_files(self.journal_dir):
+            self._ship(wait=True, max_bytes=None)
+        with self._connection() as conn:
+            try:
+                self._ensure_schema(conn)
+            except TeamStoreError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, "reading") from None
+            if _schema.current_version(PgConnection(conn)) == 0:
+                raise StoreNotFoundError(
+                    f"no nbtrail store in {self.location}; log a run first, or create the "
+                    "schema with `nbtrail store init`")
+            # One snapshot for every query of a read.
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield PgConnection(conn)
+            finally:
+                conn.execute("ROLLBACK")
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
+        """Run read-only SQL (DuckDB's dialect, translated) over the team store's tables."""
+        from ._pgsql import check_user_query
+
+        check_user_query(query)
+        import psycopg
+
+        with self._read_connection() as con:
+            con.conn.execute(f"SET LOCAL statement_timeout = '{_STATEMENT_TIMEOUT}'")
+            try:
+                return con.sql(query, params).pl()
+            except psycopg.errors.ReadOnlySqlTransaction as exc:
+                raise InvalidInputError(
+                    f"SQL over the store is read-only: {_first(exc)}") from None
+            except psycopg.Error as exc:
+                raise InvalidInputError(f"the query failed: {_first(exc)}") from None
+
+
+def _first(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# Connections a forked child inherited: kept, never used nor closed, since closing one
+# would end its parent's session on the server.
+_inherited: list[Any] = []

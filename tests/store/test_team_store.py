@@ -1,0 +1,192 @@
+"""The team store on a real PostgreSQL server: local-first logging, outages, bad input.
+
+The contract suite (``test_store_contract.py``) runs over this backend too; these tests
+add what only a server shows: machines that share it, the server going away, and what a
+client must not be able to do with ``nt.sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import nbtrail as nt
+from nbtrail.errors import ConflictError, InvalidInputError, TeamStoreError
+from nbtrail.store import open_store
+from nbtrail.tracking._tracker import os_user
+
+from ..conftest import SRC, PostgresServer, free_port
+
+
+def _database(server_url: str) -> str:
+    """A new, empty database on the server; its URL."""
+    name = f"team_{os.urandom(6).hex()}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture
+def team(postgres_url: str) -> str:
+    return _database(postgres_url)
+
+
+def test_runs_logged_through_nt_land_in_plain_tables_that_psql_reads(team, tmp_path):
+    with nt.config(store=team, home=str(tmp_path / "laptop"), capture_git=False):
+        with nt.run(name="first") as run:
+            run.log_param("lr", 0.1)
+            for step in range(1000):
+                run.log_metric("loss", 1 / (step + 1), step=step)
+        frame = nt.runs()
+        assert frame["name"].to_list() == ["first"]
+        assert frame["params.lr"].to_list() == [0.1]
+        assert frame["metrics.loss"].to_list() == [pytest.approx(1 / 1000)]
+        assert nt.metric_history(run.run_id, "loss").height == 1000
+    with psycopg.connect(team) as conn:  # what a teammate's psql sees
+        assert conn.execute("SELECT name, status, user_name FROM runs").fetchall() == [
+            ("first", "finished", os_user())]
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (1000,)
+
+
+# One "machine": its own local folder, logging runs of points to the team store until told
+# to stop; prints how many points each of its runs logged, as JSON.
+_MACHINE = """
+import json, sys, time, nbtrail as nt
+nt.config.set(store=sys.argv[1], home=sys.argv[2], capture_git=False, flush_interval=0.05,
+              fold_interval=0.2, system_metrics=False)
+flag, logged = sys.argv[3], {}
+r = 0
+while open(flag).read() != "stop":
+    with nt.run(name=f"{sys.argv[4]}-{r}") as run:
+        for step in range(200):
+            run.log_metric("loss", step * 0.5, step=step)
+        logged[run.run_id] = 200
+    r += 1
+    time.sleep(0.05)
+print(json.dumps(logged))
+"""
+
+
+def test_three_machines_log_through_a_server_outage_and_everything_lands_once(tmp_path):
+    server = PostgresServer()
+    server.start()
+    try:
+        team = _database(server.url)
+        flag = tmp_path / "flag"
+        flag.write_text("go")
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        machines = [subprocess.Popen(
+            [sys.executable, "-c", _MACHINE, team, str(tmp_path / f"machine-{i}"), str(flag),
+             f"m{i}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(3)]
+        time.sleep(4)
+        server.stop()  # in the middle of their training
+        time.sleep(20)
+        server.start()
+        time.sleep(4)
+        flag.write_text("stop")
+        results = [m.communicate(timeout=120) for m in machines]
+        for machine, (_, err) in zip(machines, results, strict=True):
+            assert machine.returncode == 0, err  # training never failed
+        logged = {k: v for out, _ in results for k, v in json.loads(out).items()}
+        assert len(logged) > 30
+        # Whatever a machine could not ship at its exit waits in its folder: sync it.
+        for i in range(3):
+            with nt.config(store=team, home=str(tmp_path / f"machine-{i}")):
+                open_store().sync()
+        with psycopg.connect(team) as conn:
+            landed = dict(conn.execute(
+                "SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall())
+            statuses = {s for (s,) in conn.execute("SELECT DISTINCT status FROM runs")}
+        assert landed == logged  # nothing lost, nothing twice
+        assert statuses == {"finished"}
+    finally:
+        server.remove()
+
+
+def test_nt_sql_on_the_team_store_reads_and_refuses_to_reach_beyond_it(team, tmp_path):
+    with nt.config(store=team, home=str(tmp_path / "here"), capture_git=False):
+        with nt.run(name="r"):
+            pass
+        assert nt.sql("SELECT name FROM runs")["name"].to_list() == ["r"]
+        for query, why in [
+            ("SELECT set_config('role', 'postgres', true)", "set_config"),
+            ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
+            ("SELECT pg_sleep(100)", "pg_sleep"),
+            ("UPDATE runs SET name = 'x'", "read-only"),
+            ("SELECT 1; DROP TABLE runs", "read-only"),
+            ("WITH gone AS (DELETE FROM runs RETURNING *) SELECT * FROM gone", "read-only|SQL"),
+        ]:
+            with pytest.raises(InvalidInputError, match=why):
+                nt.sql(query)
+        # What slipped past the check would still meet a read-only transaction.
+        with pytest.raises(InvalidInputError, match="read-only"):
+            nt.sql("SELECT * FROM runs FOR UPDATE")
+        assert nt.runs()["name"].to_list() == ["r"]
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(tmp_path):
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/nbtrail"
+    with nt.config(store=url, home=str(tmp_path / "here")), \
+            pytest.raises(TeamStoreError) as caught:
+        nt.runs()
+    message = str(caught.value)
+    assert "hunter2" not in message and "\n" not in message
+    assert message.startswith("failed connecting to the team store postgresql://127.0.0.1:")
+
+
+def test_the_cli_says_so_in_one_line_and_exits_non_zero(tmp_path):
+    url = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/nbtrail"
+    done = subprocess.run([sys.executable, "-m", "nbtrail.cli", "runs", "ls", "--store", url],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=60)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+    assert "the team store postgresql://127.0.0.1:" in done.stderr
+
+
+def test_training_goes_on_when_the_server_is_down_and_the_records_wait(tmp_path):
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nbtrail"
+    code = textwrap.dedent(f"""
+        import nbtrail as nt
+        nt.config.set(store={url!r}, home={str(tmp_path / 'here')!r}, capture_git=False)
+        with nt.run(name="offline") as run:
+            for step in range(100):
+                run.log_metric("m", step, step=step)
+        print("trained")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "trained"
+    assert "the records wait in" in done.stderr
+    journals = list((tmp_path / "here" / "team").glob("*/journal/*.nbj3"))
+    assert journals and sum(p.stat().st_size for p in journals) > 100 * 32
+
+
+def test_a_newer_schema_and_a_read_only_reader_of_an_empty_database_are_refused(team, tmp_path):
+    with nt.config(home=str(tmp_path / "here")):
+        with pytest.raises(ConflictError, match="read-only reader does not migrate"):
+            open_store(team, read_only=True).runs()
+        open_store(team).sync()  # creates the schema
+        with psycopg.connect(team) as conn:
+            conn.execute("INSERT INTO schema_info (version, nbtrail_version) VALUES (99, 'x')")
+        with pytest.raises(ConflictError, match="schema version 99, newer"):
+            open_store(team).runs()
+
+
+def test_a_team_store_url_is_its_location_without_the_password(postgres_url, tmp_path):
+    url = postgres_url.replace("postgres@", "postgres:hunter2@")
+    with nt.config(home=str(tmp_path / "here")):
+        store = open_store(url)
+    assert "hunter2" not in store.location
+    assert not str(store.home).count("hunter2")
+    assert Path(store.home).is_relative_to(tmp_path / "here" / "team")
