@@ -50,10 +50,26 @@ def test_runs_logged_through_nt_land_in_plain_tables_that_psql_reads(team, tmp_p
         assert frame["params.lr"].to_list() == [0.1]
         assert frame["metrics.loss"].to_list() == [pytest.approx(1 / 1000)]
         assert nt.metric_history(run.run_id, "loss").height == 1000
+        # A model: its blob stays local, its records go to the team store; the features
+        # built on the store read them there.
+        from sklearn.linear_model import LogisticRegression
+
+        X, y = [[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1]
+        with nt.run(name="model") as second:
+            second.log_model(LogisticRegression().fit(X, y), "clf", input_example=X[:1])
+            second.log_metric("acc", 1.0)
+        model_id = nt.get_run(second.run_id).models[0]["model_id"]
+        assert nt.load_model(model_id).predict([[3.0]]).tolist() == [1]
+        comparison = nt.compare(runs=[run.run_id, second.run_id], metric="acc")
+        assert comparison.production["model_id"].to_list()[-1] == model_id
+        assert {n for n in nt.lineage(second.run_id, direction="down").nodes["id"]} >= {
+            model_id}
     with psycopg.connect(team) as conn:  # what a teammate's psql sees
-        assert conn.execute("SELECT name, status, user_name FROM runs").fetchall() == [
-            ("first", "finished", os_user())]
-        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (1000,)
+        assert conn.execute("SELECT name, status, user_name FROM runs ORDER BY start_time"
+                            ).fetchall() == [("first", "finished", os_user()),
+                                             ("model", "finished", os_user())]
+        assert conn.execute("SELECT count(*) FROM metrics WHERE key = 'loss'"
+                            ).fetchone() == (1000,)
 
 
 # One "machine": its own local folder, logging runs of points to the team store until told

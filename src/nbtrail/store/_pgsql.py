@@ -105,7 +105,10 @@ def to_postgres(sql: str) -> tuple[str, ...]:
 
     text = _PARAM_CAST.sub(r"CAST(\1 AS \2)", sql)
     out = []
-    for statement in sqlglot.transpile(text, read="duckdb", write=_dialect()):
+    # SQLGlot warns that PostgreSQL's any_value has no IGNORE NULLS: the one the schema
+    # adds ignores them (its step function is strict), and PostgreSQL 16's does too.
+    for statement in sqlglot.transpile(text, read="duckdb", write=_dialect(),
+                                       unsupported_level=sqlglot.ErrorLevel.IGNORE):
         # psycopg reads % as a placeholder: a literal one (the modulo operator) is doubled.
         statement = re.sub(r"%(?!s|\(\d+\)s)", "%%", statement)
         out.append(statement)
