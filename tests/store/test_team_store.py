@@ -7,12 +7,14 @@ client must not be able to do with ``nt.sql``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,9 +23,23 @@ import pytest
 import nbtrail as nt
 from nbtrail.errors import ConflictError, InvalidInputError, TeamStoreError
 from nbtrail.store import open_store
-from nbtrail.tracking._tracker import os_user
 
 from ..conftest import SRC, PostgresServer, free_port
+
+
+@contextlib.contextmanager
+def mock_os_user(name: str) -> Iterator[None]:
+    """The OS user a run would record, as a client could set it (USER/LOGNAME)."""
+    saved = {k: os.environ.get(k) for k in ("USER", "LOGNAME", "LNAME", "USERNAME")}
+    os.environ.update(USER=name, LOGNAME=name)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _database(server_url: str) -> str:
@@ -66,8 +82,8 @@ def test_runs_logged_through_nt_land_in_plain_tables_that_psql_reads(team, tmp_p
             model_id}
     with psycopg.connect(team) as conn:  # what a teammate's psql sees
         assert conn.execute("SELECT name, status, user_name FROM runs ORDER BY start_time"
-                            ).fetchall() == [("first", "finished", os_user()),
-                                             ("model", "finished", os_user())]
+                            ).fetchall() == [("first", "finished", "postgres"),
+                                             ("model", "finished", "postgres")]
         assert conn.execute("SELECT count(*) FROM metrics WHERE key = 'loss'"
                             ).fetchone() == (1000,)
 
@@ -206,3 +222,15 @@ def test_a_team_store_url_is_its_location_without_the_password(postgres_url, tmp
     assert "hunter2" not in store.location
     assert not str(store.home).count("hunter2")
     assert Path(store.home).is_relative_to(tmp_path / "here" / "team")
+
+
+def test_a_run_s_user_is_the_role_the_server_authenticated(team, tmp_path):
+    with psycopg.connect(team, autocommit=True) as conn:
+        conn.execute("CREATE ROLE ana LOGIN")
+        conn.execute("GRANT ALL ON SCHEMA public TO ana")
+    as_ana = team.replace("postgres@", "ana@")
+    with nt.config(store=as_ana, home=str(tmp_path / "ana"), capture_git=False), \
+            mock_os_user("mallory"):  # what the client claims counts for nothing
+        with nt.run(name="hers") as run:
+            pass
+        assert nt.get_run(run.run_id).user == "ana"

@@ -93,10 +93,12 @@ def _apply(cur: psycopg.Cursor[Any], batch: Batch) -> None:
         if not rows:
             continue
         spec = TABLES[name]
+        # Who ran a run is the role the server authenticated, not what the client says.
+        server_side = {"user_name": "current_user"} if name == "runs" else {}
         columns = ", ".join(_quote(c) for c in spec.columns)
-        values = ", ".join("to_timestamp(%s)" if c in spec.times
-                           else "CAST(%s AS JSON)" if c in spec.jsons else "%s"
-                           for c in spec.columns)
+        values = ", ".join(server_side.get(c, "to_timestamp(%s)" if c in spec.times
+                                           else "CAST(%s AS JSON)" if c in spec.jsons
+                                           else "%s") for c in spec.columns)
         if spec.replace:
             updates = ", ".join(f"{_quote(c)} = EXCLUDED.{_quote(c)}"
                                 for c in spec.columns if c not in spec.key)
@@ -107,7 +109,8 @@ def _apply(cur: psycopg.Cursor[Any], batch: Batch) -> None:
         cur.executemany(
             f"INSERT INTO {name} ({columns}) VALUES ({values}) ON CONFLICT ({keys}) {conflict}",
             [tuple(json.dumps(row.get(c)) if c in spec.jsons and row.get(c) is not None
-                   else row.get(c) for c in spec.columns) for row in rows.values()])
+                   else row.get(c) for c in spec.columns if c not in server_side)
+             for row in rows.values()])
     if batch.ends:  # after the runs: a run may start and end in one batch
         cur.executemany(
             "UPDATE runs SET status = %s, end_time = to_timestamp(%s), error = %s "
