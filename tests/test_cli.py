@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from nbtrail._json import jsonable
 from nbtrail.cli import _glue_order_by, _render, _runs
 from nbtrail.store._records import Run
 
-from .conftest import git
+from .conftest import git, run_python
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -742,3 +743,27 @@ def test_package_refuses_a_name_kubernetes_would_not_take(
     assert_one_error_line(err)
     assert f"package name {name!r} is not usable as an image and Kubernetes name" in err
     assert not (tmp_path / "dist").exists()
+
+
+def test_sync_folds_what_a_killed_process_left_and_status_says_what_waits(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    killed = run_python(textwrap.dedent(f"""
+        import os, nbtrail as nt
+        nt.config.set(home={str(store)!r}, capture_git=False, fold_interval=1e9)
+        with nt.run(name="left") as run:
+            for step in range(500):
+                run.log_metric("m", step, step=step)
+        nt.open_store().writer().flush()
+        os._exit(0)  # no exit fold
+    """))
+    assert killed.returncode == 0, killed.stderr
+    status = run_cli("sync", "--status", "--store", str(store), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    before = strict_json(status.stdout)
+    assert before["journals"] == 1 and before["bytes"] > 500 * 32
+    done = run_cli("sync", "--store", str(store), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "no records and no blobs wait to land; last synced" in done.stdout
+    proc = run_cli("--store", str(store), "sql", "select count(*) as n from metrics",
+                   "--json", cwd=tmp_path)
+    assert strict_json(proc.stdout) == [{"n": 500}]

@@ -234,3 +234,41 @@ def test_a_run_s_user_is_the_role_the_server_authenticated(team, tmp_path):
         with nt.run(name="hers") as run:
             pass
         assert nt.get_run(run.run_id).user == "ana"
+
+
+def test_sync_status_works_offline_and_sync_lands_everything_once_the_server_is_back(
+        tmp_path):
+    server = PostgresServer()
+    server.start()
+    try:
+        team = _database(server.url)
+        server.stop()
+        env = {**os.environ, "PYTHONPATH": str(SRC), "NBTRAIL_HOME": str(tmp_path / "here")}
+        logged = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            import nbtrail as nt
+            nt.config.set(store={team!r}, capture_git=False)
+            with nt.run(name="offline") as run:
+                for step in range(300):
+                    run.log_metric("m", step, step=step)
+        """)], env=env, capture_output=True, text=True, timeout=120)
+        assert logged.returncode == 0, logged.stderr
+
+        def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "nbtrail.cli", *argv, "--store", team],
+                                  env=env, capture_output=True, text=True, timeout=120)
+
+        status = cli("sync", "--status")
+        assert status.returncode == 0, status.stderr
+        assert "bytes of records in 1 journal(s)" in status.stdout
+        assert "never synced from this machine" in status.stdout
+        down = cli("sync")
+        assert down.returncode == 1 and "Traceback" not in down.stderr
+        assert "failed" in down.stderr and "the team store" in down.stderr
+        server.start()
+        up = cli("sync")
+        assert up.returncode == 0, up.stderr
+        assert "no records and no blobs wait to land; last synced" in up.stdout
+        with psycopg.connect(team) as conn:
+            assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (300,)
+    finally:
+        server.remove()

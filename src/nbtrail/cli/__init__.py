@@ -2,8 +2,9 @@
 
 Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
 (which makes git branches), ``sweep worker`` (which runs sweep trials and records them),
-``drift`` (which records its report as a monitoring run unless ``--no-log``) and
-``import mlflow`` (which copies MLflow's runs into the store, creating it if need be).
+``drift`` (which records its report as a monitoring run unless ``--no-log``),
+``import mlflow`` (which copies MLflow's runs into the store, creating it if need be) and
+``sync`` (which folds or ships this machine's records and uploads its waiting blobs).
 The store is ``--store PATH`` if given, else the one the settings point at
 (``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
 store is reported, never created (the worker creates one to record its trials, and the
@@ -19,8 +20,8 @@ error is 2.
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve), ``_import`` (import mlflow); ``_render`` prints tables and
-JSON for all of them.
+(dashboard, package, serve), ``_import`` (import mlflow), ``_store`` (sync); ``_render``
+prints tables and JSON for all of them.
 
 Examples::
 
@@ -38,6 +39,7 @@ Examples::
     nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
     nbtrail validate mdl_01J9ZK4A7C new-data.parquet
     nbtrail dashboard --port 5006 --token s3cret
+    nbtrail sync --status --store postgresql://ana@db.internal/nbtrail
     nbtrail import mlflow sqlite:///mlflow.db --experiment churn
 """
 
@@ -52,13 +54,13 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NbtrailError, outcome
-from . import _experiments, _import, _monitor, _query, _runs, _serve, _sweeps
+from . import _experiments, _import, _monitor, _query, _runs, _serve, _store, _sweeps
 from ._common import PROG, ArgumentParser, Handler, UsageError, print_error, shared_options
 
 __all__ = ["build_parser", "main"]
 
 # The order of the commands in --help.
-_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _import)
+_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _import, _store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ subclasses) appended to the store's writer as ``writer.append(record.to_journal(
 from . import _fork  # noqa: F401
 from ._base import Direction, Group, Mode, Store
 from ._open import open_store
-from ._records import Lineage, Run
+from ._records import Backlog, Lineage, Run
 from ._writes import (
     Artifact,
     CodeSnapshot,
@@ -28,7 +28,7 @@ from ._writes import (
 )
 
 __all__ = [
-    "Artifact", "CodeSnapshot", "Dataset", "Direction", "Edge", "Environment", "Group",
+    "Artifact", "Backlog", "CodeSnapshot", "Dataset", "Direction", "Edge", "Environment", "Group",
     "Lineage", "Mode", "Model", "PackageMade", "Param", "Run", "RunDataset", "RunEnd",
     "RunStart", "Store", "Tag", "Write", "open_store",
 ]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from ._journal import JournalWriter
-    from ._records import Lineage, Run
+    from ._records import Backlog, Lineage, Run
 
 Direction = Literal["up", "down", "both"]
 # What runs are grouped by when their best run is picked, and which way is best.
@@ -106,6 +106,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def lineage(self, node_id: str, *, direction: Direction = "up", depth: int = 10) -> Lineage:
         """The nodes and edges reachable from ``node_id`` in ``direction``."""
+
+    @abc.abstractmethod
+    def backlog(self) -> Backlog:
+        """What this machine holds that the database does not have yet (works offline)."""
 
     @abc.abstractmethod
     def sync(self) -> None:

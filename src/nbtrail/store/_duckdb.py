@@ -29,6 +29,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,11 @@ from ..errors import (
 )
 from . import _schema
 from ._blobs import BlobStore
-from ._fold import FoldResult, fold
+from ._fold import FoldResult, fold, folded_offsets
 from ._fork import duckdb_section, on_fork, open_lock
-from ._journal import JournalWriter, free_bytes, journal_files
+from ._journal import JournalWriter, free_bytes, journal_files, unfolded
 from ._overlay import JournalTails, Overlay, read_pending
+from ._records import Backlog
 from ._sqlguard import check_read_only
 from ._sqlreads import SQLReads
 
@@ -224,6 +226,17 @@ class DuckDBStore(SQLReads):
             failure = None
             if result is not None and not result.remaining:
                 writer.mark_folded(written)
+
+    def backlog(self) -> Backlog:
+        """Journal bytes not folded yet, blobs not uploaded yet, and the last fold."""
+        offsets: dict[str, int] = {}
+        last_sync = None
+        if self.db_path.exists():
+            with self._lock(fcntl.LOCK_SH), self._attached() as con:
+                offsets = {name: offset for name, (offset, _) in folded_offsets(con).items()}
+            last_sync = datetime.fromtimestamp(self.db_path.stat().st_mtime, UTC)
+        journals, size = unfolded(self.journal_dir, offsets)
+        return Backlog(journals, size, len(self._blobs.pending()), last_sync)
 
     def sync(self) -> None:
         """Flush this process's journal, fold what can be folded now, upload blobs.

@@ -604,3 +604,16 @@ def journal_files(journal_dir: Path) -> list[Path]:
     if not journal_dir.is_dir():
         return []
     return sorted(path for suffix in FORMATS for path in journal_dir.glob(f"*{suffix}"))
+
+
+def unfolded(journal_dir: Path, offsets: dict[str, int]) -> tuple[int, int]:
+    """How many journals have bytes past their ``offsets`` (folded or shipped), and how many."""
+    count = total = 0
+    for path in journal_files(journal_dir):
+        try:
+            past = path.stat().st_size - offsets.get(path.name, 0)
+        except FileNotFoundError:  # folded to its end and removed meanwhile
+            continue
+        if past > 0:
+            count, total = count + 1, total + past
+    return count, total

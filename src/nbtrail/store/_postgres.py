@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import threading
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +35,9 @@ from . import _schema
 from ._blobs import BlobStore, describe
 from ._fold import FoldResult
 from ._fork import open_lock
-from ._journal import JournalWriter, journal_files
+from ._journal import JournalWriter, journal_files, unfolded
 from ._pgsql import FUNCTIONS, PgConnection
+from ._records import Backlog
 from ._sqlreads import SQLReads
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 _MIGRATION_LOCK = 0x6E627472  # "nbtr"
 # Bytes of journal one background shipment takes at most; a sync takes everything.
 SHIP_BUDGET = 16 << 20
+SHIPPED = "shipped.json"  # journal -> bytes shipped, as of the last shipment
 EXIT_SHIP_PATIENCE = 5.0
 _STATEMENT_TIMEOUT = "60s"  # for nt.sql on the team store
 
@@ -104,6 +108,34 @@ class PostgresStore(SQLReads):
     def blob_path(self, sha256: str) -> Path:
         """Path of a stored blob (fetched from the artifact store if only it has it)."""
         return self._blobs.path(sha256, self.location)
+
+    def backlog(self) -> Backlog:
+        """Journal bytes not shipped yet, blobs not uploaded yet, and the last shipment.
+
+        From this machine's record of its shipments: it answers while the server is down.
+        """
+        shipped = self.home / SHIPPED
+        try:
+            offsets = json.loads(shipped.read_text())
+            last_sync = datetime.fromtimestamp(shipped.stat().st_mtime, UTC)
+        except (FileNotFoundError, ValueError):
+            offsets, last_sync = {}, None
+        journals, size = unfolded(self.journal_dir, offsets)
+        return Backlog(journals, size, len(self._blobs.pending()), last_sync)
+
+    def _record_shipment(self, result: FoldResult) -> None:
+        """Keep the offsets shipped so far, for ``backlog`` (written whole, then renamed)."""
+        shipped = self.home / SHIPPED
+        try:
+            offsets = json.loads(shipped.read_text())
+        except (FileNotFoundError, ValueError):
+            offsets = {}
+        offsets.update(result.offsets)
+        present = {p.name for p in journal_files(self.journal_dir)}
+        offsets = {name: offset for name, offset in offsets.items() if name in present}
+        tmp = shipped.with_name(f".{SHIPPED}-{os.getpid()}")
+        tmp.write_text(json.dumps(offsets))
+        os.replace(tmp, shipped)
 
     def sync(self) -> None:
         """Flush this process's journal, ship every local journal now, upload blobs."""
@@ -213,6 +245,7 @@ class PostgresStore(SQLReads):
                             result.add(ship(conn, self.journal_dir, self._types, max_bytes))
                 except Exception as exc:
                     raise self._error(exc, "shipping records to") from None
+                self._record_shipment(result)
                 return result
 
     # -- the connection and the schema ------------------------------------------------

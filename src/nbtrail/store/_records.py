@@ -145,6 +145,23 @@ class Lineage:
         ) + _html.table(["id", "kind", "label"], self.nodes.rows(), caption="nodes", max_rows=60)
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What this machine holds for a store that is not in the store's database yet.
+
+    Attributes:
+        journals: Journals with records past their folded (or shipped) offset.
+        bytes: Their bytes past those offsets.
+        blobs: Blobs waiting for the artifact store.
+        last_sync: When this machine last folded or shipped into the database, if ever.
+    """
+
+    journals: int
+    bytes: int
+    blobs: int
+    last_sync: datetime | None
+
+
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
     "ds_": "dataset", "mdl_": "model", "art_": "artifact", "code_": "code", "env_": "environment",

@@ -1,0 +1,56 @@
+"""``nbtrail sync``: make this machine's records and blobs land in the store, or say what waits."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from datetime import UTC, datetime
+from typing import Any
+
+from ..store import Backlog
+from . import _render as render
+from ._common import Options, add_command, open_store
+
+
+def register(commands: Any, options: Options) -> None:
+    """Add ``sync`` to the ``nbtrail`` commands."""
+    sync = add_command(
+        commands, "sync", _sync, [options.store, options.json],
+        help="fold or ship this machine's records now, upload waiting blobs",
+        description="Fold (embedded store) or ship (team store) the records this machine "
+                    "logged, and upload the blobs waiting for the artifact store. Exit 0 "
+                    "when nothing waits afterwards, 1 when something still does.")
+    sync.add_argument("--status", action="store_true",
+                      help="only say what waits and since the last sync (works offline)")
+
+
+def _sync(args: argparse.Namespace) -> int:
+    store = open_store(args, must_exist=False)
+    if not args.status:
+        store.sync()
+    backlog = store.backlog()
+    if args.json:
+        render.print_json({"store": store.location, **dataclasses.asdict(backlog)})
+    else:
+        print(describe(backlog, store.location))
+    return 0 if args.status or not (backlog.bytes or backlog.blobs) else 1
+
+
+def describe(backlog: Backlog, location: str) -> str:
+    """One line for each of what waits, and when this machine last synced."""
+    if backlog.last_sync is None:
+        when = "never synced from this machine"
+    else:
+        ago = (datetime.now(UTC) - backlog.last_sync).total_seconds()
+        when = f"last synced {backlog.last_sync:%Y-%m-%d %H:%M:%S} UTC ({_ago(ago)} ago)"
+    records = (f"{backlog.bytes:,} bytes of records in {backlog.journals} journal(s)"
+               if backlog.bytes else "no records")
+    blobs = f"{backlog.blobs} blob(s)" if backlog.blobs else "no blobs"
+    return f"{location}: {records} and {blobs} wait to land; {when}"
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
