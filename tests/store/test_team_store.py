@@ -272,3 +272,16 @@ def test_sync_status_works_offline_and_sync_lands_everything_once_the_server_is_
             assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (300,)
     finally:
         server.remove()
+
+
+def test_a_sweep_on_the_team_store_keeps_its_study_in_the_same_database(team, tmp_path):
+    import optuna
+
+    with nt.config(store=team, home=str(tmp_path / "here"), capture_git=False):
+        sweep = nt.sweep(lambda trial: trial.suggest_float("x", -1, 1) ** 2, n_trials=5,
+                         direction="minimize", name="quadratic")
+        assert sweep.trials().height == 5
+        assert nt.runs(where="params.x >= -1").height == 5  # every trial a run, in PostgreSQL
+    study = optuna.load_study(  # where a worker on another machine finds it with one URL
+        study_name="quadratic", storage=team.replace("postgresql://", "postgresql+psycopg://"))
+    assert len(study.trials) == 5

@@ -47,6 +47,15 @@ class Store(abc.ABC):
     # remote backend keeps its local journals there too, so logging stays local-first).
     home: Path
 
+    @property
+    def database_url(self) -> str | None:
+        """A URL other tools may open the store's database with, if it is a server's.
+
+        Optuna's RDB storage of a sweep on the team store, say; ``None`` for the embedded
+        store, whose database only nbtrail's folds write.
+        """
+        return None
+
     @abc.abstractmethod
     def exists(self) -> bool:
         """Whether anything was ever written here (reading a missing store raises)."""

@@ -80,6 +80,11 @@ class PostgresStore(SQLReads):
         """The team store's URL, without its password."""
         return describe(self.url)
 
+    @property
+    def database_url(self) -> str:
+        """The URL as given (with any password, for a client's use, never printed)."""
+        return self.url
+
     def exists(self) -> bool:
         """Whether the database has nbtrail's schema, or this machine has journals for it."""
         if journal_files(self.journal_dir):

@@ -78,7 +78,7 @@ def sweep(
     _check_instance(sampler, optuna.samplers.BaseSampler, "sampler", "optuna.samplers.TPESampler")
     _check_instance(pruner, optuna.pruners.BasePruner, "pruner", "optuna.pruners.MedianPruner")
     tracker = tracker_of(store)
-    spec = _storage.storage_spec(storage, name, tracker.store.home)
+    spec = _storage.storage_spec(storage, name, tracker.store)
     study = _create_study(optuna, name, spec.open(), wanted, sampler, pruner, spec.describe())
     tracked = Sweep(study, tracker=tracker, spec=spec)
     tracked.auto_sync = spec.remote

@@ -21,6 +21,8 @@ from ..errors import InvalidInputError, MissingExtraError
 if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
+    from ..store import Store
+
 INSTALL_HINT = "pip install 'nbtrail[sweeps]'"
 # SQLAlchemy dialects Optuna's RDB storage is tested with.
 RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
@@ -80,10 +82,17 @@ class StorageSpec:
         return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", self.location)
 
 
-def storage_spec(storage: str | None, name: str, home: Path) -> StorageSpec:
-    """Check a ``storage=`` argument; ``None`` means a journal file inside the store."""
+def storage_spec(storage: str | None, name: str, store: Store) -> StorageSpec:
+    """Check a ``storage=`` argument.
+
+    ``None`` means the store's own database if it is a server's (the team store: workers
+    on many machines then need one URL), else a journal file inside the store's folder.
+    """
     if storage is None:
-        return StorageSpec("journal", str(home / "sweeps" / f"{_file_name(name)}.journal"))
+        if store.database_url is not None:
+            return storage_spec(store.database_url, name, store)
+        return StorageSpec("journal",
+                           str(store.home / "sweeps" / f"{_file_name(name)}.journal"))
     if not isinstance(storage, str):
         raise InvalidInputError(
             f"storage must be a database URL such as 'postgresql://user@host/db' or None "

@@ -65,7 +65,7 @@ def run_worker(name: str, storage: str | None, objective: str, *, n_trials: int 
     func = load_objective(objective)
     optuna = _storage.optuna()
     tracker = tracker_of(store)
-    spec = _storage.storage_spec(storage, name, tracker.store.home)
+    spec = _storage.storage_spec(storage, name, tracker.store)
     try:
         study = optuna.load_study(study_name=name, storage=spec.open())
     except KeyError:
