@@ -767,3 +767,21 @@ def test_sync_folds_what_a_killed_process_left_and_status_says_what_waits(tmp_pa
     proc = run_cli("--store", str(store), "sql", "select count(*) as n from metrics",
                    "--json", cwd=tmp_path)
     assert strict_json(proc.stdout) == [{"n": 500}]
+
+
+def test_store_init_and_doctor_on_the_embedded_store(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fresh = run_cli("store", "doctor", "--store", str(store), cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "does not exist yet: the first run makes it" in fresh.stdout
+    made = run_cli("store", "init", str(store), cwd=tmp_path)
+    assert made.returncode == 0 and "(created)" in made.stdout, made.stderr
+    again = run_cli("store", "init", str(store), cwd=tmp_path)
+    assert "(already)" in again.stdout
+    (store / "quarantine").mkdir()
+    (store / "quarantine" / "x.nbj3@0.json").write_text("{}")
+    sick = run_cli("store", "doctor", "--store", str(store), "--json", cwd=tmp_path)
+    assert sick.returncode == 1
+    problems = [c for c in strict_json(sick.stdout)["checks"] if not c["ok"]]
+    assert [c["name"] for c in problems] == ["records"]
+    assert "fix what wrote them, then delete them" in problems[0]["detail"]

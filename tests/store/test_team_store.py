@@ -285,3 +285,29 @@ def test_a_sweep_on_the_team_store_keeps_its_study_in_the_same_database(team, tm
     study = optuna.load_study(  # where a worker on another machine finds it with one URL
         study_name="quadratic", storage=team.replace("postgresql://", "postgresql+psycopg://"))
     assert len(study.trials) == 5
+
+
+def _cli(*argv: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nbtrail.cli", *argv], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(SRC),
+                                                       "NBTRAIL_HOME": str(home)})
+
+
+def test_store_init_and_doctor_name_each_problem_in_one_line(team, tmp_path):
+    made = _cli("store", "init", team, home=tmp_path)
+    assert made.returncode == 0 and "(created)" in made.stdout, made.stderr
+    fine = _cli("store", "doctor", "--store", team, home=tmp_path)
+    assert fine.returncode == 0, fine.stdout
+    with psycopg.connect(team, autocommit=True) as conn:
+        conn.execute("CREATE ROLE bob LOGIN")
+        conn.execute("GRANT SELECT ON runs TO bob")
+    as_bob = _cli("store", "doctor", "--store", team.replace("postgres@", "bob@"),
+                  home=tmp_path)
+    assert as_bob.returncode == 1 and "Traceback" not in as_bob.stderr
+    problem = [line for line in as_bob.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problem) == 1 and "privileges: role bob may not read and write" in problem[0]
+    assert "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bob" in problem[0]
+    down = _cli("store", "doctor", "--store",
+                f"postgresql://bob:hunter2@127.0.0.1:{free_port()}/x", home=tmp_path)
+    assert down.returncode == 1 and "hunter2" not in down.stdout + down.stderr
+    assert down.stdout.startswith("PROBLEM server: failed connecting to the team store")

@@ -20,8 +20,8 @@ error is 2.
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve), ``_import`` (import mlflow), ``_store`` (sync); ``_render``
-prints tables and JSON for all of them.
+(dashboard, package, serve), ``_import`` (import mlflow), ``_store`` (sync, store
+init/doctor); ``_render`` prints tables and JSON for all of them.
 
 Examples::
 
@@ -39,6 +39,8 @@ Examples::
     nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
     nbtrail validate mdl_01J9ZK4A7C new-data.parquet
     nbtrail dashboard --port 5006 --token s3cret
+    nbtrail store init postgresql://ana@db.internal/nbtrail
+    nbtrail store doctor --store postgresql://ana@db.internal/nbtrail
     nbtrail sync --status --store postgresql://ana@db.internal/nbtrail
     nbtrail import mlflow sqlite:///mlflow.db --experiment churn
 """

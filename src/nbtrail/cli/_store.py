@@ -1,4 +1,4 @@
-"""``nbtrail sync``: make this machine's records and blobs land in the store, or say what waits."""
+"""``nbtrail sync`` and ``nbtrail store init|doctor``: land, set up and check a store."""
 
 from __future__ import annotations
 
@@ -9,11 +9,25 @@ from typing import Any
 
 from ..store import Backlog
 from . import _render as render
-from ._common import Options, add_command, open_store
+from ._common import Options, add_command, open_store, store_location
 
 
 def register(commands: Any, options: Options) -> None:
-    """Add ``sync`` to the ``nbtrail`` commands."""
+    """Add ``sync`` and ``store`` (``init``, ``doctor``) to the ``nbtrail`` commands."""
+    store = add_command(commands, "store", None, [options.store],
+                        help="create a store's schema, or check what it needs")
+    store_commands = store.add_subparsers(dest="store_command", metavar="COMMAND",
+                                          required=True)
+    init = add_command(
+        store_commands, "init", _init, [options.store],
+        help="create or migrate the schema of a store (a folder or postgresql:// URL)",
+        description="Create the store's schema now, or migrate it to this nbtrail's; "
+                    "many machines may run it at once.")
+    init.add_argument("location", metavar="URL", nargs="?",
+                      help="the store (default: --store, else the configured one)")
+    add_command(store_commands, "doctor", _doctor, [options.store, options.json],
+                help="check a store: reachable, writable, its schema, the artifact store",
+                description="One line a check; exit 0 when all are fine, 1 otherwise.")
     sync = add_command(
         commands, "sync", _sync, [options.store, options.json],
         help="fold or ship this machine's records now, upload waiting blobs",
@@ -54,3 +68,27 @@ def _ago(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds:.0f} s"
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ..store import open_store as open_location
+    from ..store._schema import SCHEMA_VERSION
+
+    store = open_location(args.location or store_location(args))
+    found = store.init()
+    print(f"{store.location}: schema version {SCHEMA_VERSION}" + (
+        " (already)" if found == SCHEMA_VERSION
+        else " (created)" if found == 0 else f" (migrated from {found})"))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    store = open_store(args, must_exist=False)
+    checks = store.check()
+    if args.json:
+        render.print_json({"store": store.location,
+                           "checks": [dataclasses.asdict(c) for c in checks]})
+    else:
+        for check in checks:
+            print(f"{'ok' if check.ok else 'PROBLEM':8}{check.name}: {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1

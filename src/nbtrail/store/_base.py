@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from ._journal import JournalWriter
-    from ._records import Backlog, Lineage, Run
+    from ._records import Backlog, Check, Lineage, Run
 
 Direction = Literal["up", "down", "both"]
 # What runs are grouped by when their best run is picked, and which way is best.
@@ -115,6 +115,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def lineage(self, node_id: str, *, direction: Direction = "up", depth: int = 10) -> Lineage:
         """The nodes and edges reachable from ``node_id`` in ``direction``."""
+
+    @abc.abstractmethod
+    def init(self) -> int:
+        """Create or migrate the schema now; return the schema version found before."""
+
+    @abc.abstractmethod
+    def check(self) -> list[Check]:
+        """Check what the store needs: reachable, writable, its schema, the artifact store."""
 
     @abc.abstractmethod
     def backlog(self) -> Backlog:

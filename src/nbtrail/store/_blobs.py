@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ..errors import ArtifactStoreError, InvalidInputError, MissingExtraError, NotFoundError
+from ..errors import (
+    ArtifactStoreError,
+    InvalidInputError,
+    MissingExtraError,
+    NbtrailError,
+    NotFoundError,
+)
+from ._records import Check
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore, RetryConfig
@@ -157,6 +164,21 @@ class BlobStore:
                 f"nbtrail: {left} blob(s) not uploaded to the artifact store "
                 f"{describe(str(self.remote))} yet; they wait in {self._pending_dir} and go "
                 "up with the next nbtrail process that uses it, or nt.sync()", stacklevel=3)
+
+    def check(self) -> Check:
+        """Whether the remote answers (fine without one)."""
+        if self.remote is None:
+            return Check("artifact store", True, "none: blobs stay in the store folder")
+        try:
+            objects = self._store()
+            import obstore
+
+            # An answer, even "not found", is what is checked.
+            with self._errors("reaching"), contextlib.suppress(FileNotFoundError):
+                obstore.head(objects, self._key("0" * 64))
+        except NbtrailError as exc:
+            return Check("artifact store", False, str(exc))
+        return Check("artifact store", True, f"{describe(self.remote)} answers")
 
     def forget_after_fork(self) -> None:
         """A forked child has no upload thread: it starts its own when it needs one."""

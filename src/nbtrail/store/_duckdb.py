@@ -44,11 +44,11 @@ from ..errors import (
 )
 from . import _schema
 from ._blobs import BlobStore
-from ._fold import FoldResult, fold, folded_offsets
+from ._fold import QUARANTINE, FoldResult, fold, folded_offsets
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files, unfolded
 from ._overlay import JournalTails, Overlay, read_pending
-from ._records import Backlog
+from ._records import Backlog, Check
 from ._sqlguard import check_read_only
 from ._sqlreads import SQLReads
 
@@ -226,6 +226,40 @@ class DuckDBStore(SQLReads):
             failure = None
             if result is not None and not result.remaining:
                 writer.mark_folded(written)
+
+    def init(self) -> int:
+        """Create the folder and its database, or migrate it; the version found before."""
+        self._refuse_write()
+        self._make_home()
+        found = self._read_version() if self.db_path.exists() else 0
+        self._ensure_schema()
+        return found
+
+    def check(self) -> list[Check]:
+        """The folder, its database, free space, bad records and the artifact store."""
+        checks = [Check("folder", os.access(self.home, os.W_OK) or not self.home.exists(),
+                        f"{self.home} " + ("is writable" if os.access(self.home, os.W_OK)
+                                           else "is not writable by this user: fix its "
+                                           "permissions" if self.home.exists()
+                                           else "does not exist yet: the first run makes it"))]
+        if self.db_path.exists():
+            try:
+                found = self._read_version()
+            except NbtrailError as exc:
+                checks.append(Check("database", False, str(exc)))
+            else:
+                checks.append(_schema.version_check(found))
+        else:
+            checks.append(Check("database", True, "not created yet: the first fold makes it"))
+        where = self.home if self.home.exists() else self.home.parent
+        free = free_bytes(where) if where.exists() else FOLD_MIN_FREE
+        checks.append(Check("disk", free >= FOLD_MIN_FREE, f"{free:,} bytes free" + (
+            "" if free >= FOLD_MIN_FREE else f"; folds need {FOLD_MIN_FREE:,}: free space")))
+        bad = len(list((self.home / QUARANTINE).glob("*.json")))
+        checks.append(Check("records", bad == 0, "no bad records" if bad == 0 else (
+            f"{bad} bad record(s) moved aside in {self.home / QUARANTINE}: read the reason "
+            "in each, fix what wrote them, then delete them")))
+        return [*checks, self._blobs.check()]
 
     def backlog(self) -> Backlog:
         """Journal bytes not folded yet, blobs not uploaded yet, and the last fold."""

@@ -33,11 +33,11 @@ from ..errors import (
 )
 from . import _schema
 from ._blobs import BlobStore, describe
-from ._fold import FoldResult
+from ._fold import TABLES, FoldResult
 from ._fork import open_lock
 from ._journal import JournalWriter, journal_files, unfolded
 from ._pgsql import FUNCTIONS, PgConnection
-from ._records import Backlog
+from ._records import Backlog, Check
 from ._sqlreads import SQLReads
 
 if TYPE_CHECKING:
@@ -113,6 +113,62 @@ class PostgresStore(SQLReads):
     def blob_path(self, sha256: str) -> Path:
         """Path of a stored blob (fetched from the artifact store if only it has it)."""
         return self._blobs.path(sha256, self.location)
+
+    def init(self) -> int:
+        """Create or migrate the schema in the database now; the version found before."""
+        self._refuse_write()
+        with self._connection() as conn:
+            try:
+                found = _schema.current_version(PgConnection(conn))
+                self._ensure_schema(conn)
+            except NbtrailError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, "creating the schema in") from None
+        return found
+
+    def check(self) -> list[Check]:
+        """The server, the schema, this role's privileges, the artifact store, the backlog."""
+        try:
+            with self._connection() as conn:
+                checks = self._check_database(conn)
+        except Exception as exc:
+            return [Check("server", False, str(self._error(exc, "connecting to")))]
+        backlog = self.backlog()
+        checks.append(Check("backlog", True, f"{backlog.bytes:,} bytes of records and "
+                                             f"{backlog.blobs} blob(s) wait on this machine"))
+        return [*checks, self._blobs.check()]
+
+    def _check_database(self, conn: psycopg.Connection[Any]) -> list[Check]:
+        def one(query: str, params: list[Any] | None = None) -> Any:
+            row = conn.execute(query, params).fetchone()
+            return None if row is None else row[0]
+
+        role = one("SELECT current_user")
+        checks = [Check("server", True, f"{self.location} answers, as role {role}")]
+        # pg_class, not information_schema: it lists tables this role may not read too.
+        tables = [*TABLES, "journal_offsets", "schema_info"]
+        present = {name: allowed for name, allowed in conn.execute(
+            "SELECT c.relname, has_table_privilege(current_user, c.oid, "
+            "'SELECT, INSERT, UPDATE') FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relname = ANY(%s)", [tables]).fetchall()}
+        if "schema_info" not in present:
+            can_create = one("SELECT has_database_privilege(current_user, current_database(), "
+                             "'CREATE') OR has_schema_privilege(current_user, current_schema(), "
+                             "'CREATE')")
+            checks.append(_schema.version_check(0) if can_create else Check(
+                "schema", False, f"not created yet, and role {role} may not create it: run "
+                "`nbtrail store init URL` as a role that may, or GRANT CREATE to it"))
+            return checks
+        if present["schema_info"]:
+            checks.append(_schema.version_check(one("SELECT max(version) FROM schema_info")))
+        missing = sorted(name for name, allowed in present.items() if not allowed)
+        checks.append(Check("privileges", not missing, (
+            f"role {role} may read and write every table" if not missing else
+            f"role {role} may not read and write {', '.join(missing)}: GRANT SELECT, INSERT, "
+            f"UPDATE ON ALL TABLES IN SCHEMA public TO {role}")))
+        return checks
 
     def backlog(self) -> Backlog:
         """Journal bytes not shipped yet, blobs not uploaded yet, and the last shipment.

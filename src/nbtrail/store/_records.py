@@ -162,6 +162,18 @@ class Backlog:
     last_sync: datetime | None
 
 
+@dataclass(frozen=True)
+class Check:
+    """One finding of ``Store.check``.
+
+    What was checked, whether it is fine, and the detail (for a problem: what to do).
+    """
+
+    name: str
+    ok: bool
+    detail: str
+
+
 # Node id prefixes; anything else is a run id.
 NODE_KINDS = {
     "ds_": "dataset", "mdl_": "model", "art_": "artifact", "code_": "code", "env_": "environment",

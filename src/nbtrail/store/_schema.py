@@ -8,7 +8,10 @@ missing ones inside the caller's transaction, under the store's exclusive lock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._records import Check
 
 
 class Connection(Protocol):
@@ -234,3 +237,19 @@ def migrate(con: Connection, nbtrail_version: str) -> int:
             [version + 1, nbtrail_version],
         )
     return found
+
+
+def version_check(found: int) -> Check:
+    """What ``Store.check`` says of a store at schema version ``found``."""
+    from ._records import Check
+
+    if found == SCHEMA_VERSION:
+        return Check("schema", True, f"version {found}, this nbtrail's")
+    if found > SCHEMA_VERSION:
+        return Check("schema", False,
+                     f"version {found}, newer than this nbtrail supports ({SCHEMA_VERSION}): "
+                     "upgrade nbtrail (pip install -U nbtrail)")
+    if found == 0:
+        return Check("schema", True, "not created yet: the first run that logs creates it")
+    return Check("schema", True, f"version {found}: the next run that logs migrates it to "
+                                 f"{SCHEMA_VERSION} (or `nbtrail store init`)")
