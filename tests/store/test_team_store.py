@@ -311,3 +311,39 @@ def test_store_init_and_doctor_name_each_problem_in_one_line(team, tmp_path):
                 f"postgresql://bob:hunter2@127.0.0.1:{free_port()}/x", home=tmp_path)
     assert down.returncode == 1 and "hunter2" not in down.stdout + down.stderr
     assert down.stdout.startswith("PROBLEM server: failed connecting to the team store")
+
+
+def test_store_copy_moves_a_local_store_into_the_team_store_once_and_resumes(team, tmp_path):
+    local = tmp_path / "local"
+    with nt.config(home=str(local), capture_git=False):
+        for r in range(3):
+            with nt.run(name=f"r{r}") as run:
+                run.log_param("lr", r / 10)
+                run.log_artifact(_file(tmp_path / f"notes{r}.txt", f"notes {r}"))
+                for step in range(50):
+                    run.log_metric("loss", 1 / (step + 1), step=step)
+        nt.sync()
+        expected = nt.runs(order_by="name")
+    first = _cli("store", "copy", str(local), team, home=tmp_path / "copier")
+    assert first.returncode == 0, first.stderr
+    assert "the points of 3 runs (0 had them already), 3 blobs" in first.stdout
+    again = _cli("store", "copy", str(local), team, home=tmp_path / "copier")
+    assert "the points of 0 runs (3 had them already)" in again.stdout, again.stderr
+    with psycopg.connect(team) as conn:  # a copy cut short in the middle of a run's points
+        conn.execute("DELETE FROM metrics WHERE run_id = %s AND step >= 20",
+                     [expected["run_id"][0]])
+    resumed = _cli("store", "copy", str(local), team, home=tmp_path / "copier")
+    assert "the points of 1 runs (2 had them already)" in resumed.stdout, resumed.stderr
+    with nt.config(store=team, home=str(tmp_path / "teammate")):
+        copied = nt.runs(order_by="name")
+        assert copied.select("run_id", "name", "status", "params.lr", "metrics.loss").rows() \
+            == expected.select("run_id", "name", "status", "params.lr", "metrics.loss").rows()
+        run_id = expected["run_id"][0]
+        assert nt.metric_history(run_id, "loss")["step"].to_list() == list(range(50))
+    with psycopg.connect(team) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (150,)
+
+
+def _file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

@@ -3,10 +3,12 @@
 Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
 (which makes git branches), ``sweep worker`` (which runs sweep trials and records them),
 ``drift`` (which records its report as a monitoring run unless ``--no-log``),
-``import mlflow`` (which copies MLflow's runs into the store, creating it if need be) and
-``sync`` (which folds or ships this machine's records and uploads its waiting blobs).
-The store is ``--store PATH`` if given, else the one the settings point at
-(``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the current folder); a missing
+``import mlflow`` (which copies MLflow's runs into the store, creating it if need be),
+``store init|copy`` (which create a schema or copy a store into another) and ``sync``
+(which folds or ships this machine's records and uploads its waiting blobs). The store
+is ``--store PATH`` (or URL) if given, else the one the settings point at
+(``$NBTRAIL_STORE``, else ``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the
+current folder); a missing
 store is reported, never created (the worker creates one to record its trials, and the
 dashboard starts empty with a hint).
 
@@ -21,7 +23,7 @@ One module a command group, each command's arguments beside its handler: ``_runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
 (dashboard, package, serve), ``_import`` (import mlflow), ``_store`` (sync, store
-init/doctor); ``_render`` prints tables and JSON for all of them.
+init/copy/doctor); ``_render`` prints tables and JSON for all of them.
 
 Examples::
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..store import Backlog
 from . import _render as render
-from ._common import Options, add_command, open_store, store_location
+from ._common import Options, add_command, open_store, progress_line, store_location
 
 
 def register(commands: Any, options: Options) -> None:
@@ -25,6 +25,14 @@ def register(commands: Any, options: Options) -> None:
                     "many machines may run it at once.")
     init.add_argument("location", metavar="URL", nargs="?",
                       help="the store (default: --store, else the configured one)")
+    copy = add_command(
+        store_commands, "copy", _copy, [],
+        help="copy every run, metric point and blob of one store into another",
+        description="Copy a store (say a local folder) into another (say the team store). "
+                    "Idempotent and resumable: run it again after an interruption, or to "
+                    "copy what is new.")
+    copy.add_argument("source", metavar="SRC", help="the store to copy from (read-only)")
+    copy.add_argument("target", metavar="DST", help="the store to copy into")
     add_command(store_commands, "doctor", _doctor, [options.store, options.json],
                 help="check a store: reachable, writable, its schema, the artifact store",
                 description="One line a check; exit 0 when all are fine, 1 otherwise.")
@@ -92,3 +100,19 @@ def _doctor(args: argparse.Namespace) -> int:
         for check in checks:
             print(f"{'ok' if check.ok else 'PROBLEM':8}{check.name}: {check.detail}")
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from ..errors import StoreNotFoundError
+    from ..store import open_store as open_location
+    from ..store._copy import copy_store
+
+    source = open_location(args.source, read_only=True)
+    if not source.exists():
+        raise StoreNotFoundError(f"no nbtrail store at {source.location} to copy from")
+    target = open_location(args.target)
+    done = copy_store(source, target, progress=progress_line)
+    print(f"copied {source.location} into {target.location}: {done.records:,} records, the "
+          f"points of {done.runs_with_points:,} runs ({done.runs_skipped:,} had them "
+          f"already), {done.blobs:,} blobs")
+    return 0
