@@ -46,6 +46,9 @@ class Settings:
             ``s3://bucket/prefix``, ``gs://…``, ``az://…`` or a folder on a shared file
             system; the store folder keeps a copy of each and is the read cache.
             ``None`` means: ``$NBTRAIL_ARTIFACTS``, else blobs stay in the store folder.
+        git_remote: The remote ``nbtrail sync`` pushes code snapshots to, and comparing or
+            reproducing a run made elsewhere fetches them from; ``""`` turns both off.
+            Default: ``$NBTRAIL_GIT_REMOTE``, else ``origin``.
         build_isolation: ``--isolation`` for podman image builds (``"chroot"`` where there
             are no user namespaces, as inside containers and CI); ``None`` means:
             ``$NBTRAIL_BUILD_ISOLATION``, else podman's default.
@@ -61,6 +64,8 @@ class Settings:
     store: str | None = field(default_factory=lambda: os.environ.get("NBTRAIL_STORE") or None)
     artifacts: str | None = field(
         default_factory=lambda: os.environ.get("NBTRAIL_ARTIFACTS") or None)
+    git_remote: str = field(
+        default_factory=lambda: os.environ.get("NBTRAIL_GIT_REMOTE", "origin"))
     build_isolation: str | None = field(
         default_factory=lambda: os.environ.get("NBTRAIL_BUILD_ISOLATION") or None)
 

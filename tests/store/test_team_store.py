@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,7 +25,7 @@ import nbtrail as nt
 from nbtrail.errors import ConflictError, InvalidInputError, TeamStoreError
 from nbtrail.store import open_store
 
-from ..conftest import SRC, PostgresServer, free_port
+from ..conftest import SRC, PostgresServer, free_port, git
 
 
 @contextlib.contextmanager
@@ -347,3 +348,38 @@ def test_store_copy_moves_a_local_store_into_the_team_store_once_and_resumes(tea
 def _file(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_a_teammate_compares_runs_made_on_another_machine_from_their_own_clone(
+        team, tmp_path, monkeypatch):
+    origin, mine, theirs = tmp_path / "origin.git", tmp_path / "mine", tmp_path / "theirs"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(tmp_path, "clone", "-q", str(origin), str(mine))
+    identity = ("-c", "user.name=Ana", "-c", "user.email=ana@example.com")
+    (mine / "train.py").write_text("C = 1.0\n")
+    git(mine, "add", "train.py")
+    git(mine, *identity, "commit", "-q", "-m", "train")
+    git(mine, "push", "-q", "origin", "HEAD")
+    monkeypatch.chdir(mine)
+    runs = []
+    with nt.config(store=team, home=str(tmp_path / "my-home")):
+        for c in ("1.0", "0.1"):  # the second run's code is uncommitted: only its snapshot has it
+            (mine / "train.py").write_text(f"C = {c}\n")
+            with nt.run(name=f"C={c}") as run:
+                run.log_metric("acc", float(c))
+            runs.append(run.run_id)
+    synced = _cli("sync", "--store", team, home=tmp_path / "my-home")
+    assert synced.returncode == 0, synced.stderr
+    assert f"{mine}: code snapshots pushed to origin" in synced.stdout
+
+    monkeypatch.chdir(tmp_path)
+    shutil.rmtree(mine)  # the other machine's work tree is not here
+    # Through git's transport (a plain path would hard-link every object of origin): the
+    # clone has no refs/nbtrail, nor their commits, until they are fetched.
+    git(tmp_path, "clone", "-q", f"file://{origin}", str(theirs))
+    assert git(theirs, "for-each-ref", "refs/nbtrail") == ""
+    monkeypatch.chdir(theirs)
+    with nt.config(store=team, home=str(tmp_path / "their-home")):
+        (diff,) = nt.compare(runs=runs, metric="acc").code
+    assert [f.path for f in diff.files] == ["train.py"], diff.note
+    assert git(theirs, "rev-parse", f"refs/nbtrail/runs/{runs[1]}") == diff.commit_b

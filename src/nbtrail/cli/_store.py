@@ -40,21 +40,31 @@ def register(commands: Any, options: Options) -> None:
         commands, "sync", _sync, [options.store, options.json],
         help="fold or ship this machine's records now, upload waiting blobs",
         description="Fold (embedded store) or ship (team store) the records this machine "
-                    "logged, and upload the blobs waiting for the artifact store. Exit 0 "
-                    "when nothing waits afterwards, 1 when something still does.")
+                    "logged, upload the blobs waiting for the artifact store, and push the "
+                    "code snapshots (refs/nbtrail/*) of this machine's runs to their "
+                    "repository's remote. Exit 0 when no record or blob waits afterwards, "
+                    "1 when some still do.")
     sync.add_argument("--status", action="store_true",
                       help="only say what waits and since the last sync (works offline)")
 
 
 def _sync(args: argparse.Namespace) -> int:
+    import socket
+
+    from ..experiments._gitops import push_snapshots
+
     store = open_store(args, must_exist=False)
+    pushed: list[str] = []
     if not args.status:
         store.sync()
+        if store.exists():
+            pushed = push_snapshots(store.snapshot_roots(socket.gethostname()))
     backlog = store.backlog()
     if args.json:
-        render.print_json({"store": store.location, **dataclasses.asdict(backlog)})
+        render.print_json({"store": store.location, **dataclasses.asdict(backlog),
+                           "snapshots": pushed})
     else:
-        print(describe(backlog, store.location))
+        print("\n".join([describe(backlog, store.location), *pushed]))
     return 0 if args.status or not (backlog.bytes or backlog.blobs) else 1
 
 

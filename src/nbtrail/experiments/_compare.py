@@ -12,6 +12,7 @@ from ..errors import InvalidInputError, NotFoundError
 from ._branches import check_mode
 from ._codediff import CodeDiff, FileChange, diff_cells, diff_commits
 from ._datadiff import profile_changes
+from ._gitops import locate_snapshot
 from ._production import production_figures
 
 if TYPE_CHECKING:
@@ -261,7 +262,11 @@ def _code(a: Run, b: Run) -> CodeDiff:
     """The code change from run ``a`` to run ``b``: git snapshots, else executed cells."""
     snap_a, snap_b = (a.git or {}).get("snapshot"), (b.git or {}).get("snapshot")
     if snap_a and snap_b:
-        return diff_commits(a.git["root"], snap_a, snap_b)  # type: ignore[index]
+        # Runs made on another machine: their snapshots fetched into a repository here.
+        root = locate_snapshot(a.run_id, snap_a, a.git["root"])  # type: ignore[index]
+        if root is not None:
+            locate_snapshot(b.run_id, snap_b, root)
+        return diff_commits(root or a.git["root"], snap_a, snap_b)  # type: ignore[index]
     cells_a, cells_b = (a.code or {}).get("cells"), (b.code or {}).get("cells")
     if cells_a is not None and cells_b is not None:
         cells = diff_cells(cells_a, cells_b)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._config import config
 from ..errors import GitError, InvalidInputError, SnapshotError
 from ..tracking._git import _git, _run, capture_git
 
@@ -124,27 +125,84 @@ def check_branch_name(name: str, root: str) -> None:
 
 
 def require_snapshot(run: Run) -> tuple[str, str]:
-    """The git work tree and snapshot commit of a run; SnapshotError when unusable."""
+    """The git work tree and snapshot commit of a run; SnapshotError when unusable.
+
+    The work tree is the run's own, else the current folder's repository: where the
+    snapshot is missing (a run made on another machine), its ref is fetched from the
+    repository's remote (``git_remote``), if ``nbtrail sync`` pushed it there.
+    """
     git = run.git or {}
     sha = git.get("snapshot")
     if not sha:
         why = ("it ran outside git or with capture_git=False" if not git else
                "taking the snapshot failed when it started; see the warning it printed then")
         raise SnapshotError(f"run {run.run_id} has no code snapshot ({why})")
-    root = git.get("root")
+    found = locate_snapshot(run.run_id, sha, git.get("root"))
+    if found is not None:
+        return found, sha
+    root, ref = git.get("root"), f"refs/nbtrail/runs/{run.run_id}"
+    remote = config.current.git_remote
+    fetch = (f"fetching {ref} from the remote {remote} failed: run `nbtrail sync` where the "
+             "run was made (it pushes the snapshots), then try again inside a clone"
+             if remote else "git_remote is off, so nothing was fetched")
     if not root or not Path(root).is_dir():
         raise SnapshotError(
-            f"the git work tree of run {run.run_id}, {root}, no longer exists; its snapshot "
-            f"{sha[:12]} lived in that repository (moved? fetch "
-            f"refs/nbtrail/runs/{run.run_id} into a clone at that path)"
-        )
-    proc = _checked_run(["cat-file", "-e", f"{sha}^{{commit}}"], root)
-    if proc.returncode != 0:
-        raise SnapshotError(
-            f"snapshot commit {sha[:12]} of run {run.run_id} is missing from {root} "
-            f"(refs/nbtrail/runs/{run.run_id} deleted and the commit pruned?)"
-        )
-    return root, sha
+            f"the git work tree of run {run.run_id}, {root}, no longer exists, and no "
+            f"repository here has its snapshot {sha[:12]}; {fetch}")
+    raise SnapshotError(
+        f"snapshot commit {sha[:12]} of run {run.run_id} is missing from {root} ({ref} "
+        f"deleted and the commit pruned?); {fetch}")
+
+
+def locate_snapshot(run_id: str, sha: str, root: str | None) -> str | None:
+    """A work tree that has commit ``sha`` (fetching its ref if need be), or ``None``.
+
+    Tries the run's own work tree, then the current folder's repository.
+    """
+    if root and Path(root).is_dir() and _has_commit(root, sha):
+        return root  # the common case: the run was made here
+    here = capture_git(os.getcwd())
+    candidates = [r for r in dict.fromkeys([root, here.root if here else None])
+                  if r and Path(r).is_dir()]
+    for candidate in candidates:
+        if _has_commit(candidate, sha):
+            return candidate
+    remote = config.current.git_remote
+    ref = f"refs/nbtrail/runs/{run_id}"
+    for candidate in candidates if remote else []:
+        fetched = _checked_run(["fetch", "--quiet", "--no-tags", remote, f"{ref}:{ref}"],
+                               candidate)
+        if fetched.returncode == 0 and _has_commit(candidate, sha):
+            return candidate
+    return None
+
+
+def _has_commit(root: str, sha: str) -> bool:
+    return _checked_run(["cat-file", "-e", f"{sha}^{{commit}}"], root).returncode == 0
+
+
+def push_snapshots(roots: list[str]) -> list[str]:
+    """Push ``refs/nbtrail/*`` of each repository to its remote; one line each, never raises.
+
+    A repository without the ``git_remote`` remote (or with ``git_remote`` off) is skipped.
+    """
+    remote = config.current.git_remote
+    lines = []
+    for root in roots:
+        if not remote:
+            lines.append(f"{root}: not pushed (git_remote is off)")
+        elif not Path(root).is_dir():
+            lines.append(f"{root}: not pushed (no such folder on this machine)")
+        elif _checked_run(["remote", "get-url", remote], root).returncode != 0:
+            lines.append(f"{root}: not pushed (no remote {remote!r})")
+        else:
+            pushed = _checked_run(["push", "--quiet", remote,
+                                   "refs/nbtrail/*:refs/nbtrail/*"], root)
+            why = os.fsdecode(pushed.stderr).strip().splitlines()
+            lines.append(f"{root}: code snapshots pushed to {remote}" if pushed.returncode == 0
+                         else f"{root}: could not push to {remote}: "
+                              f"{why[0] if why else 'git push failed'}")
+    return lines
 
 
 def _refuse_existing(name: str, root: str, target: str | None = None) -> None:

@@ -183,6 +183,10 @@ class Store(abc.ABC):
         """The newest ``limit`` runs that logged a metric at several steps."""
 
     @abc.abstractmethod
+    def snapshot_roots(self, hostname: str) -> list[str]:
+        """The git work trees in which runs made on ``hostname`` took code snapshots."""
+
+    @abc.abstractmethod
     def runs_with_models(self, run_ids: Sequence[str]) -> set[str]:
         """Those of ``run_ids`` that logged a model."""
 

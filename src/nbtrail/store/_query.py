@@ -59,7 +59,8 @@ def runs_query(
         upper = "" if limit is None else f" AND _pos <= {int(offset) + int(limit)}"
         page = f"QUALIFY _pos > {int(offset)}{upper}"
     ctes = [
-        f"base AS ({_BASE} {scope})",
+        # Not materialized: PostgreSQL would otherwise copy every run before filtering.
+        f"base AS NOT MATERIALIZED ({_BASE} {scope})",
         f"page AS MATERIALIZED (SELECT run_id, row_number() OVER ({order_sql}) AS _pos "
         f"FROM base {' '.join(joins)} WHERE {compiled.sql} {page})",
     ]
@@ -308,6 +309,8 @@ RUNS_WITH_CURVES = """
     SELECT r.run_id FROM runs r WHERE r.run_id IN (
         SELECT run_id FROM metrics GROUP BY run_id, key HAVING count(*) > 1)
     ORDER BY r.start_time DESC LIMIT ?"""
+SNAPSHOT_ROOTS = ("SELECT DISTINCT git_root FROM runs WHERE hostname = ? "
+                  "AND git_snapshot IS NOT NULL AND git_root IS NOT NULL ORDER BY 1")
 RUNS_WITH_MODELS = "SELECT DISTINCT run_id FROM models WHERE list_contains(?::VARCHAR[], run_id)"
 PACKAGES_OF = ("SELECT dst_id FROM edges WHERE src_id = ? AND relation = 'packaged' "
                "ORDER BY created_at")

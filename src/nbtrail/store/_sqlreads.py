@@ -176,6 +176,10 @@ class SQLReads(Store):
         """The newest ``limit`` runs that logged a metric at several steps."""
         return self._frame(_query.RUNS_WITH_CURVES, [limit])["run_id"].to_list()
 
+    def snapshot_roots(self, hostname: str) -> list[str]:
+        """The git work trees in which runs made on ``hostname`` took code snapshots."""
+        return self._frame(_query.SNAPSHOT_ROOTS, [hostname])["git_root"].to_list()
+
     def runs_with_models(self, run_ids: Sequence[str]) -> set[str]:
         """Those of ``run_ids`` that logged a model."""
         return set(self._frame(_query.RUNS_WITH_MODELS, [list(run_ids)])["run_id"].to_list())
