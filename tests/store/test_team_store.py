@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 import nbtrail as nt
-from nbtrail.errors import ConflictError, InvalidInputError, TeamStoreError
+from nbtrail.errors import ConflictError, InvalidInputError, StoreNotFoundError, TeamStoreError
 from nbtrail.store import open_store
 
 from ..conftest import SRC, PostgresServer, free_port, git
@@ -205,9 +205,9 @@ def test_training_goes_on_when_the_server_is_down_and_the_records_wait(tmp_path)
     assert journals and sum(p.stat().st_size for p in journals) > 100 * 32
 
 
-def test_a_newer_schema_and_a_read_only_reader_of_an_empty_database_are_refused(team, tmp_path):
+def test_an_empty_database_and_a_newer_schema_are_refused_by_name(team, tmp_path):
     with nt.config(home=str(tmp_path / "here")):
-        with pytest.raises(ConflictError, match="read-only reader does not migrate"):
+        with pytest.raises(StoreNotFoundError, match="no nbtrail store in postgresql://"):
             open_store(team, read_only=True).runs()
         open_store(team).sync()  # creates the schema
         with psycopg.connect(team) as conn:

@@ -396,15 +396,15 @@ class PostgresStore(SQLReads):
             self._ship(wait=True, max_bytes=None)
         with self._connection() as conn:
             try:
+                if _schema.current_version(PgConnection(conn)) == 0:  # a read creates none
+                    raise StoreNotFoundError(
+                        f"no nbtrail store in {self.location}; log a run first, or create "
+                        "the schema with `nbtrail store init`")
                 self._ensure_schema(conn)
-            except TeamStoreError:
+            except NbtrailError:
                 raise
             except Exception as exc:
                 raise self._error(exc, "reading") from None
-            if _schema.current_version(PgConnection(conn)) == 0:
-                raise StoreNotFoundError(
-                    f"no nbtrail store in {self.location}; log a run first, or create the "
-                    "schema with `nbtrail store init`")
             # One snapshot for every query of a read.
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
