@@ -29,8 +29,9 @@ class NbtrailServer(Configurable):
 
     store_path = Unicode(
         "",
-        help="The store folder the sidebar reads. Empty: where nt would put it from the "
-        "server's root folder ($NBTRAIL_HOME, else .nbtrail at the git root of the root "
+        help="The store the sidebar reads: a folder or a team store URL "
+        "(postgresql://...). Empty: what nt would use from the server's root folder "
+        "($NBTRAIL_STORE, else $NBTRAIL_HOME, else .nbtrail at the git root of the root "
         "folder, else .nbtrail in it). A relative path is taken from the root folder.",
     ).tag(config=True)
 
@@ -39,11 +40,13 @@ class NbtrailServer(Configurable):
     ).tag(config=True)
 
 
-def store_home(settings: NbtrailServer, root_dir: Path) -> Path:
-    """The store folder the server reads by default."""
+def store_home(settings: NbtrailServer, root_dir: Path) -> Path | str:
+    """The store the server reads by default: a folder, or a team store's URL."""
+    if "://" in settings.store_path:
+        return settings.store_path
     if settings.store_path:
         return (root_dir / Path(settings.store_path).expanduser()).resolve()
-    return config.current.resolve_home(cwd=root_dir)
+    return config.current.store or config.current.resolve_home(cwd=root_dir)
 
 
 def _load_jupyter_server_extension(serverapp: ServerApp) -> None:

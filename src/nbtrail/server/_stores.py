@@ -10,15 +10,16 @@ from ..store import Store, open_store
 
 
 class Stores:
-    """One ``Store`` a folder, built on first use and kept for the server's life.
+    """One ``Store`` a folder (or team store URL), built on first use and kept.
 
     A store object keeps one read-only DuckDB instance it attaches the file to for each
-    read, so building it once per folder keeps reads at about a millisecond.
+    read (or one connection to the team store), so building it once keeps reads at about
+    a millisecond.
     """
 
-    def __init__(self, default: Path) -> None:
+    def __init__(self, default: Path | str) -> None:
         self.default = default
-        self._stores = {default: open_store(default)}
+        self._stores: dict[Path | str, Store] = {default: open_store(default)}
         self._lock = threading.Lock()
 
     def get(self, path: str | None = None) -> Store:
@@ -29,16 +30,16 @@ class Stores:
         """
         if path is None:
             return self._stores[self.default]
-        folder = Path(path).expanduser().resolve()
+        folder: Path | str = path if "://" in path else Path(path).expanduser().resolve()
         with self._lock:
             found = self._stores.get(folder)
             if found is None:
                 found = open_store(folder)
                 if not found.exists():
                     raise StoreNotFoundError(
-                        f"no nbtrail store at {folder} (the sidebar's store path setting); "
-                        "clear the setting to use this server's store, or name a folder "
-                        "that holds nbtrail.duckdb"
+                        f"no nbtrail store at {found.location} (the sidebar's store path "
+                        "setting); clear the setting to use this server's store, or name "
+                        "a folder that holds nbtrail.duckdb or a team store's URL"
                     )
                 self._stores[folder] = found
             return found
