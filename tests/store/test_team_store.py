@@ -306,8 +306,9 @@ def test_store_init_and_doctor_name_each_problem_in_one_line(team, tmp_path):
                   home=tmp_path)
     assert as_bob.returncode == 1 and "Traceback" not in as_bob.stderr
     problem = [line for line in as_bob.stdout.splitlines() if line.startswith("PROBLEM")]
-    assert len(problem) == 1 and "privileges: role bob may not read and write" in problem[0]
+    assert len(problem) == 2 and "privileges: role bob may not read and write" in problem[0]
     assert "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO bob" in problem[0]
+    assert "sql: role bob may not take the role nbtrail_reader" in problem[1]
     down = _cli("store", "doctor", "--store",
                 f"postgresql://bob:hunter2@127.0.0.1:{free_port()}/x", home=tmp_path)
     assert down.returncode == 1 and "hunter2" not in down.stdout + down.stderr
@@ -383,3 +384,16 @@ def test_a_teammate_compares_runs_made_on_another_machine_from_their_own_clone(
         (diff,) = nt.compare(runs=runs, metric="acc").code
     assert [f.path for f in diff.files] == ["train.py"], diff.note
     assert git(theirs, "rev-parse", f"refs/nbtrail/runs/{runs[1]}") == diff.commit_b
+
+
+def test_nt_sql_runs_as_a_role_that_may_only_read(team, tmp_path):
+    with nt.config(store=team, home=str(tmp_path / "here"), capture_git=False):
+        with nt.run(name="r"):
+            pass
+        assert nt.sql("SELECT current_user AS who")["who"].to_list() == ["nbtrail_reader"]
+    with psycopg.connect(team) as conn:  # the role itself: SELECT only
+        assert conn.execute(
+            "SELECT has_table_privilege('nbtrail_reader', 'runs', 'SELECT'), "
+            "has_table_privilege('nbtrail_reader', 'runs', 'INSERT'), "
+            "has_table_privilege('nbtrail_reader', 'runs', 'DELETE')").fetchone() == (
+            True, False, False)

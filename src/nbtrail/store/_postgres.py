@@ -44,6 +44,26 @@ if TYPE_CHECKING:
     import polars as pl
     import psycopg
 
+# The role nt.sql takes: it may read the store's tables and nothing else (made with the
+# schema where the migrating role may create roles; members are granted by an admin).
+READER_ROLE = "nbtrail_reader"
+# It is made, if this role may, with SELECT on every table of the store.
+READER_SQL = f"""
+DO $$ BEGIN
+    IF to_regrole('{READER_ROLE}') IS NULL AND (SELECT rolcreaterole OR rolsuper
+                                                  FROM pg_roles WHERE rolname = current_user)
+    THEN
+        CREATE ROLE {READER_ROLE} NOLOGIN;
+        EXECUTE format('GRANT {READER_ROLE} TO %I', current_user);
+    END IF;
+    IF to_regrole('{READER_ROLE}') IS NOT NULL THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO {READER_ROLE}', current_schema());
+        EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {READER_ROLE}',
+                       current_schema());
+    END IF;
+EXCEPTION WHEN insufficient_privilege OR duplicate_object THEN NULL;
+END $$;
+"""
 # One migration at a time across every machine: a transaction-scoped advisory lock.
 _MIGRATION_LOCK = 0x6E627472  # "nbtr"
 # Bytes of journal one background shipment takes at most; a sync takes everything.
@@ -168,6 +188,13 @@ class PostgresStore(SQLReads):
             f"role {role} may read and write every table" if not missing else
             f"role {role} may not read and write {', '.join(missing)}: GRANT SELECT, INSERT, "
             f"UPDATE ON ALL TABLES IN SCHEMA public TO {role}")))
+        reader = one("SELECT to_regrole(%s) IS NOT NULL AND pg_has_role(current_user, %s, "
+                     "'MEMBER')", [READER_ROLE, READER_ROLE])
+        checks.append(Check("sql", bool(reader), (
+            f"nt.sql runs as {READER_ROLE}, which may only read" if reader else
+            f"role {role} may not take the role {READER_ROLE}, so nt.sql relies on its query "
+            f"check and a read-only transaction alone: GRANT {READER_ROLE} TO {role} (the "
+            "role is made with the schema by a role that may create roles)")))
         return checks
 
     def backlog(self) -> Backlog:
@@ -375,6 +402,7 @@ class PostgresStore(SQLReads):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
             _schema.migrate(con, __version__)
             conn.execute(FUNCTIONS)
+            conn.execute(READER_SQL)
         self._schema_ok = True
 
     def _error(self, exc: BaseException, doing: str) -> NbtrailError:
@@ -421,6 +449,12 @@ class PostgresStore(SQLReads):
 
         with self._read_connection() as con:
             con.conn.execute(f"SET LOCAL statement_timeout = '{_STATEMENT_TIMEOUT}'")
+            # The third wall: a role that may only read the store's tables, where this
+            # role may take it (`nbtrail store doctor` says when it may not).
+            if con.conn.execute("SELECT to_regrole(%s) IS NOT NULL AND pg_has_role("
+                                "current_user, %s, 'MEMBER')", [READER_ROLE, READER_ROLE]
+                                ).fetchone() == (True,):
+                con.conn.execute(f"SET LOCAL ROLE {READER_ROLE}")
             try:
                 return con.sql(query, params).pl()
             except psycopg.errors.ReadOnlySqlTransaction as exc:
