@@ -139,9 +139,13 @@ def _postgres_bindir() -> Path | None:
 
 
 class PostgresServer:
-    """A real PostgreSQL server of our own, on a free port, that can be stopped and started."""
+    """A real PostgreSQL server of our own, on a free port, that can be stopped and started.
 
-    def __init__(self) -> None:
+    With ``password`` the superuser ``postgres`` has it and connections over TCP must give
+    it (scram-sha-256); without, loopback is trusted.
+    """
+
+    def __init__(self, password: str | None = None) -> None:
         bindir = _postgres_bindir()
         require(bindir is not None,
                 "PostgreSQL is not installed (initdb not found; apt-get install postgresql)")
@@ -157,9 +161,16 @@ class PostgresServer:
             os.chown(self.folder, nobody.pw_uid, nobody.pw_gid)
             self.as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid}
         self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        init = self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--no-sync")
+        user = "postgres" if password is None else f"postgres:{password}"
+        self.url = f"postgresql://{user}@127.0.0.1:{self.port}/postgres"
+        auth = ["--auth=trust"]
+        if password is not None:
+            secret = self.folder / "pwfile"
+            secret.write_text(password)
+            os.chown(secret, *(self.as_user.get(k, -1) for k in ("user", "group")))
+            auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret}"]
+        init = self._pg("initdb", "-D", str(self.data), "-U", "postgres", *auth, "-E", "UTF8",
+                        "--no-sync")
         assert init.returncode == 0, init.stderr
 
     def _pg(self, *args: str) -> subprocess.CompletedProcess:

@@ -397,3 +397,21 @@ def test_nt_sql_runs_as_a_role_that_may_only_read(team, tmp_path):
             "has_table_privilege('nbtrail_reader', 'runs', 'INSERT'), "
             "has_table_privilege('nbtrail_reader', 'runs', 'DELETE')").fetchone() == (
             True, False, False)
+
+
+def test_a_wrong_password_is_one_line_naming_the_store_without_either_password(tmp_path):
+    server = PostgresServer(password="right-one")
+    server.start()
+    try:
+        wrong = server.url.replace("right-one", "wrong-one")
+        done = _cli("store", "doctor", "--store", wrong, home=tmp_path)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stdout.startswith("PROBLEM server: failed connecting to the team store "
+                                      f"postgresql://127.0.0.1:{server.port}/postgres")
+        assert "password authentication failed" in done.stdout
+        assert "right-one" not in done.stdout + done.stderr
+        assert "wrong-one" not in done.stdout + done.stderr
+        fine = _cli("store", "doctor", "--store", server.url, home=tmp_path)
+        assert fine.stdout.startswith("ok      server:"), fine.stdout
+    finally:
+        server.remove()
