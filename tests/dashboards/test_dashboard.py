@@ -170,3 +170,28 @@ def test_dashboard_in_chromium_with_screenshots(built):
         page.locator(".bk-tab", has_text="Lineage").first.click()
         page.get_by_text("lineage of").first.wait_for(timeout=30_000)
         assert browsed.errors == []
+
+
+def test_every_view_reads_the_team_store_as_it_reads_the_folder(built, postgres_url, tmp_path):
+    import psycopg
+
+    from nbtrail.store import open_store
+    from nbtrail.store._copy import copy_store
+
+    team = f"{postgres_url.rsplit('/', 1)[0]}/dashboard_views"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dashboard_views")
+        conn.execute("CREATE DATABASE dashboard_views")
+    folder = read_only_store(built.home)
+    with nt.config(home=str(tmp_path / "copier")):
+        copy_store(folder, open_store(team))
+        shared = read_only_store(team)  # the team's shared view
+        args = view_args(built, folder)
+        for view in VIEWS:
+            page = export(shared, view, **args[view])
+            assert page.startswith("<!DOCTYPE html>") and "<script" not in page, view
+            for expected in {"branches": ("feat/wider", "main"), "run": ("polyline",),
+                             "sweeps": ("parallel coordinates",),
+                             "lineage": ("train-model", "packaged"),
+                             "monitoring": ("PSI per feature",)}.get(view, ()):
+                assert expected in page, (view, expected)
