@@ -164,7 +164,7 @@ def serve(home: Store | str | os.PathLike[str] | None = None, *, port: int = 500
     server = pn.serve(lambda: build(store, session_args()), port=port, address=address,
                       show=show, title=TITLE, start=False, verbose=False, **options)
     shown = "localhost" if address in ("127.0.0.1", "0.0.0.0") else address
-    print(f"nbtrail dashboard of {store.home} at http://{shown}:{server.port}/"
+    print(f"nbtrail dashboard of {store.location} at http://{shown}:{server.port}/"
           + (" (needs the password)" if basic_auth else " (needs ?token=…)" if token else ""),
           flush=True)
     if not store.exists():

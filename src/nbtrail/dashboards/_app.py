@@ -104,7 +104,7 @@ def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewa
     header = pn.pane.HTML(
         f'<div style="display:flex;align-items:baseline;gap:12px">'
         f'<span style="font-size:20px;font-weight:bold;color:{_ACCENT}">{TITLE}</span>'
-        f'<span style="color:#666">read-only view of {_html.escape(store.home)}</span></div>',
+        f'<span style="color:#666">read-only view of {_html.escape(store.location)}</span></div>',
         sizing_mode="stretch_width")
     if not store.exists():  # nothing to read yet (and reading would create the folder)
         return pn.Column(header, pn.pane.HTML(_views.nothing_logged_html(store),

@@ -109,7 +109,7 @@ def nothing_logged_html(store: Store) -> str:
     """What to do while no run is logged in the store: the first one, and where it goes."""
     return (
         f'<div style="border:1px solid #ccc;border-radius:4px;padding:8px 12px;margin:8px 0">'
-        f"<strong>No run is logged in {_html.escape(store.home)} yet.</strong> Log a first "
+        f"<strong>No run is logged in {_html.escape(store.location)} yet.</strong> Log a first "
         "run from a notebook or script whose store this is (<code>NBTRAIL_HOME</code>, or "
         "<code>.nbtrail</code> at the git root):"
         "<pre>import nbtrail as nt\nwith nt.run(name=\"first\") as run:\n"
