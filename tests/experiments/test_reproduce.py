@@ -335,3 +335,45 @@ def test_cli_reproduce_without_snapshot(tmp_path: Path, monkeypatch: pytest.Monk
     err = capsys.readouterr().err
     assert err.startswith(f"nbtrail: error: run {run.run_id} has no code snapshot")
     assert "Traceback" not in err
+
+
+def test_a_teammate_reproduces_a_run_made_on_another_machine(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    import psycopg
+
+    name = f"reproduce_{os.urandom(6).hex()}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    team = f"{postgres_url.rsplit('/', 1)[0]}/{name}"
+    origin, mine, theirs = tmp_path / "origin.git", tmp_path / "mine", tmp_path / "theirs"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "clone", "-q", f"file://{origin}", str(mine))
+    git(mine, "config", "user.name", "T")
+    git(mine, "config", "user.email", "t@e")
+    notebook = write_notebook(mine / "train.ipynb", SETUP.replace("SEED", "1"),
+                              TRAIN.replace("SEED", "1"))
+    commit_all(mine, "train")
+    git(mine, "push", "-q", "origin", "main")
+    # The run uses seed 7, an edit nobody committed: only its snapshot, pushed, has it.
+    write_notebook(notebook, SETUP.replace("SEED", "7"), TRAIN.replace("SEED", "7"))
+    monkeypatch.setenv("NBTRAIL_STORE", team)
+    execute_notebook(notebook, tmp_path / "my-home")
+    synced = subprocess.run([sys.executable, "-m", "nbtrail.cli", "sync"], cwd=mine,
+                            env={**os.environ, "NBTRAIL_HOME": str(tmp_path / "my-home")},
+                            capture_output=True, text=True, timeout=120)
+    assert synced.returncode == 0 and "code snapshots pushed to origin" in synced.stdout, (
+        synced.stdout + synced.stderr)
+    shutil.rmtree(mine)  # the other machine's work tree is not here
+
+    git(tmp_path, "clone", "-q", f"file://{origin}", str(theirs))
+    monkeypatch.chdir(theirs)
+    with nt.config(store=team, home=str(tmp_path / "their-home")):
+        store = nt.open_store()
+        baseline = store.runs(where="name = 'baseline'")["run_id"][0]
+        result = reproduce_run(store, baseline)
+        assert result.matches, result
+        assert store.count_runs(where="name = 'baseline'") == 2  # the reproduction landed

@@ -226,7 +226,7 @@ def reproduce_run(
     if reproduced is None and error is None:
         error = (f"the notebook ran but started no run named {original.name!r} "
                  "(does it still start that run? does it set nt.config home to another "
-                 f"store than {store.home}?)")
+                 f"store than {store.location}?)")
     frame = _compare(original.metrics, reproduced.metrics if reproduced else {}, rtol, atol)
     matches = error is None and bool(frame["match"].all())
     return Reproduction(
@@ -247,11 +247,13 @@ def _notebook_in_snapshot(run: Run, root: str, sha: str) -> str:
             "file); reproduce re-executes notebooks only"
         )
     if os.path.isabs(recorded):
-        relative = os.path.relpath(Path(recorded).resolve(), Path(root).resolve())
+        # Inside the work tree the run was made in, which may be on another machine.
+        origin = (run.git or {}).get("root") or root
+        relative = os.path.relpath(Path(recorded).resolve(), Path(origin).resolve())
         if relative == ".." or relative.startswith(f"..{os.sep}"):
             raise ReproduceError(
                 f"the notebook of run {run.run_id}, {recorded}, is outside its git work tree "
-                f"{root}, so it is not in the code snapshot; keep notebooks inside the "
+                f"{origin}, so it is not in the code snapshot; keep notebooks inside the "
                 "repository to reproduce them"
             )
         candidates = [PurePosixPath(Path(relative).as_posix())]
@@ -312,7 +314,7 @@ def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str
     # The interpreter's own folder first on PATH: a kernel spec that starts "python"
     # then runs in this environment, where nbtrail and the run's packages are installed.
     path_var = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    env = {**os.environ, "NBTRAIL_HOME": str(store.home.resolve()), "JPY_SESSION_NAME": str(path),
+    env = {**os.environ, **store.environment(), "JPY_SESSION_NAME": str(path),
            "PATH": path_var, TAGS_VARIABLE: json.dumps({REPRODUCES_TAG: reproduces})}
     cells = len(nb.cells)
     try:

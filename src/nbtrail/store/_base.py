@@ -57,6 +57,10 @@ class Store(abc.ABC):
         return None
 
     @abc.abstractmethod
+    def environment(self) -> dict[str, str]:
+        """The environment variables that point a child nbtrail process at this store."""
+
+    @abc.abstractmethod
     def exists(self) -> bool:
         """Whether anything was ever written here (reading a missing store raises)."""
 

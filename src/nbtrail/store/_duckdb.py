@@ -135,6 +135,10 @@ class DuckDBStore(SQLReads):
         """The store folder."""
         return str(self.home)
 
+    def environment(self) -> dict[str, str]:
+        """The folder as the child's store (an inherited team store URL cleared)."""
+        return {"NBTRAIL_HOME": str(self.home.resolve()), "NBTRAIL_STORE": ""}
+
     def exists(self) -> bool:
         """Whether anything was ever written here."""
         return self.db_path.exists() or bool(journal_files(self.journal_dir))

@@ -80,6 +80,7 @@ class PostgresStore(SQLReads):
                  ship_interval: float = 1.0, read_only: bool = False,
                  artifacts: str | None = None) -> None:
         self.url = url
+        self._machine_home = home
         key = hashlib.sha256(describe(url).encode()).hexdigest()[:16]
         self.home = home / "team" / key
         self.journal_dir = self.home / "journal"
@@ -104,6 +105,10 @@ class PostgresStore(SQLReads):
     def database_url(self) -> str:
         """The URL as given (with any password, for a client's use, never printed)."""
         return self.url
+
+    def environment(self) -> dict[str, str]:
+        """The team store, and the same local folder for the child's journals."""
+        return {"NBTRAIL_STORE": self.url, "NBTRAIL_HOME": str(self._machine_home)}
 
     def exists(self) -> bool:
         """Whether the database has nbtrail's schema, or this machine has journals for it."""
