@@ -77,6 +77,9 @@ def test_runs_logged_through_nt_land_in_plain_tables_that_psql_reads(team, tmp_p
             second.log_metric("acc", 1.0)
         model_id = nt.get_run(second.run_id).models[0]["model_id"]
         assert nt.load_model(model_id).predict([[3.0]]).tolist() == [1]
+        package = nt.package(model_id, name="clf", output=tmp_path / "dist", build=False)
+        assert (package.context / "Dockerfile").exists()  # packaged from the team store
+        assert package.package_id in nt.lineage(model_id, direction="down").nodes["id"]
         comparison = nt.compare(runs=[run.run_id, second.run_id], metric="acc")
         assert comparison.production["model_id"].to_list()[-1] == model_id
         assert {n for n in nt.lineage(second.run_id, direction="down").nodes["id"]} >= {
