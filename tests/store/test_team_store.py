@@ -153,6 +153,10 @@ def test_nt_sql_on_the_team_store_reads_and_refuses_to_reach_beyond_it(team, tmp
         with nt.run(name="r"):
             pass
         assert nt.sql("SELECT name FROM runs")["name"].to_list() == ["r"]
+        # A literal % (a LIKE pattern, the modulo operator), with and without parameters.
+        assert nt.sql("SELECT name, 7 % 3 AS m FROM runs WHERE name LIKE 'r%'").rows() == [
+            ("r", 1)]
+        assert nt.sql("SELECT 7 % 3 AS m FROM runs WHERE name LIKE ?", ["r%"]).rows() == [(1,)]
         for query, why in [
             ("SELECT set_config('role', 'postgres', true)", "set_config"),
             ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),

@@ -110,21 +110,22 @@ def to_postgres(sql: str) -> tuple[str, ...]:
     import sqlglot
 
     text = _PARAM_CAST.sub(r"CAST(\1 AS \2)", sql)
-    out = []
     # SQLGlot warns that PostgreSQL's any_value has no IGNORE NULLS: the one the schema
     # adds ignores them (its step function is strict), and PostgreSQL 16's does too.
-    for statement in sqlglot.transpile(text, read="duckdb", write=_dialect(),
-                                       unsupported_level=sqlglot.ErrorLevel.IGNORE):
-        # psycopg reads % as a placeholder: a literal one (the modulo operator) is doubled.
-        statement = re.sub(r"%(?!s|\(\d+\)s)", "%%", statement)
-        out.append(statement)
-    return tuple(out)
+    return tuple(sqlglot.transpile(text, read="duckdb", write=_dialect(),
+                                   unsupported_level=sqlglot.ErrorLevel.IGNORE))
 
 
 def _bind(statement: str, params: Sequence[Any] | None) -> tuple[str, Any]:
-    """``$1``-style parameters (SQLGlot makes them ``%(1)s``) bound by name."""
+    """The statement and its parameters as psycopg takes them.
+
+    With parameters psycopg reads every ``%`` as a placeholder's: a literal one (the
+    modulo operator, a LIKE pattern) is doubled; ``$1``-style parameters (SQLGlot makes
+    them ``%(1)s``) are bound by name. Without, the statement goes as it is.
+    """
     if params is None:
         return statement, None
+    statement = re.sub(r"%(?!s|\(\d+\)s)", "%%", statement)
     if _POSITIONAL.search(statement):
         return statement, {str(i + 1): v for i, v in enumerate(params)}
     return statement, list(params)
