@@ -91,22 +91,9 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
         # Rows of journals removed after an earlier fold; names are never reused.
         con.execute("DELETE FROM journal_offsets WHERE journal IN (SELECT unnest(?))", [stale])
 
-    batch = Batch(column_types(con))
-    chunks: list[JournalChunk] = []
     with contextlib.ExitStack() as stack:
-        share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
-        for path in paths:
-            offset, seq = offsets.get(path.name, (0, 0))
-            chunk = stack.enter_context(open_journal(path, offset, share, seq))
-            if chunk is None:
-                continue
-            chunks.append(chunk)
-            result.remaining = result.remaining or not chunk.at_end
-            result.offsets[path.name] = chunk.end_offset
-            batch.add_chunk(chunk)
-        quarantine(journal_dir.parent / QUARANTINE, batch.rejected)
-        result.records = batch.count
-        result.metric_points = batch.metric_points
+        batch, chunks = read_batch(stack, journal_dir, paths, offsets, column_types(con),
+                                   max_bytes, result)
         con.execute("BEGIN TRANSACTION")
         try:
             batch.apply(con)
@@ -125,12 +112,45 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
             raise
-        # Only after the commit: a crash before this line leaves the file and its offset,
-        # so nothing is applied twice.
-        for chunk in dead:
-            os.unlink(chunk.path)
-            result.removed_journals.append(chunk.path.name)
+        remove_dead(dead, result)
     return result
+
+
+def read_batch(stack: contextlib.ExitStack, journal_dir: Path, paths: list[Path],
+               offsets: dict[str, tuple[int, int]],
+               types: dict[str, dict[str, tuple[str, bool]]], max_bytes: int | None,
+               result: FoldResult) -> tuple[Batch, list[JournalChunk]]:
+    """The complete records of ``paths`` past ``offsets`` (about ``max_bytes``), checked.
+
+    Bad records are quarantined; ``result`` learns what was read. The journals stay open
+    (in ``stack``) until the caller has applied the batch.
+    """
+    batch = Batch(types)
+    chunks: list[JournalChunk] = []
+    share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
+    for path in paths:
+        offset, seq = offsets.get(path.name, (0, 0))
+        chunk = stack.enter_context(open_journal(path, offset, share, seq))
+        if chunk is None:
+            continue
+        chunks.append(chunk)
+        result.remaining = result.remaining or not chunk.at_end
+        result.offsets[path.name] = chunk.end_offset
+        batch.add_chunk(chunk)
+    quarantine(journal_dir.parent / QUARANTINE, batch.rejected)
+    result.records, result.metric_points = batch.count, batch.metric_points
+    return batch, chunks
+
+
+def remove_dead(dead: list[JournalChunk], result: FoldResult) -> None:
+    """Delete the journals of ended writers folded to their end, once that is committed.
+
+    Only after the commit: a crash before it leaves the file and its offset, so nothing
+    is applied twice.
+    """
+    for chunk in dead:
+        os.unlink(chunk.path)
+        result.removed_journals.append(chunk.path.name)
 
 
 def mark_killed(con: Connection, table: str, writer_id: str,

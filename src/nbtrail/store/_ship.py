@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._fold import QUARANTINE, TABLES, Batch, FoldResult, mark_killed, quarantine
-from ._journal import JournalChunk, journal_files, open_journal, writer_id_of
+from ._fold import TABLES, Batch, FoldResult, mark_killed, read_batch, remove_dead
+from ._journal import journal_files, writer_id_of
 from ._pgsql import PgConnection
 
 if TYPE_CHECKING:
@@ -52,20 +51,7 @@ def ship(conn: psycopg.Connection[Any], journal_dir: Path,
         offsets = {name: (offset, seq) for name, offset, seq in conn.execute(
             'SELECT journal, "offset", coalesce(seq, 0) FROM journal_offsets '
             "WHERE journal = ANY(%s)", [[p.name for p in paths]]).fetchall()}
-        batch = Batch(types)
-        chunks: list[JournalChunk] = []
-        share = None if max_bytes is None else max(max_bytes // max(len(paths), 1), 1 << 16)
-        for path in paths:
-            offset, seq = offsets.get(path.name, (0, 0))
-            chunk = stack.enter_context(open_journal(path, offset, share, seq))
-            if chunk is None:
-                continue
-            chunks.append(chunk)
-            result.remaining = result.remaining or not chunk.at_end
-            result.offsets[path.name] = chunk.end_offset
-            batch.add_chunk(chunk)
-        quarantine(journal_dir.parent / QUARANTINE, batch.rejected)
-        result.records, result.metric_points = batch.count, batch.metric_points
+        batch, chunks = read_batch(stack, journal_dir, paths, offsets, types, max_bytes, result)
         with conn.cursor() as cur:
             _apply(cur, batch)
             cur.executemany(
@@ -77,10 +63,7 @@ def ship(conn: psycopg.Connection[Any], journal_dir: Path,
         for chunk in dead:
             result.killed_runs += mark_killed(PgConnection(conn), "runs",
                                               writer_id_of(chunk.path), chunk.last_write)
-    # Only after the commit: a crash before this line leaves the file and its offset.
-    for chunk in dead:
-        os.unlink(chunk.path)
-        result.removed_journals.append(chunk.path.name)
+    remove_dead(dead, result)
     return result
 
 
