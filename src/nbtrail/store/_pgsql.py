@@ -135,7 +135,7 @@ class PgConnection:
     """A psycopg connection that runs DuckDB-dialect SQL, as a DuckDB connection would.
 
     Offers what nbtrail's own queries use of DuckDB's API: ``execute`` (chained with
-    ``fetchall``/``fetchone``), ``description`` and ``sql(...).pl()``.
+    ``fetchall``), ``description`` and ``sql(...).pl()``.
     """
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
@@ -155,9 +155,6 @@ class PgConnection:
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._cursor.fetchall()
 
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()
-
     def sql(self, query: str, params: Sequence[Any] | None = None) -> _Result:
         return _Result(self.execute(query, params))
 
@@ -172,9 +169,6 @@ class _Result:
 
     def pl(self) -> pl.DataFrame:
         return self._con.frame()
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._con.fetchall()
 
 
 def frame(cursor: psycopg.Cursor[Any]) -> pl.DataFrame:
