@@ -70,7 +70,8 @@ def test_no_module_raises_the_bare_base_class():
 
 
 def test_timing_a_pickled_model_without_trust_is_an_untrusted_model_error():
-    from nbtrail.experiments._production import _load
+    from nbtrail.experiments._production import load_estimator
 
     with pytest.raises(errors.UntrustedModelError, match="--trusted"):
-        _load(None, {"format": "pickle"}, trusted=False)  # refused before the store is read
+        # Refused before the store is read.
+        load_estimator(None, {"format": "pickle"}, trusted=False)

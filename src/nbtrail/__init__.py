@@ -72,6 +72,20 @@ _LAZY = {
     "package": "nbtrail.packaging._api",
     "Package": "nbtrail.packaging._api",
     "serve": "nbtrail.packaging._local",
+    "register": "nbtrail.registry._fluent",
+    "models": "nbtrail.registry._fluent",
+    "model_versions": "nbtrail.registry._fluent",
+    "model_version": "nbtrail.registry._fluent",
+    "set_alias": "nbtrail.registry._fluent",
+    "set_policy": "nbtrail.registry._fluent",
+    "request_promotion": "nbtrail.registry._fluent",
+    "approve": "nbtrail.registry._fluent",
+    "reject": "nbtrail.registry._fluent",
+    "promotion_requests": "nbtrail.registry._fluent",
+    "audit": "nbtrail.registry._fluent",
+    "verify_audit": "nbtrail.registry._fluent",
+    "ModelVersion": "nbtrail.registry._api",
+    "PromotionRequest": "nbtrail.registry._api",
     "import_mlflow": "nbtrail.importers._mlflow",
     "ImportResult": "nbtrail.importers._mlflow",
 }
@@ -82,8 +96,10 @@ __all__ = [
     "DriftReport",
     "ImportResult",
     "Lineage",
+    "ModelVersion",
     "NbtrailError",
     "Package",
+    "PromotionRequest",
     "Run",
     "Store",
     "Sweep",
@@ -91,7 +107,9 @@ __all__ = [
     "ValidationReport",
     "__version__",
     "active_run",
+    "approve",
     "artifact_path",
+    "audit",
     "autolog",
     "branches",
     "compare",
@@ -115,12 +133,21 @@ __all__ = [
     "log_table",
     "log_text",
     "metric_history",
+    "model_version",
+    "model_versions",
+    "models",
     "open_store",
     "package",
+    "promotion_requests",
+    "register",
+    "reject",
     "reproduce",
+    "request_promotion",
     "run",
     "runs",
     "serve",
+    "set_alias",
+    "set_policy",
     "set_tag",
     "set_tags",
     "sql",
@@ -128,6 +155,7 @@ __all__ = [
     "sync",
     "track_study",
     "validate",
+    "verify_audit",
 ]
 
 if TYPE_CHECKING:
@@ -141,6 +169,21 @@ if TYPE_CHECKING:
     from .monitor._validate import ValidationReport
     from .packaging._api import Package, package
     from .packaging._local import serve
+    from .registry._api import ModelVersion, PromotionRequest
+    from .registry._fluent import (
+        approve,
+        audit,
+        model_version,
+        model_versions,
+        models,
+        promotion_requests,
+        register,
+        reject,
+        request_promotion,
+        set_alias,
+        set_policy,
+        verify_audit,
+    )
     from .store._base import Store
     from .store._open import open_store
     from .store._records import Lineage, Run

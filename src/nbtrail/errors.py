@@ -46,6 +46,10 @@ class ConflictError(NbtrailError):
     """
 
 
+class ApprovalError(ConflictError):
+    """A registry decision the rules refuse: four eyes, or a request already decided."""
+
+
 class StoreLockedError(ConflictError):
     """Another program holds the store's database file open for writing."""
 
@@ -109,6 +113,7 @@ class Outcome(NamedTuple):
 OUTCOMES: dict[type[NbtrailError], Outcome] = {
     InvalidInputError: Outcome(1, 400),
     UntrustedModelError: Outcome(1, 403),
+    ApprovalError: Outcome(1, 403),
     NotFoundError: Outcome(1, 404),
     ConflictError: Outcome(1, 409),
     GitError: Outcome(1, 409),

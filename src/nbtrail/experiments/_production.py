@@ -46,12 +46,12 @@ def production_figures(store: Store, run: Run, *, model: str | None = None,
     if not measure:
         return figures
     try:
-        estimator = _load(store, found, trusted)
+        estimator = load_estimator(store, found, trusted)
         rows = _rows(store, run)
         predict = getattr(estimator, "predict", None)
         if not callable(predict):
             raise InvalidInputError(f"{found['class_name']} has no predict method")
-        features = _features(estimator, found, rows)
+        features = model_inputs(estimator, found, rows)
     except NbtrailError as exc:
         figures["note"] = str(exc)
         return figures
@@ -67,7 +67,8 @@ def production_figures(store: Store, run: Run, *, model: str | None = None,
                       "batch_p95_ms": batch[1]}
 
 
-def _load(store: Store, model: dict[str, Any], trusted: bool | Sequence[str]) -> Any:
+def load_estimator(store: Store, model: dict[str, Any], trusted: bool | Sequence[str]) -> Any:
+    """The estimator of a ``models`` row; pickles only with ``trusted=True``."""
     from .._modelio import deserialize_model
 
     if model["format"] == "pickle" and trusted is not True:
@@ -94,7 +95,7 @@ def _rows(store: Store, run: Run) -> pl.DataFrame:
     return pl.read_parquet(store.blob_path(candidates[0]["sample_sha256"]))
 
 
-def _features(estimator: Any, model: dict[str, Any], rows: pl.DataFrame) -> Any:
+def model_inputs(estimator: Any, model: dict[str, Any], rows: pl.DataFrame) -> Any:
     """The sample's columns the model takes, in the form it was fitted on."""
     named = getattr(estimator, "feature_names_in_", None)
     if named is not None:

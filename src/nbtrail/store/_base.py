@@ -18,6 +18,7 @@ Guarantees (each checked for every backend by ``tests/store/test_store_contract.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     import polars as pl
 
+    from ._audit import AuditSession
     from ._journal import JournalWriter
     from ._records import Backlog, Check, Lineage, Run
 
@@ -136,7 +138,21 @@ class Store(abc.ABC):
     def sync(self) -> None:
         """Flush this process's journal, fold what can be folded now, upload waiting blobs."""
 
+    @abc.abstractmethod
+    def audit_session(self) -> contextlib.AbstractContextManager[AuditSession]:
+        """Hold the audit trail to read it, decide and append (see ``_audit``).
+
+        Sessions run one at a time across every process and machine of the store, so a
+        decision made from what a session read cannot be overtaken. The session knows
+        who acts: on a database server, the role it authenticated; on the embedded store,
+        ``NBTRAIL_USER`` if set, else the OS user.
+        """
+
     # -- named queries: what callers need, in no backend's SQL dialect --------------------
+
+    @abc.abstractmethod
+    def audit_entries(self, model: str | None = None) -> pl.DataFrame:
+        """The audit trail (``AuditEntry`` columns), oldest first; ``model`` keeps one's."""
 
     @abc.abstractmethod
     def run_ids(self) -> list[str]:

@@ -6,6 +6,10 @@ table (which the destination keeps once by their keys, however often they come),
 the metric points run by run. A run whose points the destination has already is
 skipped, and of a run it has only some points of (a copy cut short) only the missing
 ones are copied: a copy run again picks up where it stopped, and nothing lands twice.
+
+The audit trail is not copied: its entries name who made them in the source store, and
+a destination's trail is made only by its own sessions (on the team store, each entry
+names the role that inserted it). ``nbtrail audit export`` keeps the source's trail.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._base import Store
-from ._writes import TABLE_RECORDS, RunEnd
+from ._writes import TABLE_RECORDS, AuditEntry, RunEnd
 
 _POINTS = ("SELECT key, value, step, epoch(timestamp) AS ts FROM metrics WHERE run_id = ? "
            "ORDER BY step, timestamp")
@@ -52,7 +56,7 @@ def copy_store(source: Store, target: Store, *,
         if i % 100 == 0:
             say(f"{i:,} of {len(shas):,} blobs")
     records = 0
-    for record in TABLE_RECORDS:
+    for record in (r for r in TABLE_RECORDS if r is not AuditEntry):
         columns = ", ".join(
             f'epoch("{c}") AS "{c}"' if c in record.TIMES
             else f'CAST("{c}" AS VARCHAR) AS "{c}"' if c in record.JSONS else f'"{c}"'

@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from ..errors import (
     StoreNotFoundError,
 )
 from . import _schema
+from ._audit import AuditSession, Draft, chain, local_identity
 from ._blobs import BlobStore
 from ._fold import QUARANTINE, FoldResult, fold, folded_offsets
 from ._fork import duckdb_section, on_fork, open_lock
@@ -55,6 +56,8 @@ from ._sqlreads import SQLReads
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
+
+    from ._writes import AuditEntry
 
 DB_NAME = "nbtrail.duckdb"
 # Journal bytes one fold pass takes at most: keeps the exclusive lock short (~0.1 s).
@@ -297,6 +300,14 @@ class DuckDBStore(SQLReads):
         # The store usually sits at a git root: keep it out of git and of run snapshots.
         with contextlib.suppress(FileExistsError), open(self.home / ".gitignore", "x") as f:
             f.write("# nbtrail's store: not for git\n*\n")
+
+    @contextlib.contextmanager
+    def audit_session(self) -> Iterator[AuditSession]:
+        """Hold the store's audit lock (a file lock): one session at a time."""
+        self._refuse_write()
+        writer = self.writer()
+        with self._lock(fcntl.LOCK_EX, "audit.lock"):
+            yield _JournalAudit(self, writer)
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
@@ -580,6 +591,30 @@ class DuckDBStore(SQLReads):
                     f"the result could not be converted ({_first_line(exc)}); "
                     "cast that column to VARCHAR in the query"
                 ) from None
+
+class _JournalAudit(AuditSession):
+    """An audit session of the embedded store: entries go to this process's journal.
+
+    Reads see every journal, folded or not, so the head read under the lock is the
+    trail's last entry; appends are written before the lock is released.
+    """
+
+    def __init__(self, store: DuckDBStore, writer: JournalWriter) -> None:
+        self.store, self.writer = store, writer
+        self.actor, self.actor_source = local_identity()
+
+    def entries(self, model: str | None = None) -> pl.DataFrame:
+        return self.store.audit_entries(model)
+
+    def append(self, drafts: Sequence[Draft]) -> list[AuditEntry]:
+        if not drafts:
+            return []
+        last = self.store._frame("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        entries = chain(last.row(0) if len(last) else None, drafts, actor=self.actor,
+                        actor_source=self.actor_source)
+        self.writer.write_now([e.to_journal() for e in entries])
+        return entries
+
 
 # A DuckDB instance's worker threads do not survive fork, and a child that touches DuckDB
 # while an inherited instance lingers can crash: readers are closed before any fork and

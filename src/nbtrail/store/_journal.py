@@ -163,11 +163,8 @@ class JournalWriter:
             # Each payload is made before its frame takes a number: frame numbers have no
             # gaps, or a reader would take the journal for one truncated.
             if records:
-                payload = RECORDS + "".join(
-                    json.dumps(r, separators=(",", ":"), default=str) + "\n"
-                    for r in records).encode()
                 self._seq += 1
-                self._unwritten.append(frame(payload, self._seq))
+                self._unwritten.append(frame(_records_payload(records), self._seq))
             if metrics[0]:
                 payload = _metrics_payload(*metrics)
                 self._seq += 1
@@ -190,6 +187,28 @@ class JournalWriter:
                 warnings.warn(f"nbtrail: the journal {self.path} is written again; nothing "
                               "logged was lost", stacklevel=2)
             return True
+
+    def write_now(self, records: list[dict[str, Any]]) -> None:
+        """Write ``records`` as one frame now, or raise having written none of them.
+
+        For records that must land before the caller goes on, or not at all (audit
+        entries, chained under a lock): nothing of them stays buffered after a failure.
+        """
+        payload = _records_payload(records)
+        with self._io_lock:
+            if self._unwritten:  # earlier frames wait for space, and go first
+                needed = sum(len(f) for f in self._unwritten) + len(payload)
+                raise StoreFullError(_full_message(self.journal_dir.parent, needed))
+            data = frame(payload, self._seq + 1)
+            try:
+                _write_frame(self._open(), data)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise StoreFullError(_full_message(self.journal_dir.parent, len(data))
+                                     ) from None
+            self._seq += 1
+            self.written += 1
 
     def mark_folded(self, written: int) -> None:
         """Record that what the first ``written`` flushes wrote is folded."""
@@ -273,6 +292,11 @@ def _write_frame(fd: int, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, start)
         raise
+
+
+def _records_payload(records: list[dict[str, Any]]) -> bytes:
+    return RECORDS + "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n"
+                             for r in records).encode()
 
 
 def _full_message(home: Path, needed: int) -> str:

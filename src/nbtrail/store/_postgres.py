@@ -19,7 +19,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,17 +32,21 @@ from ..errors import (
     TeamStoreError,
 )
 from . import _schema
+from ._audit import DATABASE_ROLE, AuditSession, Draft, chain
 from ._blobs import BlobStore, describe
 from ._fold import TABLES, FoldResult
 from ._fork import open_lock
 from ._journal import JournalWriter, journal_files, unfolded
 from ._pgsql import FUNCTIONS, PgConnection
+from ._query import audit_query
 from ._records import Backlog, Check
 from ._sqlreads import SQLReads
 
 if TYPE_CHECKING:
     import polars as pl
     import psycopg
+
+    from ._writes import AuditEntry
 
 # The role nt.sql takes: it may read the store's tables and nothing else (made with the
 # schema where the migrating role may create roles; members are granted by an admin).
@@ -66,6 +70,33 @@ END $$;
 """
 # One migration at a time across every machine: a transaction-scoped advisory lock.
 _MIGRATION_LOCK = 0x6E627472  # "nbtr"
+# One audit session at a time (``audit_session``), likewise.
+_AUDIT_LOCK = 0x6E626175  # "nbau"
+# The audit trail is append-only for every role, the table's owner included (only a
+# superuser or the owner disabling the triggers gets past, and the chain shows that),
+# and an entry names the role that inserted it, whatever the client wrote.
+AUDIT_GUARD = f"""
+CREATE OR REPLACE FUNCTION nbtrail_audit_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.actor IS DISTINCT FROM session_user::text
+           OR NEW.actor_source IS DISTINCT FROM '{DATABASE_ROLE}' THEN
+            RAISE EXCEPTION 'an nbtrail audit entry names the role that inserts it (%), '
+                'not %', session_user, NEW.actor USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'the nbtrail audit trail is append-only: % refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE OR REPLACE TRIGGER audit_actor BEFORE INSERT ON audit
+    FOR EACH ROW EXECUTE FUNCTION nbtrail_audit_guard();
+CREATE OR REPLACE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION nbtrail_audit_guard();
+CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION nbtrail_audit_guard();
+REVOKE UPDATE, DELETE, TRUNCATE ON audit FROM PUBLIC;
+"""
 # Bytes of journal one background shipment takes at most; a sync takes everything.
 SHIP_BUDGET = 16 << 20
 SHIPPED = "shipped.json"  # journal -> bytes shipped, as of the last shipment
@@ -128,6 +159,21 @@ class PostgresStore(SQLReads):
                 self._writer = JournalWriter(self.journal_dir, flush_interval=self.flush_interval)
                 self._start_shipping()
             return self._writer
+
+    @contextlib.contextmanager
+    def audit_session(self) -> Iterator[AuditSession]:
+        """One transaction holding the audit lock; what it appends commits at the end."""
+        import psycopg
+
+        self._refuse_write()
+        with self._connection() as conn:
+            try:
+                self._ensure_schema(conn)
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK])
+                    yield _DatabaseAudit(conn)
+            except psycopg.Error as exc:
+                raise self._error(exc, "writing the audit trail of") from None
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
@@ -407,6 +453,7 @@ class PostgresStore(SQLReads):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])
             _schema.migrate(con, __version__)
             conn.execute(FUNCTIONS)
+            conn.execute(AUDIT_GUARD)
             conn.execute(READER_SQL)
         self._schema_ok = True
 
@@ -467,6 +514,36 @@ class PostgresStore(SQLReads):
                     f"SQL over the store is read-only: {_first(exc)}") from None
             except psycopg.Error as exc:
                 raise InvalidInputError(f"the query failed: {_first(exc)}") from None
+
+
+class _DatabaseAudit(AuditSession):
+    """An audit session of the team store: reads and inserts in the locked transaction."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        row = conn.execute("SELECT session_user").fetchone()
+        self.actor, self.actor_source = str(row[0] if row else ""), DATABASE_ROLE
+
+    def entries(self, model: str | None = None) -> pl.DataFrame:
+        return PgConnection(self.conn).sql(audit_query(model is not None),
+                                           [model] if model is not None else None).pl()
+
+    def append(self, drafts: Sequence[Draft]) -> list[AuditEntry]:
+        if not drafts:
+            return []
+        from ._writes import AuditEntry
+
+        last = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                                 ).fetchone()
+        entries = chain(tuple(last) if last else None, drafts, actor=self.actor,
+                        actor_source=self.actor_source)
+        columns = AuditEntry.columns()
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO audit ({', '.join(columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))})",
+                [tuple(getattr(e, c) for c in columns) for e in entries])
+        return entries
 
 
 def _first(exc: BaseException) -> str:

@@ -395,3 +395,11 @@ def run_tags(keys: int, having: int) -> str:
                       GROUP BY t.run_id)
         SELECT r.run_id, r.status, r.start_time, {", ".join(f"wide.k{i}" for i in range(keys))}
         FROM wide JOIN runs r USING (run_id) ORDER BY r.start_time, r.run_id"""
+
+
+def audit_query(one_model: bool) -> str:
+    """The audit trail in ``AuditEntry`` column order, oldest first."""
+    from ._writes import AuditEntry
+
+    where = " WHERE model = ?" if one_model else ""
+    return f"SELECT {', '.join(AuditEntry.columns())} FROM audit{where} ORDER BY seq"

@@ -201,9 +201,28 @@ def _v7(con: Connection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN user_name VARCHAR")
 
 
+def _v8(con: Connection) -> None:
+    # The model registry's audit trail, which is also the registry itself: models,
+    # versions, aliases and promotion requests are what its entries say (``registry``).
+    con.execute("""
+        CREATE TABLE audit (
+            seq BIGINT PRIMARY KEY,
+            at_us BIGINT NOT NULL,
+            actor VARCHAR NOT NULL,
+            actor_source VARCHAR NOT NULL,
+            event VARCHAR NOT NULL,
+            model VARCHAR,
+            version INTEGER,
+            payload VARCHAR NOT NULL,
+            prev_hash VARCHAR NOT NULL,
+            hash VARCHAR NOT NULL
+        )
+    """)
+
+
 # Index i holds the migration from version i to i + 1. Append, never edit.
 MIGRATIONS: list[Callable[[Connection], None]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7]
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -131,6 +131,11 @@ class SQLReads(Store):
         with self._read_connection() as con:
             return con.sql(query, params=params).pl()
 
+    def audit_entries(self, model: str | None = None) -> pl.DataFrame:
+        """The audit trail (``AuditEntry`` columns), oldest first; ``model`` keeps one's."""
+        return self._frame(_query.audit_query(model is not None),
+                           [model] if model is not None else None)
+
     def run_ids(self) -> list[str]:
         """Every run id in the store."""
         return self._frame(_query.RUN_IDS)["run_id"].to_list()

@@ -271,8 +271,32 @@ class Edge(Write):
     created_at: float
 
 
+@dataclass(frozen=True)
+class AuditEntry(Write):
+    """One entry of the audit trail: who did what to the model registry, and why.
+
+    Entries are numbered without gaps (``seq``) and chained: ``hash`` is the SHA-256 of
+    the entry's other fields and ``prev_hash`` (see ``_audit``). ``payload`` is canonical
+    JSON text, hashed as stored. Only a store's ``audit_session`` makes them.
+    """
+
+    KIND = "audit"
+    KEY = ("seq",)
+
+    seq: int
+    at_us: int  # microseconds since the epoch: an integer, so it hashes the same everywhere
+    actor: str
+    actor_source: str  # how the actor is known: "database role", "os user", "NBTRAIL_USER"
+    event: str
+    model: str | None
+    version: int | None
+    payload: str
+    prev_hash: str
+    hash: str
+
+
 # Every kind that folds into a table of its own (``RunEnd`` updates ``runs``).
 TABLE_RECORDS: tuple[type[Write], ...] = (
     RunStart, Param, Tag, Dataset, RunDataset, Model, Artifact, Environment, CodeSnapshot,
-    PackageMade, Edge,
+    PackageMade, Edge, AuditEntry,
 )

@@ -10,7 +10,6 @@ runs is the fallback.
 from __future__ import annotations
 
 import atexit
-import getpass
 import hashlib
 import json
 import os
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._config import Settings, config
 from ..errors import InvalidInputError, NbtrailError
 from ..store import CodeSnapshot, Environment, RunStart, Store, open_store
+from ..store._audit import os_user
 from ..store._records import GIT_CAPTURE_TAG
 from ._run import ActiveRun
 
@@ -397,12 +397,3 @@ def flush_at_worker_exit() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def os_user() -> str:
-    """The OS user running this process: the name, else the uid.
-
-    A container may run as a uid that has no passwd entry.
-    """
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return str(os.getuid())
