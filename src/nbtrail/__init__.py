@@ -84,6 +84,7 @@ _LAZY = {
     "promotion_requests": "nbtrail.registry._fluent",
     "audit": "nbtrail.registry._fluent",
     "verify_audit": "nbtrail.registry._fluent",
+    "model_card": "nbtrail.registry._card",
     "ModelVersion": "nbtrail.registry._api",
     "PromotionRequest": "nbtrail.registry._api",
     "import_mlflow": "nbtrail.importers._mlflow",
@@ -133,6 +134,7 @@ __all__ = [
     "log_table",
     "log_text",
     "metric_history",
+    "model_card",
     "model_version",
     "model_versions",
     "models",
@@ -170,6 +172,7 @@ if TYPE_CHECKING:
     from .packaging._api import Package, package
     from .packaging._local import serve
     from .registry._api import ModelVersion, PromotionRequest
+    from .registry._card import model_card
     from .registry._fluent import (
         approve,
         audit,

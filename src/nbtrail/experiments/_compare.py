@@ -127,8 +127,14 @@ def compare(store: Store, *, branches: Sequence[str] | None = None,
     if len(set(names)) != len(names):
         raise InvalidInputError(f"each name may appear once, got {names!r}")
     if runs is not None:
-        picked = [store.get_run(run_id) for run_id in names]
-        labels = _run_labels(picked)
+        from ..registry._refs import is_reference, resolve
+
+        # A registry reference (churn@champion) stands for its version's run.
+        refs = {n: resolve(store, n) for n in names if is_reference(n)}
+        picked = [store.get_run(_run_of(store, refs[n].model_id) if n in refs else n)
+                  for n in names]
+        labels = [n if n in refs else label
+                  for n, label in zip(names, _run_labels(picked), strict=True)]
     else:
         group: Group = "git_branch" if branches is not None else "experiment"
         picked = _best(store, group, names, metric, check_mode(mode))
@@ -295,3 +301,7 @@ def _environment(runs: list[Run], labels: list[str]) -> pl.DataFrame:
     for label, found in zip(labels, versions, strict=True):
         columns[label] = [found.get(n) for n in differing]
     return pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String))
+
+
+def _run_of(store: Store, model_id: str) -> str:
+    return str(store.models(model_id=model_id)["run_id"][0])

@@ -43,10 +43,15 @@ def resolve(ref: object, store: Store, *, prediction_column: str | None = "predi
             ) -> Reference:
     """The reference for ``ref``.
 
-    ``ref`` is a model id (``mdl_…``), a run (id or object; its last model, else its
-    training data set), or data (frame, Parquet path).
+    ``ref`` is a model id (``mdl_…``) or registry reference (``churn@champion``), a run
+    (id or object; its last model, else its training data set), or data (frame, Parquet
+    path).
     """
+    from ..registry._refs import model_id_of
+
     ref_id = _ref_id(ref)
+    if ref_id is not None:
+        ref_id = model_id_of(store, ref_id)
     if ref_id is None:
         data = load(ref, what="reference", prediction_column=prediction_column)
         profiles = profile_frame(data.frame)

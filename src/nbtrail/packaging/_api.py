@@ -14,6 +14,7 @@ from .. import _html
 from .._config import config
 from .._modelio import PICKLE, SKOPS, referenced_modules
 from ..errors import InvalidInputError, UntrustedModelError
+from ..registry._refs import is_reference
 from . import _build, _context, _lock
 from ._check import checked_signature
 from ._source import ModelSource, log_object, resolve
@@ -122,8 +123,10 @@ def package(
 ) -> Package:
     """Turn a model into a container build context, and build it where an engine is present.
 
-    ``model`` is a model id (``mdl_…``), a run id (its latest model) or a fitted model
-    object (logged first, into the active run or a new one, with ``input_example``).
+    ``model`` is a model id (``mdl_…``), a registry reference (``churn@champion``,
+    ``churn/3``: the package is then recorded in the registry's audit trail), a run id (its
+    latest model) or a fitted model object (logged first, into the active run or a new
+    one, with ``input_example``).
     The context at ``output`` (default ``dist/<name>``) holds a Dockerfile (virtual env,
     non-root user, health check, OCI and lineage labels), ``requirements.lock`` pinned to
     the training environment, the model in skops format with ``signature.json`` and
@@ -197,6 +200,14 @@ def package(
                              on_output=lambda line: step(line, 0.5))
         result = dataclasses.replace(result, image=image)
         _record(store.writer(), result, base_image)
+    if is_reference(model):  # a registered version: its audit trail lists the package
+        from ..registry._api import record_use
+        from ..registry._state import PACKAGED
+
+        record_use(store, model, PACKAGED, {
+            "package_id": result.package_id, "name": result.name,
+            "model_id": result.model_id, "image": result.image.tag if result.image else None,
+            "digest": result.image.digest if result.image else None})
     step("done", 1.0)
     return result
 

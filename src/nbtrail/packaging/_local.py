@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _html
 from ..errors import InvalidInputError, ProcessError
+from ..registry._refs import is_reference
 from ..serving._app import ServeSettings, load_app
 from ..serving._bundle import SIGNATURE_FILE
 from ..serving._server import serve as serve_folder
@@ -93,7 +94,9 @@ def serve(
 ) -> LocalServer | None:
     """Serve a packaged model over HTTP (KServe V2 and ``POST /predict``).
 
-    ``source`` is a :class:`Package`, a package or model folder, or a model/run id.
+    ``source`` is a :class:`Package`, a package or model folder, a model/run id or a
+    registry reference (``churn@champion``; the deployment is then recorded in the
+    registry's audit trail).
     With ``background=True`` the server runs in a thread of this process (``port=0``
     picks a free port) and a :class:`LocalServer` with its ``url`` and ``stop()`` is
     returned; otherwise this call serves until interrupted. ``log_dir`` keeps a prediction
@@ -109,6 +112,15 @@ def serve(
     if max_body_bytes <= 0:
         raise InvalidInputError(f"max_body_bytes must be positive, got {max_body_bytes}")
     folder = model_folder(source, trusted=trusted, store=store)
+    if isinstance(source, str) and is_reference(source):
+        from ..registry._api import record_use
+        from ..registry._state import DEPLOYED
+        from ..tracking._tracker import store_or_configured
+
+        # Serving a registered version is a deployment: the audit trail says where.
+        record_use(store_or_configured(store), source, DEPLOYED,
+                   {"server": "nbtrail serve", "host": host, "port": port,
+                    "log_dir": None if log_dir is None else str(log_dir)})
     settings = ServeSettings(range_policy=range_policy, max_body_bytes=max_body_bytes,
                              log_dir=None if log_dir is None else str(log_dir))
     if not background:

@@ -66,7 +66,13 @@ def _frame(source_type: str | None, signature: dict[str, Any]) -> str:
 
 
 def resolve(store: Store, ref: str) -> ModelSource:
-    """The model ``ref`` names: a model id, or a run id (the run's latest model)."""
+    """The model ``ref`` names: a model id, registry reference or run id (its last model).
+
+    A registry reference reads ``churn@champion`` (an alias) or ``churn/3`` (a version).
+    """
+    from ..registry._refs import model_id_of
+
+    ref = model_id_of(store, ref)
     found = (store.models(model_id=ref) if ref.startswith("mdl_")
              else store.models(run=ref))
     if found.is_empty():

@@ -2,6 +2,8 @@
 
 Every change is a set of audit entries appended in one ``Store.audit_session``, after
 checking the state that session read: two processes can never both win a decision.
+``on_behalf_of`` is for services that authenticated a user themselves (the Jupyter
+server's logged-in user, see ``Store.audit_session``).
 """
 
 from __future__ import annotations
@@ -163,14 +165,15 @@ def _facts(store: Store, row: dict[str, Any], description: str | None) -> dict[s
 
 
 def register(store: Store, model_or_run: object, *, name: str,
-             description: str | None = None) -> ModelVersion:
+             description: str | None = None, on_behalf_of: str | None = None
+             ) -> ModelVersion:
     """Register a model as the next version of ``name`` (see ``nt.register``)."""
     check_name(name)
     if description is not None and not isinstance(description, str):
         raise InvalidInputError(f"description must be text, got {type(description).__name__}")
     row = _model_to_register(store, model_or_run)
     facts = _facts(store, row, description)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = fold(session.entries(name)).get(name) or ModelState(name)
         same = [n for n, v in state.versions.items() if v.model_id == row["model_id"]]
         if same:  # registering again (a notebook run twice) changes nothing
@@ -238,11 +241,11 @@ def _number(state: ModelState, number: object) -> int:
 
 
 def set_alias(store: Store, name: str, alias: str, version: int, *,
-              note: str | None = None) -> ModelVersion:
+              note: str | None = None, on_behalf_of: str | None = None) -> ModelVersion:
     """Point an unprotected ``alias`` at ``version`` (see ``nt.set_alias``)."""
     check_alias(alias)
     model_state(store, name)  # a clear error for an unknown model
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = model_state_in(session, name)
         number = _number(state, version)
         if alias in state.policies:
@@ -255,10 +258,11 @@ def set_alias(store: Store, name: str, alias: str, version: int, *,
     return version_after(store, name, number)
 
 
-def remove_alias(store: Store, name: str, alias: str, *, note: str | None = None) -> None:
+def remove_alias(store: Store, name: str, alias: str, *, note: str | None = None,
+                 on_behalf_of: str | None = None) -> None:
     """Remove an unprotected alias."""
     check_alias(alias)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = model_state_in(session, name)
         if alias not in state.aliases:
             raise NotFoundError(f"{name} has no alias @{alias}")
@@ -269,11 +273,12 @@ def remove_alias(store: Store, name: str, alias: str, *, note: str | None = None
             "alias": alias, "previous": state.aliases[alias], "note": note})])
 
 
-def set_policy(store: Store, name: str, alias: str, values: Mapping[str, Any]) -> Policy:
+def set_policy(store: Store, name: str, alias: str, values: Mapping[str, Any], *,
+               on_behalf_of: str | None = None) -> Policy:
     """Set the policy that protects ``name@alias`` (see ``nt.set_policy``)."""
     check_alias(alias)
     policy = parse(values, alias)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         model_state_in(session, name)
         session.append([Draft(_state.POLICY_SET, name, None,
                               {"alias": alias, "policy": policy.to_dict()})])
@@ -305,11 +310,12 @@ def version_after(store: Store, name: str, number: int) -> ModelVersion:
 
 def request_promotion(store: Store, name: str, *, version: int, alias: str,
                       note: str | None = None, data: object = None, trusted: bool = False,
-                      progress: Callable[[str], None] | None = None) -> PromotionRequest:
+                      progress: Callable[[str], None] | None = None,
+                      on_behalf_of: str | None = None) -> PromotionRequest:
     """Open a request, run the alias's checks, and move the alias if nobody must approve."""
     check_alias(alias)
     model_state(store, name)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = model_state_in(session, name)
         number = _number(state, version)
         busy = state.open_request(alias)
@@ -329,7 +335,7 @@ def request_promotion(store: Store, name: str, *, version: int, alias: str,
     results = run_checks(store, policy, state.versions[number], holder, data=data,
                          trusted=trusted, progress=progress)
     passed = all(r["passed"] for r in results)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = model_state_in(session, name)
         request = state.requests[request_id]
         if request.status != _state.CHECKING:  # rejected while the checks ran
@@ -398,11 +404,11 @@ def promotion_requests(store: Store, name: str | None = None,
     return pl.DataFrame(rows, schema=schema).sort("request_id", descending=True)
 
 
-def decide(store: Store, request_id: int, *, approve: bool,
-           note: str | None = None) -> PromotionRequest:
+def decide(store: Store, request_id: int, *, approve: bool, note: str | None = None,
+           on_behalf_of: str | None = None) -> PromotionRequest:
     """Approve (moving the alias) or reject a request, under the four-eyes rule."""
     name = _find_request(store, request_id)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         state = model_state_in(session, name)
         request = state.requests[request_id]
         ref = f"{name}/{request.version} -> @{request.alias}"
@@ -450,9 +456,10 @@ def verify_audit(store: Store) -> Verdict:
     return verify(store.audit_entries().iter_rows())
 
 
-def record_use(store: Store, ref: str, event: str, details: Mapping[str, Any]) -> None:
+def record_use(store: Store, ref: str, event: str, details: Mapping[str, Any], *,
+               on_behalf_of: str | None = None) -> None:
     """Record that a registered version was packaged or deployed (``ref`` names it)."""
     found = resolve(store, ref)
-    with store.audit_session() as session:
+    with store.audit_session(on_behalf_of) as session:
         session.append([Draft(event, found.name, found.version,
                               {"ref": ref, "alias": found.alias, **details})])

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 GENESIS = "0" * 64  # the prev_hash of entry 1
 USER_VARIABLE = "NBTRAIL_USER"
 DATABASE_ROLE = "database role"  # the actor_source of entries made on a database server
+SERVICE_USER = "jupyter user"  # a user the Jupyter server authenticated (``on_behalf_of``)
 
 
 def os_user() -> str:
@@ -43,8 +44,10 @@ def os_user() -> str:
         return str(os.getuid())
 
 
-def local_identity() -> tuple[str, str]:
+def local_identity(on_behalf_of: str | None = None) -> tuple[str, str]:
     """Who acts on an embedded store, and how that is known (``actor_source``)."""
+    if on_behalf_of:
+        return on_behalf_of, SERVICE_USER
     named = os.environ.get(USER_VARIABLE, "").strip()
     return (named, USER_VARIABLE) if named else (os_user(), "os user")
 

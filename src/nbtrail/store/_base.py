@@ -139,13 +139,17 @@ class Store(abc.ABC):
         """Flush this process's journal, fold what can be folded now, upload waiting blobs."""
 
     @abc.abstractmethod
-    def audit_session(self) -> contextlib.AbstractContextManager[AuditSession]:
+    def audit_session(self, on_behalf_of: str | None = None
+                      ) -> contextlib.AbstractContextManager[AuditSession]:
         """Hold the audit trail to read it, decide and append (see ``_audit``).
 
         Sessions run one at a time across every process and machine of the store, so a
         decision made from what a session read cannot be overtaken. The session knows
         who acts: on a database server, the role it authenticated; on the embedded store,
-        ``NBTRAIL_USER`` if set, else the OS user.
+        ``NBTRAIL_USER`` if set, else the OS user. ``on_behalf_of`` is a user a service
+        authenticated (the Jupyter server's logged-in user): the embedded store records
+        them as the actor ("jupyter user"); a database server keeps its role as the actor
+        and records them in each entry's payload.
         """
 
     # -- named queries: what callers need, in no backend's SQL dialect --------------------

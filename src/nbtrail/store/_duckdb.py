@@ -302,12 +302,12 @@ class DuckDBStore(SQLReads):
             f.write("# nbtrail's store: not for git\n*\n")
 
     @contextlib.contextmanager
-    def audit_session(self) -> Iterator[AuditSession]:
+    def audit_session(self, on_behalf_of: str | None = None) -> Iterator[AuditSession]:
         """Hold the store's audit lock (a file lock): one session at a time."""
         self._refuse_write()
         writer = self.writer()
         with self._lock(fcntl.LOCK_EX, "audit.lock"):
-            yield _JournalAudit(self, writer)
+            yield _JournalAudit(self, writer, on_behalf_of)
 
     def put_blob(self, source: Path | bytes) -> tuple[str, int]:
         """Store bytes content-addressed; return ``(sha256, size)``."""
@@ -599,9 +599,10 @@ class _JournalAudit(AuditSession):
     trail's last entry; appends are written before the lock is released.
     """
 
-    def __init__(self, store: DuckDBStore, writer: JournalWriter) -> None:
+    def __init__(self, store: DuckDBStore, writer: JournalWriter,
+                 on_behalf_of: str | None) -> None:
         self.store, self.writer = store, writer
-        self.actor, self.actor_source = local_identity()
+        self.actor, self.actor_source = local_identity(on_behalf_of)
 
     def entries(self, model: str | None = None) -> pl.DataFrame:
         return self.store.audit_entries(model)

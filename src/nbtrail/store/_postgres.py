@@ -20,6 +20,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +162,7 @@ class PostgresStore(SQLReads):
             return self._writer
 
     @contextlib.contextmanager
-    def audit_session(self) -> Iterator[AuditSession]:
+    def audit_session(self, on_behalf_of: str | None = None) -> Iterator[AuditSession]:
         """One transaction holding the audit lock; what it appends commits at the end."""
         import psycopg
 
@@ -171,7 +172,7 @@ class PostgresStore(SQLReads):
                 self._ensure_schema(conn)
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK])
-                    yield _DatabaseAudit(conn)
+                    yield _DatabaseAudit(conn, on_behalf_of)
             except psycopg.Error as exc:
                 raise self._error(exc, "writing the audit trail of") from None
 
@@ -519,8 +520,8 @@ class PostgresStore(SQLReads):
 class _DatabaseAudit(AuditSession):
     """An audit session of the team store: reads and inserts in the locked transaction."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection[Any], on_behalf_of: str | None) -> None:
+        self.conn, self.on_behalf_of = conn, on_behalf_of
         row = conn.execute("SELECT session_user").fetchone()
         self.actor, self.actor_source = str(row[0] if row else ""), DATABASE_ROLE
 
@@ -533,6 +534,9 @@ class _DatabaseAudit(AuditSession):
             return []
         from ._writes import AuditEntry
 
+        if self.on_behalf_of:  # the role acts; whom for is part of what it records
+            drafts = [replace(d, payload={**(d.payload or {}), "on_behalf_of":
+                                          self.on_behalf_of}) for d in drafts]
         last = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
                                  ).fetchone()
         entries = chain(tuple(last) if last else None, drafts, actor=self.actor,

@@ -9,7 +9,7 @@ from ._tracker import get_store
 
 
 def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> object:
-    """Load a logged model by its id (``mdl_…``).
+    """Load a logged model by its id (``mdl_…``) or registry reference (``churn@champion``).
 
     skops files load only types from scikit-learn, numpy and scipy unless you trust
     more with ``trusted=[...]``; pickled models need ``trusted=True`` because
@@ -19,13 +19,16 @@ def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> objec
         >>> model = nt.load_model("mdl_01J…")   # doctest: +SKIP
     """
     from .._modelio import deserialize_model
+    from ..registry._refs import model_id_of
 
+    store = get_store()
+    if isinstance(model_id, str):
+        model_id = model_id_of(store, model_id)
     if not isinstance(model_id, str) or not model_id.startswith("mdl_"):
         raise InvalidInputError(
             f"{model_id!r} is not a model id; model ids start with 'mdl_' "
-            "(see nt.get_run(run_id).models)"
+            "(see nt.get_run(run_id).models), references read churn@champion or churn/3"
         )
-    store = get_store()
     found = store.models(model_id=model_id)
     if found.is_empty():
         raise NotFoundError(f"no model {model_id!r} in the store at {store.location}")
