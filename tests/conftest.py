@@ -200,3 +200,23 @@ def postgres_url():
         yield server.url
     finally:
         server.remove()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a fresh, empty store of each backend lives: a folder, or a new database.
+
+    A backend joins by adding its param here; the contract suite (tests/store) and the
+    registry's tests run over every one.
+    """
+    if request.param == "duckdb":
+        return str(tmp_path / "store")
+    if request.param == "postgresql":  # a new database on the tests' own server
+        import psycopg
+
+        server = request.getfixturevalue("postgres_url")
+        name = f"scratch_{os.urandom(6).hex()}"
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return f"{server.rsplit('/', 1)[0]}/{name}"
+    raise AssertionError(f"no location for backend {request.param}")

@@ -48,20 +48,10 @@ R1, R2, R3, R4 = ("r1aaaaaaaaaaaaaaaaaaaa", "r2bbbbbbbbbbbbbbbbbbbb", "r3ccccccc
 NOTEBOOK = "/work/nb/a.ipynb"
 
 
-@pytest.fixture(params=["duckdb", "postgresql"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a fresh, empty store of each backend lives."""
-    if request.param == "duckdb":
-        return str(tmp_path / "store")
-    if request.param == "postgresql":  # a new database on the tests' own server
-        import psycopg
-
-        server = request.getfixturevalue("postgres_url")
-        name = f"contract_{os.urandom(6).hex()}"
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"{server.rsplit('/', 1)[0]}/{name}"
-    raise AssertionError(f"no location for backend {request.param}")
+@pytest.fixture
+def location(store_location: str) -> str:
+    """Where a fresh, empty store of each backend lives (see ``tests/conftest.py``)."""
+    return store_location
 
 
 @pytest.fixture

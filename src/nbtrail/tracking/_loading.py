@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInputError, NotFoundError
-from ._tracker import get_store
+from ._tracker import store_or_configured
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
-def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> object:
+def load_model(model_id: str, *, trusted: bool | Sequence[str] = False,
+               store: Store | None = None) -> object:
     """Load a logged model by its id (``mdl_…``) or registry reference (``churn@champion``).
 
     skops files load only types from scikit-learn, numpy and scipy unless you trust
     more with ``trusted=[...]``; pickled models need ``trusted=True`` because
-    unpickling runs code.
+    unpickling runs code. ``store`` holds the model (default: the configured store).
 
     Example:
         >>> model = nt.load_model("mdl_01J…")   # doctest: +SKIP
@@ -21,7 +26,7 @@ def load_model(model_id: str, *, trusted: bool | Sequence[str] = False) -> objec
     from .._modelio import deserialize_model
     from ..registry._refs import model_id_of
 
-    store = get_store()
+    store = store_or_configured(store)
     if isinstance(model_id, str):
         model_id = model_id_of(store, model_id)
     if not isinstance(model_id, str) or not model_id.startswith("mdl_"):
