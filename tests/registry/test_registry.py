@@ -164,7 +164,7 @@ def test_registering_what_has_no_single_model_says_so_in_one_line(team, churn):
 
 
 def test_references_resolve_everywhere_a_model_id_is_taken(team, churn, tmp_path):
-    v1, v2 = churn["v1"], churn["v2"]
+    v2 = churn["v2"]
     with team.settings():
         nt.set_alias("churn", "challenger", 2)
         assert nt.model_version("churn@challenger").model_id == v2.model_id
@@ -234,9 +234,8 @@ def test_four_eyes_refuses_the_requester_and_the_author_then_a_reviewer_approves
     with team.settings("lead"):  # requests it for a version the first user trained
         nt.reject(request.request_id, note="not yet")
         again = nt.request_promotion("churn", version=2, alias="champion")
-    with team.settings():
-        with pytest.raises(ApprovalError, match="trained the model"):
-            nt.approve(again.request_id)
+    with team.settings(), pytest.raises(ApprovalError, match="trained the model"):
+        nt.approve(again.request_id)
     with team.settings("reviewer"):
         approved = nt.approve(again.request_id, note="looks right")
         assert approved.status == "approved" and approved.decided_by.startswith("reviewer")
@@ -358,7 +357,7 @@ def test_on_postgresql_ordinary_roles_cannot_rewrite_the_audit_or_forge_its_acto
     with psycopg.connect(url, autocommit=True) as conn:
         for statement in ("UPDATE audit SET actor = 'someone' WHERE seq = 1",
                           "DELETE FROM audit WHERE seq = 1", "TRUNCATE audit"):
-            with pytest.raises(psycopg.Error, match="append-only|permission denied"):
+            with pytest.raises(psycopg.Error, match=r"append-only|permission denied"):
                 conn.execute(statement)
         with pytest.raises(psycopg.Error, match="names the role that inserts it"):
             conn.execute("INSERT INTO audit VALUES (99, 0, 'postgres', 'database role', "
@@ -382,5 +381,5 @@ def test_registry_changes_need_the_server(team, churn):
     down = team.location.rsplit(":", 1)[0] + ":1/none"
     with nt.config(store=down, home=str(team.tmp / "down"), capture_git=False):
         store = open_store(down)
-        with pytest.raises(TeamStoreError, match="failed .* the team store"):
+        with pytest.raises(TeamStoreError, match=r"failed .* the team store"):
             _api.set_alias(store, "churn", "x", 1)

@@ -1,8 +1,8 @@
 """The contract every store backend keeps (``nbtrail.store.Store``), checked through the seam.
 
-Each test gets its store from the ``location`` fixture: one param a backend. A backend
-joins by adding its param there (say, ``postgresql`` with a URL to a scratch database)
-and makes ``open_store`` accept that location; nothing else in this file changes.
+Each test gets its store from the ``location`` fixture: one param a backend (the
+``store_location`` fixture of ``tests/conftest.py``). A backend joins by adding its param
+there and makes ``open_store`` accept that location; nothing else in this file changes.
 Writes go through typed records; every read is checked before a fold (the records only
 in journals) and after one.
 """
