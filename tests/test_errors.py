@@ -23,6 +23,7 @@ EXPECTED = [
     (errors.FilterError, 1, 400),
     (ArgumentError, 1, 400),
     (errors.UntrustedModelError, 1, 403),
+    (errors.ApprovalError, 1, 403),
     (errors.NotFoundError, 1, 404),
     (errors.StoreNotFoundError, 1, 404),
     (errors.ConflictError, 1, 409),
