@@ -10,7 +10,7 @@ import pytest
 
 import nbtrail as nt
 from nbtrail.dashboards import APP_FILE, read_only_store
-from nbtrail.dashboards._views import VIEWS, export
+from nbtrail.dashboards._views import NO_MODEL_REGISTERED, VIEWS, export
 from nbtrail.errors import NbtrailError
 
 from ..conftest import free_port, run_python
@@ -31,7 +31,7 @@ def view_args(built, store) -> dict[str, dict]:
     return {"runs": {}, "run": {"run_id": runs["run_id"][0]},
             "compare": {"run_ids": runs["run_id"].to_list()[:2]}, "branches": {"metric": "loss"},
             "sweeps": {"sweep_id": sweep_id}, "lineage": {"node_id": built.model_id},
-            "monitoring": {"model_id": built.model_id}}
+            "monitoring": {"model_id": built.model_id}, "registry": {}}
 
 
 def test_every_view_exports_static_html_and_nothing_is_written(built):
@@ -158,7 +158,8 @@ def test_auth_refuses_requests_without_credentials(built, mode):
 def test_dashboard_in_chromium_with_screenshots(built):
     checks = {"runs": "train-model", "run": "loss", "compare": "highlighted",
               "branches": "feat/wider", "sweeps": "parallel coordinates",
-              "lineage": "lineage of", "monitoring": "PSI per feature"}
+              "lineage": "lineage of", "monitoring": "PSI per feature",
+              "registry": NO_MODEL_REGISTERED}
     with dashboard_in_chromium(built.home) as browsed:
         page = browsed.page
         for view, text in checks.items():

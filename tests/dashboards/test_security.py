@@ -9,7 +9,7 @@ import pytest
 
 from nbtrail.dashboards import read_only_store
 from nbtrail.dashboards._auth import safe_next
-from nbtrail.dashboards._views import VIEWS
+from nbtrail.dashboards._views import NO_MODEL_REGISTERED, VIEWS
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
 from .conftest import HOSTILE, HOSTILE_BRANCH, HOSTILE_SCRIPT, required, serving
@@ -43,6 +43,7 @@ def test_no_store_string_runs_as_script_in_any_tab(hostile):
         "sweeps": ("parallel coordinates", ["params." + h(13), h(15)]),
         "lineage": ("lineage of", [h(11)[:29], h(12)[:29]]),
         "monitoring": ("PSI per feature", ["psi." + h(1), "has no artifact 'drift.json'"]),
+        "registry": (NO_MODEL_REGISTERED, []),  # hostile registry strings: test_registry.py
     }
     assert list(shown) == list(VIEWS)
     port = free_port()

@@ -96,7 +96,8 @@ def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewa
     """The dashboard over ``store``.
 
     ``args`` pick the tab and items (``view``, ``run``, ``model``, ``sweep``, ``node``), as
-    the page's query arguments do.
+    the page's query arguments do; ``model`` is a model id for monitoring, a registered
+    model's name for the registry.
     """
     args = args or {}
     pn.config.raw_css = [*pn.config.raw_css, _CSS] if _CSS not in pn.config.raw_css else \
@@ -195,8 +196,17 @@ def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewa
                    model),
         name="Monitoring", sizing_mode="stretch_width")
 
+    # registry (``model=`` names a registered model here, a model id in monitoring)
+    registered = {name: name for name in _views.registered_models(store)}
+    registered_model = pn.widgets.Select(label="Registered model", options=registered,
+                                         value=_first(registered, args.get("model")), width=320)
+    registry_tab = pn.Column(
+        pn.Row(registered_model, _download(store, "registry", name=registered_model)),
+        _html_pane(_views.registry_html, store, registered_model),
+        name="Registry", sizing_mode="stretch_width")
+
     tabs = pn.Tabs(runs_tab, run_tab, compare_tab, branches_tab, sweeps_tab, lineage_tab,
-                   monitoring_tab, dynamic=True, sizing_mode="stretch_width")
+                   monitoring_tab, registry_tab, dynamic=True, sizing_mode="stretch_width")
     view = args.get("view")
     if view in _views.VIEWS:
         tabs.active = _views.VIEWS.index(view)

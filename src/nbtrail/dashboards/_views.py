@@ -15,20 +15,26 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from .. import _html
 from ..errors import NbtrailError
 from ..monitor._api import KIND_TAG, MONITORING
+from ..registry import _api as registry
+from ..registry import _state as registry_state
 
 if TYPE_CHECKING:
     import polars as pl
 
     from ..store import Store
+    from ..store._audit import Verdict
 
-View = Literal["runs", "run", "compare", "branches", "sweeps", "lineage", "monitoring"]
+View = Literal["runs", "run", "compare", "branches", "sweeps", "lineage", "monitoring",
+               "registry"]
 VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "lineage",
-                           "monitoring")
+                           "monitoring", "registry")
 RUNS_SHOWN = 500
 _CURVES = 12  # metric charts shown for one run
 _LINEAGE_KINDS = ("dataset", "run", "model", "package", "monitoring")
 T = TypeVar("T")
 RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration", "branch")
+NO_MODEL_REGISTERED = "no model registered yet: nt.register(run, name=...)"
+_AUDIT_SHOWN = 20  # latest audit entries in the registry view
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -100,6 +106,18 @@ def drift_history(store: Store, model_id: str) -> pl.DataFrame:
             *sorted(c for c in frame.columns if c.startswith("metrics.psi.")), "run_id"]
     return frame.select(c for c in keep if c in frame.columns).with_columns(
         pl.col("start_time").dt.replace_time_zone(None))
+
+
+def registered_models(store: Store) -> list[str]:
+    """Names of the registered models, in order, for pickers."""
+    return registry.models(store)["name"].to_list()
+
+
+def _to_seconds(frame: pl.DataFrame) -> pl.DataFrame:
+    """Times as text to the second: the registry keeps microseconds nobody reads."""
+    import polars as pl
+
+    return frame.with_columns(pl.col(pl.Datetime).dt.strftime("%Y-%m-%d %H:%M:%S %Z"))
 
 
 # -- HTML fragments -----------------------------------------------------------------------
@@ -272,6 +290,91 @@ def report_html(store: Store, run_id: str) -> str:
                 f"({_html.escape(type(exc).__name__)}: {_html.escape(exc)}).</p>")
 
 
+def registry_html(store: Store, name: str | None = None) -> str:
+    """The registered models; ``name``'s (default: the first) versions and requests; the audit.
+
+    Only reads: a request is approved in JupyterLab or with ``nbtrail models approve``.
+    """
+    found = registry.models(store)
+    parts = ["<p>This view only reads the registry: approve or reject a promotion request in "
+             "JupyterLab or with <code>nbtrail models approve</code>.</p>"]
+    if found.is_empty():
+        parts.append(f"<p><strong>{_html.escape(NO_MODEL_REGISTERED)}</strong>; then reload "
+                     "this page.</p>")
+    else:
+        names = found["name"].to_list()
+        chosen = name or names[0]
+        parts.append(_html.table(found.columns, _to_seconds(found).rows(),
+                                 caption=f"registered models: {found.height}", max_rows=100,
+                                 highlight=[names.index(chosen)] if chosen in names else []))
+        parts.append(model_html(store, chosen))
+    verdict = registry.verify_audit(store)
+    if verdict.entries or not verdict.ok:  # an empty registry has no trail to speak of
+        parts.append(audit_html(store, verdict))
+    return "".join(parts)
+
+
+def model_html(store: Store, name: str) -> str:
+    """One registered model: its versions with aliases and metrics, its promotion requests."""
+    versions = registry.model_versions(store, name)
+    shown = versions.drop("ref")
+    parts = [f"<h3>{_html.escape(name)}: versions</h3>", _html.table(
+        shown.columns, _to_seconds(shown).rows(), max_rows=50,
+        caption="metrics as logged by the run when the version was registered",
+        highlight=[i for i, a in enumerate(versions["aliases"]) if a])]
+    requests = registry.promotion_requests(store, name)
+    parts.append(f"<h3>{_html.escape(name)}: promotion requests</h3>")
+    if requests.is_empty():
+        parts.append("<p>No promotion request yet: <code>nt.request_promotion(name, "
+                     "version=..., alias=...)</code>.</p>")
+        return "".join(parts)
+    decisions = _decisions(registry.audit(store, name))
+    rows, checks = [], []
+    for r in _to_seconds(requests).iter_rows(named=True):
+        decided_at, decision_note = decisions.get(r["request_id"], (None, None))
+        rows.append((f"#{r['request_id']}", f"{r['ref']} → @{r['alias']}", r["status"],
+                     r["requested_by"], r["requested_at"], r["note"], r["decided_by"],
+                     decided_at, decision_note))
+        checks += [(f"#{r['request_id']}", c["check"], "passed" if c["passed"] else "FAILED",
+                    c["detail"]) for c in json.loads(r["checks"])]
+    parts.append(_html.table(
+        ["request", "promotion", "status", "requested by", "requested at", "note",
+         "decided by", "decided at", "decision note"], rows, max_rows=30,
+        caption="newest first; highlighted: waiting for checks or a decision",
+        highlight=[i for i, s in enumerate(requests["status"]) if s in registry_state.OPEN]))
+    if checks:
+        parts.append(_html.table(["request", "check", "result", "detail"], checks,
+                                 max_rows=60, caption="checks of each request",
+                                 highlight=[i for i, c in enumerate(checks)
+                                            if c[2] == "FAILED"]))
+    return "".join(parts)
+
+
+def _decisions(trail: pl.DataFrame) -> dict[int, tuple[str, str | None]]:
+    """When each decided request was decided, and its note, from the model's audit trail."""
+    decided = _to_seconds(trail.filter(trail["event"].is_in([registry_state.APPROVED,
+                                                              registry_state.REJECTED])))
+    found = {}
+    for at, payload in decided.select("at", "payload").rows():
+        data = json.loads(payload)
+        found[int(data["request"])] = (at, data.get("note"))
+    return found
+
+
+def audit_html(store: Store, verdict: Verdict) -> str:
+    """Whether the audit chain verifies, and its latest entries, newest first."""
+    line = (f'<p style="color:#067647">audit trail whole: {verdict.entries} entries</p>'
+            if verdict.ok else
+            f'<p style="color:#b42318">audit trail broken: {_html.escape(verdict.problem)}</p>')
+    trail = registry.audit(store)
+    latest = _to_seconds(trail.tail(_AUDIT_SHOWN).reverse()).select(
+        "seq", "at", "actor", "actor_source", "event", "model", "version", "payload")
+    return "<h3>Audit trail</h3>" + line + _html.table(
+        latest.columns, latest.rows(), max_rows=_AUDIT_SHOWN,
+        caption=f"the latest {latest.height} of {trail.height} entries",
+        highlight=[i for i, seq in enumerate(latest["seq"]) if seq == verdict.broken_seq])
+
+
 def _record(cls: type[T], data: dict[str, Any]) -> T:
     """A frozen record from its ``asdict`` form: lists become tuples, derived keys go."""
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -283,8 +386,9 @@ def export(store: Store, view: View, **args: Any) -> str:
     """A standalone, script-free HTML page of one view (see ``nbtrail dashboard --export``).
 
     ``args``: ``run_id`` (run), ``run_ids`` (compare), ``sweep_id`` (sweeps),
-    ``node_id`` (lineage), ``model_id`` (monitoring), ``metric`` (branches), and the runs
-    filters ``experiment``, ``status``, ``where``.
+    ``node_id`` (lineage), ``model_id`` (monitoring), ``name`` (registry: a registered
+    model, default the first), ``metric`` (branches), and the runs filters ``experiment``,
+    ``status``, ``where``.
     """
     from ..experiments._branches import branches
 
@@ -303,6 +407,8 @@ def export(store: Store, view: View, **args: Any) -> str:
         body = sweep_html(store, args["sweep_id"])
     elif view == "lineage":
         body = lineage_html(store, args["node_id"])
+    elif view == "registry":
+        body = registry_html(store, args.get("name"))
     else:
         body = monitoring_html(store, args["model_id"])
     return _html.document(f"nbtrail · {view}", f"<h2>nbtrail · {_html.escape(view)}</h2>{body}")

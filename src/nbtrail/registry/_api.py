@@ -227,7 +227,8 @@ def model_versions(store: Store, name: str) -> pl.DataFrame:
             "registered_by": v.registered_by, "registered_at": v.registered_at,
             "packages": len(v.packages),
             **{f"metric.{k}": val for k, val in (v.facts.get("metrics") or {}).items()}})
-    return pl.DataFrame(rows)
+    # Every row decides the columns: a metric first logged by version 101 keeps its own.
+    return pl.DataFrame(rows, infer_schema_length=None)
 
 
 # -- aliases and policies ------------------------------------------------------------
@@ -392,7 +393,8 @@ def promotion_requests(store: Store, name: str | None = None,
              "requested_by": r.requested_by, "requested_at": r.requested_at, "note": r.note,
              "checks": json.dumps(r.checks, default=str),
              "failed_checks": ", ".join(c["check"] for c in r.checks if not c["passed"]),
-             "decided_by": r.decided_by}
+             "decided_by": r.decided_by, "decided_at": r.decided_at,
+             "decision_note": r.decision_note}
             for state in states.values() for r in state.requests.values()
             if status is None or r.status == status]
     schema: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -400,7 +402,8 @@ def promotion_requests(store: Store, name: str | None = None,
               "ref": pl.String, "alias": pl.String, "status": pl.String,
               "requested_by": pl.String, "requested_at": pl.Datetime("us", "UTC"),
               "note": pl.String, "checks": pl.String, "failed_checks": pl.String,
-              "decided_by": pl.String}
+              "decided_by": pl.String, "decided_at": pl.Datetime("us", "UTC"),
+              "decision_note": pl.String}
     return pl.DataFrame(rows, schema=schema).sort("request_id", descending=True)
 
 
