@@ -127,8 +127,8 @@ def dashboard(view: View | None = None, *, store: Store | str | os.PathLike[str]
               **args: str) -> Dashboard:
     """The team dashboard inline in a notebook (needs ``nbtrail[dashboard]``).
 
-    ``view`` opens a tab: runs, run, compare, branches, sweeps, lineage or monitoring;
-    ``run=``, ``model=``, ``sweep=``, ``node=`` pick what it shows. It only reads the
+    ``view`` opens a tab: runs, run, compare, branches, sweeps, lineage, monitoring or
+    registry; ``run=``, ``model=``, ``sweep=``, ``node=`` pick what it shows. It only reads the
     store. To share it with a team, serve it: ``nbtrail dashboard --token …``.
 
     Example:
