@@ -34,7 +34,8 @@ def _add_dashboard(commands: Any, options: Options) -> None:
         help="serve the read-only team dashboard (needs nbtrail[dashboard])",
         description="Serve a Panel dashboard over the store: runs, run details, comparison, "
                     "branches, sweeps, lineage, monitoring and the model registry. It never "
-                    "writes to the store; on a folder where nothing was logged yet it starts empty, with a hint.",
+                    "writes to the store; on a folder where nothing was logged yet it starts "
+                    "empty, with a hint.",
     )
     dashboard.add_argument("--port", metavar="N", type=non_negative_int, default=5006,
                            help="the port to listen on, 0 for any free one (default: 5006)")
