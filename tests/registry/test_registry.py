@@ -346,11 +346,14 @@ def test_audit_verify_names_the_first_entry_edited_or_deleted(team, churn, state
     assert not verdict.ok and named in str(verdict.problem), verdict
 
 
+# The team store's alone: the embedded store's file is its user's own (the chain shows
+# edits), and there NBTRAIL_USER is the identity, which needs no server.
+TEAM_ONLY = pytest.mark.parametrize("store_location", ["postgresql"], indirect=True)
+
+
+@TEAM_ONLY
 def test_on_postgresql_ordinary_roles_cannot_rewrite_the_audit_or_forge_its_actor(team,
                                                                                   churn):
-    if not team.team:
-        pytest.skip("the privileges are the team store's; the embedded store's file is the "
-                    "user's own (its chain shows edits)")
     import psycopg
 
     url = _role(team.location, "clerk")
@@ -366,20 +369,26 @@ def test_on_postgresql_ordinary_roles_cannot_rewrite_the_audit_or_forge_its_acto
         assert nt.verify_audit().ok
 
 
+@TEAM_ONLY
 def test_on_the_team_store_nbtrail_user_is_not_an_identity(team, churn, monkeypatch):
-    if not team.team:
-        pytest.skip("on the embedded store NBTRAIL_USER is the identity (tested above)")
     with team.settings():
         monkeypatch.setenv("NBTRAIL_USER", "mallory")
         nt.set_alias("churn", "staging", 1)
     assert set(nt.audit("churn", store=team.store())["actor"]) == {"postgres"}
 
 
+@TEAM_ONLY
 def test_registry_changes_need_the_server(team, churn):
-    if not team.team:
-        pytest.skip("the embedded store has no server")
     down = team.location.rsplit(":", 1)[0] + ":1/none"
     with nt.config(store=down, home=str(team.tmp / "down"), capture_git=False):
         store = open_store(down)
         with pytest.raises(TeamStoreError, match=r"failed .* the team store"):
             _api.set_alias(store, "churn", "x", 1)
+
+
+def test_registering_again_with_a_new_description_sets_it(team, churn):
+    with team.settings():
+        again = nt.register(churn["runs"][0], name="churn", description="weekly churn risk")
+        assert again.version == 1
+        assert nt.models()["description"].to_list() == ["weekly churn risk"]
+        assert nt.audit("churn")["event"].to_list()[-1] == "description_set"

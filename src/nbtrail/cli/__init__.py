@@ -4,9 +4,10 @@ Every command only reads, except ``reproduce`` (which logs the re-executed run),
 (which makes git branches), ``sweep worker`` (which runs sweep trials and records them),
 ``drift`` (which records its report as a monitoring run unless ``--no-log``),
 ``import mlflow`` (which copies MLflow's runs into the store, creating it if need be),
-``store init|copy`` (which create a schema or copy a store into another) and ``sync``
-(which folds or ships this machine's records and uploads its waiting blobs). The store
-is ``--store PATH`` (or URL) if given, else the one the settings point at
+``store init|copy`` (which create a schema or copy a store into another), ``sync``
+(which folds or ships this machine's records and uploads its waiting blobs) and ``models
+register|alias|policy|promote|approve|reject`` (which append to the registry's audit
+trail). The store is ``--store PATH`` (or URL) if given, else the one the settings point at
 (``$NBTRAIL_STORE``, else ``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the
 current folder); a missing
 store is reported, never created (the worker creates one to record its trials, and the
@@ -22,8 +23,9 @@ error is 2.
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve), ``_import`` (import mlflow), ``_store`` (sync, store
-init/copy/doctor); ``_render`` prints tables and JSON for all of them.
+(dashboard, package, serve), ``_registry`` (models, audit), ``_import`` (import mlflow),
+``_store`` (sync, store init/copy/doctor); ``_render`` prints tables and JSON for all of
+them.
 
 Examples::
 
@@ -41,6 +43,13 @@ Examples::
     nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
     nbtrail validate mdl_01J9ZK4A7C new-data.parquet
     nbtrail dashboard --port 5006 --token s3cret
+    nbtrail models register 01J9ZK3T4Q --name churn --description "Monthly churn risk"
+    nbtrail models policy churn champion --metric accuracy --data holdout.parquet --target y
+    nbtrail models promote churn --version 2 --alias champion --note "retrained on May"
+    nbtrail models approve 7 --note "checked the card"
+    nbtrail models card churn@champion -o card.html
+    nbtrail audit verify
+    nbtrail audit export --format jsonl -o audit.jsonl
     nbtrail store init postgresql://ana@db.internal/nbtrail
     nbtrail store doctor --store postgresql://ana@db.internal/nbtrail
     nbtrail sync --status --store postgresql://ana@db.internal/nbtrail
@@ -58,13 +67,24 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import NbtrailError, outcome
-from . import _experiments, _import, _monitor, _query, _runs, _serve, _store, _sweeps
+from . import (
+    _experiments,
+    _import,
+    _monitor,
+    _query,
+    _registry,
+    _runs,
+    _serve,
+    _store,
+    _sweeps,
+)
 from ._common import PROG, ArgumentParser, Handler, UsageError, print_error, shared_options
 
 __all__ = ["build_parser", "main"]
 
 # The order of the commands in --help.
-_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _import, _store)
+_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _registry, _import,
+           _store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -176,11 +176,16 @@ def register(store: Store, model_or_run: object, *, name: str,
     with store.audit_session(on_behalf_of) as session:
         state = fold(session.entries(name)).get(name) or ModelState(name)
         same = [n for n, v in state.versions.items() if v.model_id == row["model_id"]]
-        if same:  # registering again (a notebook run twice) changes nothing
-            return _version_of(state, same[0])
-        number = max(state.versions, default=0) + 1
-        session.append([Draft(_state.REGISTERED, name, number, facts)])
-    return _version_of(model_state(store, name), number)
+        if same:  # registering again (a notebook run twice) adds no version
+            number = same[0]
+            if description is not None and description != state.description:
+                session.append([Draft(_state.DESCRIBED, name, number,
+                                      {"description": description})])
+        else:
+            number = max(state.versions, default=0) + 1
+            session.append([Draft(_state.REGISTERED, name, number, facts)])
+    # Read once the session has ended: on a server its entries commit only then.
+    return version_after(store, name, number)
 
 
 def version(store: Store, ref: str) -> ModelVersion:
@@ -323,8 +328,9 @@ def request_promotion(store: Store, name: str, *, version: int, alias: str,
         if busy is not None:
             raise ConflictError(
                 f"{name}@{alias} already has an open request, #{busy.request_id} (version "
-                f"{busy.version}, by {busy.requested_by}, {busy.status}); approve or reject "
-                "it first")
+                f"{busy.version}, by {busy.requested_by}, {busy.status}); " + (
+                    "wait for its checks, or reject it if they stopped"
+                    if busy.status == _state.CHECKING else "approve or reject it first"))
         if state.aliases.get(alias) == number:
             raise ConflictError(f"{name}@{alias} already points at version {number}")
         (opened,) = session.append([Draft(_state.REQUESTED, name, number, {

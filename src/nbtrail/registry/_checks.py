@@ -50,6 +50,8 @@ def run_checks(store: Store, policy: Policy, candidate: Version, holder: Version
                 results.append(_production(store, policy, candidate, name, trusted))
         except NbtrailError as exc:
             results.append(_result(name, False, str(exc)))
+        except Exception as exc:  # a model's or notebook's own code: the check failed
+            results.append(_result(name, False, f"{type(exc).__name__}: {exc}"))
     return results
 
 

@@ -33,7 +33,8 @@ def register(model_or_run: object, *, name: str, description: str | None = None,
     with several models is an error that lists them) or a registry reference. The
     version keeps the model, its signature, lineage and a snapshot of the run's metrics.
     ``description`` says what the model is for (its card's "intended use").
-    Registering the same model under the same name again returns its version.
+    Registering the same model under the same name again returns its version (and sets
+    the model's description, when a new one is given).
 
     Example:
         >>> v = nt.register(run, name="churn", description="Monthly churn risk")  # doctest: +SKIP

@@ -77,7 +77,7 @@ def parse(values: Mapping[str, Any], alias: str) -> Policy:
         raise bad("metric", f"one of {', '.join(HIGHER_IS_BETTER)}")
     if (policy.metric is not None or policy.validate) and policy.data is None:
         raise InvalidInputError(f"policy of @{alias}: the metric and validate checks need "
-                                "data= (a Parquet or CSV file of labelled evaluation rows)")
+                                "data= (a Parquet file of labelled evaluation rows)")
     if policy.metric is not None and policy.target is None:
         raise InvalidInputError(f"policy of @{alias}: the metric check needs target= (the "
                                 "label column of the evaluation data)")

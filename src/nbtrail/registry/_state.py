@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 # Events (the ``event`` column of the audit trail).
 REGISTERED = "registered"
+DESCRIBED = "description_set"
 POLICY_SET = "policy_set"
 REQUESTED = "promotion_requested"
 CHECKED = "check"
@@ -111,6 +112,8 @@ def _apply(state: ModelState, row: dict[str, Any], payload: dict[str, Any]) -> N
         state.versions[version] = Version(version, row["actor"], at, payload)
         if payload.get("description"):
             state.description = payload["description"]
+    elif event == DESCRIBED:
+        state.description = payload["description"]
     elif event == POLICY_SET:
         state.policies[payload["alias"]] = payload["policy"]
     elif event == REQUESTED:

@@ -149,7 +149,8 @@ class Store(abc.ABC):
         ``NBTRAIL_USER`` if set, else the OS user. ``on_behalf_of`` is a user a service
         authenticated (the Jupyter server's logged-in user): the embedded store records
         them as the actor ("jupyter user"); a database server keeps its role as the actor
-        and records them in each entry's payload.
+        and records them in each entry's payload. Inside a session, read only through the
+        session: on a server its entries commit when it ends.
         """
 
     # -- named queries: what callers need, in no backend's SQL dialect --------------------
