@@ -454,3 +454,25 @@ def test_audit_export(capsys: pytest.CaptureFixture[str], store: Path, trained: 
 
     with pytest.raises(InvalidInputError, match="jsonl, html"):
         export_audit(nt.open_store(store, read_only=True), "xml")
+
+
+def test_the_other_commands_take_references(capsys: pytest.CaptureFixture[str], store: Path,
+                                            trained: Trained, tmp_path: Path) -> None:
+    import polars as pl
+
+    register_both(capsys, store, trained)
+    assert nbtrail(capsys, store, "models", "alias", "churn", "champion", "2")[0] == 0
+    code, out, err = nbtrail(capsys, store, "package", "churn@champion", "--no-build",
+                             "--output", str(tmp_path / "pkg"), "--json")
+    assert code == 0, err
+    assert strict_json(out)["model_id"] == trained.strong_model
+    rows = tmp_path / "rows.parquet"
+    pl.read_parquet(trained.holdout).drop("y").write_parquet(rows)
+    assert nbtrail(capsys, store, "validate", "churn/1", str(rows))[0] == 0
+    assert nbtrail(capsys, store, "drift", "churn@champion", str(rows), "--no-log")[0] == 0
+    code, _, err = nbtrail(capsys, store, "package", "churn@gone", "--no-build")
+    assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("nbtrail: error: churn has no alias @gone (its "
+                                           "aliases: @champion)")
+    code, out, _ = nbtrail(capsys, store, "audit", "ls", "--model", "churn")
+    assert "package_built" in out

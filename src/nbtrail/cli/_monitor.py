@@ -38,7 +38,8 @@ def _add_drift(commands: Any, options: Options) -> None:
     )
     drift.set_defaults(error_exit=ERROR_EXIT)
     drift.add_argument("reference", metavar="MODEL_OR_RUN",
-                       help="a model id (mdl_…) or a run id (its last model)")
+                       help="a model id (mdl_…), a registry reference (churn@champion, "
+                            "churn/3) or a run id (its last model)")
     drift.add_argument("current", metavar="DATA",
                        help="a prediction log folder, or a Parquet file of new rows")
     drift.add_argument("--fail-on-drift", action="store_true",
@@ -91,7 +92,8 @@ def _add_validate(commands: Any, options: Options) -> None:
     )
     validate.set_defaults(error_exit=ERROR_EXIT)
     validate.add_argument("reference", metavar="MODEL_OR_RUN",
-                          help="a model id (mdl_…) or a run id (its last model)")
+                          help="a model id (mdl_…), a registry reference (churn@champion, "
+                            "churn/3) or a run id (its last model)")
     validate.add_argument("data", metavar="DATA",
                           help="a Parquet file, or a prediction log folder")
     validate.add_argument("--fail-on-problems", action="store_true",

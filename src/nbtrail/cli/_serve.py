@@ -81,7 +81,8 @@ def _add_package(commands: Any, options: Options) -> None:
                     "Kubernetes manifests) and build the image when podman or docker answers.",
     )
     package.add_argument("ref", metavar="RUN_OR_MODEL",
-                         help="a model id (mdl_...) or a run id (its latest model)")
+                         help="a model id (mdl_...), a registry reference (churn@champion, "
+                              "churn/3) or a run id (its latest model)")
     package.add_argument("--name", help="image and Kubernetes name (default: the model's name)")
     package.add_argument("--output", metavar="DIR",
                          help="the context folder (default: dist/NAME)")
@@ -128,7 +129,8 @@ def _add_serve(commands: Any, options: Options) -> None:
                     "without a container.",
     )
     serve.add_argument("source", metavar="DIR_OR_RUN",
-                       help=f"a folder made by {PROG} package, or a model or run id")
+                       help=f"a folder made by {PROG} package, a model or run id, or a "
+                            "registry reference (churn@champion)")
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     serve.add_argument("--port", type=non_negative_int, default=8080, help="default: 8080")
     serve.add_argument("--workers", type=positive_int, default=1,
