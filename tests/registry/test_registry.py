@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,31 +259,42 @@ def test_a_rejected_request_leaves_the_alias_where_it_was(team, churn):
         assert nt.promotion_requests("churn")["status"].to_list() == ["rejected"]
 
 
+def _request_in_a_process(location: str, home: str, barrier: object, results: object
+                          ) -> None:
+    """One of several processes asking for the same alias at the same moment."""
+    from nbtrail.store import open_store
+
+    with nt.config(home=home, capture_git=False):
+        store = open_store(location)
+        barrier.wait(60)  # type: ignore[attr-defined]
+        try:
+            request = _api.request_promotion(store, "churn", version=2, alias="champion")
+            results.put(("won", request.request_id))  # type: ignore[attr-defined]
+        except ConflictError as exc:
+            results.put(("lost", str(exc)))  # type: ignore[attr-defined]
+        finally:
+            store.close()
+
+
 def test_concurrent_requests_on_one_alias_exactly_one_wins(team, churn):
+    import multiprocessing
+
     with team.settings():
         nt.set_policy("churn", "champion")  # the winner's request stays open, pending
-    stores = [team.store() for _ in range(4)]
-    barrier = threading.Barrier(len(stores))
-    outcomes: list[object] = []
-
-    def request(store: Store) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(_api.request_promotion(store, "churn", version=2,
-                                                   alias="champion"))
-        except ConflictError as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=request, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    won = [o for o in outcomes if isinstance(o, _api.PromotionRequest)]
-    lost = [o for o in outcomes if isinstance(o, ConflictError)]
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(4), spawn.Queue()
+    workers = [spawn.Process(target=_request_in_a_process, args=(
+        team.location, str(team.tmp / f"worker{i}"), barrier, results)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    won = [detail for kind, detail in outcomes if kind == "won"]
+    lost = [detail for kind, detail in outcomes if kind == "lost"]
     assert len(won) == 1 and len(lost) == 3, outcomes
-    assert all(f"open request, #{won[0].request_id}" in str(e) for e in lost), lost
-    assert _api.verify_audit(stores[0]).ok
+    assert all(f"already has an open request, #{won[0]}" in message for message in lost)
+    assert _api.verify_audit(team.store()).ok
 
 
 def test_bad_input_is_one_clear_line(team, churn):
