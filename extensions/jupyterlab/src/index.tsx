@@ -1,6 +1,7 @@
 /**
- * nbtrail's JupyterLab extension: the "Experiments" sidebar, the run / compare / sweep
- * views in the main area, and a notebook toolbar button showing the notebook's runs.
+ * nbtrail's JupyterLab extension: the "Experiments" and "Model registry" sidebars, the run /
+ * compare / sweep views in the main area, and a notebook toolbar button showing the
+ * notebook's runs.
  */
 import {
   ILayoutRestorer,
@@ -14,13 +15,22 @@ import { LabIcon, ReactWidget } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { CompareView } from './components/compare';
+import { RegistryPanel } from './components/registry';
 import { RunView } from './components/runview';
 import { ExperimentsPanel } from './components/sidebar';
 import { SweepView } from './components/sweep';
 import { quoteFilter } from './format';
 import { ExperimentsModel } from './model';
 import { requestAPI } from './request';
-import { CommandIDs, DEFAULT_SETTINGS, ISettings, IStoreInfo, PLUGIN_ID, SIDEBAR_ID } from './tokens';
+import {
+  CommandIDs,
+  DEFAULT_SETTINGS,
+  ISettings,
+  IStoreInfo,
+  PLUGIN_ID,
+  REGISTRY_ID,
+  SIDEBAR_ID
+} from './tokens';
 
 const trailIcon = new LabIcon({
   name: 'nbtrail:trail',
@@ -29,6 +39,14 @@ const trailIcon = new LabIcon({
     '<path class="jp-icon3" fill="#616161" d="M5 3a2 2 0 1 1 0 4 2 2 0 0 1 0-4zm0 14a2 2 0 1 1 0 4 2 2 0 0 1 0-4z' +
     'm14-7a2 2 0 1 1 0 4 2 2 0 0 1 0-4zM6 7h1.5v3.2c0 .9.7 1.6 1.6 1.6H17v1.5H9.1A3.1 3.1 0 0 1 6 10.2z' +
     'M6 17v-1.6c0-1.7 1.4-3.1 3.1-3.1H11v1.5H9.1c-.9 0-1.6.7-1.6 1.6V17z"/></svg>'
+});
+
+const registryIcon = new LabIcon({
+  name: 'nbtrail:registry',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">' +
+    '<path class="jp-icon3" fill="#616161" d="M3 4a1 1 0 0 1 1-1h7.6a1 1 0 0 1 .7.3l8.4 8.4a1 1 0 0 1 0 1.4' +
+    'l-7.6 7.6a1 1 0 0 1-1.4 0L3.3 12.3a1 1 0 0 1-.3-.7zm4.5 2a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z"/></svg>'
 });
 
 function readSettings(settings: ISettingRegistry.ISettings | null): ISettings {
@@ -74,6 +92,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer?.add(panel, SIDEBAR_ID);
 
     const openRun = (runId: string) => void app.commands.execute(CommandIDs.openRun, { runId });
+
+    const registryPanel = new RegistryPanel(model, openRun);
+    registryPanel.id = REGISTRY_ID;
+    registryPanel.title.icon = registryIcon;
+    registryPanel.title.caption = 'Model registry (nbtrail)';
+    app.shell.add(registryPanel, 'left', { rank: 601 });
+    restorer?.add(registryPanel, REGISTRY_ID);
+
     const openMain = (id: string, label: string, element: () => JSX.Element) => {
       const existing = [...app.shell.widgets('main')].find(w => w.id === id);
       if (existing) {
@@ -96,6 +122,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Open the nbtrail sidebar',
       icon: trailIcon,
       execute: () => app.shell.activateById(SIDEBAR_ID)
+    });
+    app.commands.addCommand(CommandIDs.openRegistry, {
+      label: 'Show Model Registry',
+      caption: 'Open the model registry: versions, aliases and promotions to decide',
+      icon: registryIcon,
+      execute: () => app.shell.activateById(REGISTRY_ID)
     });
     app.commands.addCommand(CommandIDs.refresh, {
       label: 'Refresh Experiments',
@@ -157,6 +189,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: CommandIDs.open, category: 'nbtrail' });
+    palette?.addItem({ command: CommandIDs.openRegistry, category: 'nbtrail' });
     palette?.addItem({ command: CommandIDs.refresh, category: 'nbtrail' });
 
     app.docRegistry.addWidgetExtension('Notebook', new NotebookRunsButton(app));

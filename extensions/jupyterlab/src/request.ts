@@ -75,3 +75,8 @@ export async function requestAPI<T>(
   }
   return body as T;
 }
+
+/** POST a JSON body to the API; resolve with the answer, or reject with an ApiError. */
+export function postAPI<T>(path: string, body: object, params: Params = {}): Promise<T> {
+  return requestAPI<T>(path, params, { method: 'POST', body: JSON.stringify(body) });
+}

@@ -5,6 +5,7 @@
 
 export const PLUGIN_ID = 'nbtrail:plugin';
 export const SIDEBAR_ID = 'nbtrail-experiments';
+export const REGISTRY_ID = 'nbtrail-registry';
 
 export namespace CommandIDs {
   export const open = 'nbtrail:open';
@@ -13,6 +14,7 @@ export namespace CommandIDs {
   export const compareRuns = 'nbtrail:compare-runs';
   export const compareBranches = 'nbtrail:compare-branches';
   export const openSweep = 'nbtrail:open-sweep';
+  export const openRegistry = 'nbtrail:open-registry';
   export const refresh = 'nbtrail:refresh';
 }
 
@@ -229,4 +231,57 @@ export interface IPackageJob {
     [key: string]: Value;
   } | null;
   error: string | null;
+}
+
+/** A check of a promotion request, as the alias's policy asked for it. */
+export interface IPromotionCheck {
+  check: string;
+  passed: boolean;
+  detail: string;
+  /** What the check measured (scores, latencies, sizes, the data it used). */
+  evidence: { [key: string]: Value };
+}
+
+/** One version of a registered model (a row of `nt.model_versions`). */
+export interface IRegistryVersion {
+  version: number;
+  ref: string;
+  model_id: string;
+  run_id: string;
+  run_name: string | null;
+  aliases: string[];
+  registered_by: string;
+  registered_at: string;
+  metrics: { [key: string]: number | null };
+}
+
+export interface IRegisteredModel {
+  name: string;
+  description: string | null;
+  latest_version: number;
+  pending_requests: number;
+  /** Where each alias points: its version number. */
+  aliases: { [alias: string]: number };
+  versions: IRegistryVersion[];
+}
+
+/** A promotion request waiting on its checks or on a decision. */
+export interface IPromotionRequest {
+  request_id: number;
+  model: string;
+  version: number;
+  ref: string;
+  alias: string;
+  status: 'checking' | 'pending';
+  requested_by: string;
+  requested_at: string;
+  note: string | null;
+  /** The version the alias points at now (null: it points nowhere yet). */
+  holder: number | null;
+  checks: IPromotionCheck[];
+}
+
+export interface IRegistry {
+  models: IRegisteredModel[];
+  requests: IPromotionRequest[];
 }

@@ -12,6 +12,7 @@ from ._experiments import (
     SweepsHandler,
 )
 from ._package import PackageJobHandler, PackageJobsHandler
+from ._registry import DecisionHandler, RegisterHandler, RegistryListHandler
 from ._runs import (
     ArtifactHandler,
     LineageHandler,
@@ -40,6 +41,9 @@ ROUTES: list[tuple[str, type]] = [
     (f"sweeps/{_ID}", SweepHandler),
     ("package", PackageJobsHandler),
     (f"package/{_ID}", PackageJobHandler),
+    ("registry", RegistryListHandler),
+    ("registry/register", RegisterHandler),
+    (f"registry/requests/{_ID}/(approve|reject)", DecisionHandler),
 ]
 
 

@@ -8,6 +8,7 @@ import { LineChart } from './chart';
 import { ErrorBox, KeyValues, Loading, Section, StatusBadge } from './common';
 import { artifactUrl, RunMedia } from './media';
 import { PackageAction } from './package';
+import { RegisterAction } from './registry';
 import { useApi } from './useapi';
 
 export function RunView(props: {
@@ -29,6 +30,8 @@ export function RunView(props: {
   const { run, histories, media, lineage } = data;
   const title = run.name ?? run.run_id;
   const curves = Object.entries(histories).filter(([, h]) => h.points.length >= 2);
+  // The model the run logged last: what Package and Register act on.
+  const modelName = run.models.length ? formatValue(run.models[run.models.length - 1].name) : null;
   return (
     <div className="nbt-view" aria-label={`Run ${title}`}>
       <header className="nbt-view-header">
@@ -51,13 +54,16 @@ export function RunView(props: {
         {error && <ErrorBox title="Refresh failed" message={error.message} />}
         {run.error && <ErrorBox title="The run failed" message={run.error} />}
       </header>
-      {run.models.length > 0 && (
-        <PackageAction
-          ref_={run.run_id}
-          what={`model ${formatValue(run.models[run.models.length - 1].name)}`}
-          storeParams={props.storeParams}
-          buildImage={props.buildImage}
-        />
+      {modelName !== null && (
+        <>
+          <PackageAction
+            ref_={run.run_id}
+            what={`model ${modelName}`}
+            storeParams={props.storeParams}
+            buildImage={props.buildImage}
+          />
+          <RegisterAction runId={run.run_id} modelName={modelName} storeParams={props.storeParams} />
+        </>
       )}
       <div className="nbt-columns-2">
         <Section title="Params" count={Object.keys(run.params).length}>
