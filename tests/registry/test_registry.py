@@ -402,3 +402,33 @@ def test_registering_again_with_a_new_description_sets_it(team, churn):
         assert again.version == 1
         assert nt.models()["description"].to_list() == ["weekly churn risk"]
         assert nt.audit("churn")["event"].to_list()[-1] == "description_set"
+
+
+def test_verify_names_a_well_chained_entry_that_breaks_the_rules(team, churn):
+    from nbtrail.store._audit import Draft
+
+    with team.settings():
+        nt.set_policy("churn", "champion")
+        assert nt.verify_audit().ok
+    # Appended as a role that may insert would, past request_promotion and approve.
+    with team.store().audit_session() as session:
+        (forged,) = session.append([Draft("alias_set", "churn", 1,
+                                          {"alias": "champion", "request": None})])
+    with team.settings():
+        verdict = nt.verify_audit()
+    assert not verdict.ok and verdict.broken_seq == forged.seq
+    assert f"entry {forged.seq} (alias_set by" in str(verdict.problem)
+    assert "moves protected @champion of churn to version 1 without an approved request" in \
+        str(verdict.problem)
+
+
+def test_a_service_acting_for_users_keeps_four_eyes_between_them(team, churn):
+    store = team.store()
+    _api.set_policy(store, "churn", "champion", {})
+    request = _api.request_promotion(store, "churn", version=2, alias="champion",
+                                     on_behalf_of="ann")
+    assert request.requested_by == "ann"
+    with pytest.raises(ApprovalError, match="ann may not approve"):
+        _api.decide(store, request.request_id, approve=True, on_behalf_of="ann")
+    approved = _api.decide(store, request.request_id, approve=True, on_behalf_of="ben")
+    assert approved.decided_by == "ben" and _api.verify_audit(store).ok

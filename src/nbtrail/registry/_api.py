@@ -432,7 +432,7 @@ def decide(store: Store, request_id: int, *, approve: bool, note: str | None = N
                                         ": its checks have not finished" if request.status
                                         == _state.CHECKING else ""))
             author = state.versions[request.version].facts.get("run_user")
-            who = session.actor
+            who = session.acting_for
             if who == request.requested_by or who == author:
                 role = "requested it" if who == request.requested_by else \
                     "trained the model (the run's user)"
@@ -461,8 +461,24 @@ def audit(store: Store, name: str | None = None) -> pl.DataFrame:
 
 
 def verify_audit(store: Store) -> Verdict:
-    """Check the whole chain (see ``nbtrail audit verify``)."""
-    return verify(store.audit_entries().iter_rows())
+    """Check the whole chain, then the registry's rules (see ``nbtrail audit verify``).
+
+    A chain can be whole and still hold an entry nbtrail never writes: one inserted by
+    hand by a role that may insert (an alias moved past its policy, an approval by the
+    requester). The first such entry is named too.
+    """
+    entries = store.audit_entries()
+    verdict = verify(entries.iter_rows())
+    if not verdict.ok:
+        return verdict
+    broken = sorted(v for state in fold(entries).values() for v in state.violations)
+    if not broken:
+        return verdict
+    seq, why = broken[0]
+    row = entries.row(seq - 1, named=True)
+    return Verdict(verdict.entries, verdict.head, seq,
+                   f"entry {seq} ({row['event']} by {row['actor']}) breaks the registry's "
+                   f"rules: it {why}; nbtrail never writes such an entry")
 
 
 def record_use(store: Store, ref: str, event: str, details: Mapping[str, Any], *,

@@ -85,6 +85,9 @@ class ModelState:
     aliases: dict[str, int] = field(default_factory=dict)
     policies: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: dict[int, Request] = field(default_factory=dict)
+    # Entries that break the registry's rules though chained correctly: written by hand
+    # (a role with INSERT on the audit table), never by nbtrail. ``(seq, why)``.
+    violations: list[tuple[int, str]] = field(default_factory=list)
 
     def open_request(self, alias: str) -> Request | None:
         """The undecided request for ``alias``, if any (at most one is open at a time)."""
@@ -108,8 +111,10 @@ def fold(entries: pl.DataFrame) -> dict[str, ModelState]:
 
 def _apply(state: ModelState, row: dict[str, Any], payload: dict[str, Any]) -> None:
     event, version, at = row["event"], row["version"], when(row["at_us"])
+    # A service (the Jupyter server) acting as its own database role names the person.
+    who = payload.get("on_behalf_of") or row["actor"]
     if event == REGISTERED:
-        state.versions[version] = Version(version, row["actor"], at, payload)
+        state.versions[version] = Version(version, who, at, payload)
         if payload.get("description"):
             state.description = payload["description"]
     elif event == DESCRIBED:
@@ -118,8 +123,7 @@ def _apply(state: ModelState, row: dict[str, Any], payload: dict[str, Any]) -> N
         state.policies[payload["alias"]] = payload["policy"]
     elif event == REQUESTED:
         state.requests[row["seq"]] = Request(
-            row["seq"], state.name, version, payload["alias"], row["actor"], at,
-            payload.get("note"))
+            row["seq"], state.name, version, payload["alias"], who, at, payload.get("note"))
     elif event in (CHECKED, CHECKS_DONE, APPROVED, REJECTED):
         request = state.requests.get(int(payload.get("request") or 0))
         if request is None:
@@ -129,14 +133,44 @@ def _apply(state: ModelState, row: dict[str, Any], payload: dict[str, Any]) -> N
         elif event == CHECKS_DONE:
             request.status = PENDING if payload.get("passed") else FAILED
         else:
+            if event == APPROVED:
+                _check_approval(state, row["seq"], request, who, payload)
             request.status = event
-            request.decided_by, request.decided_at = row["actor"], at
+            request.decided_by, request.decided_at = who, at
             request.decision_note = payload.get("note")
     elif event == ALIAS_SET:
-        state.aliases[payload["alias"]] = version
+        alias = payload["alias"]
+        request = state.requests.get(int(payload.get("request") or 0))
+        if alias in state.policies and (request is None or request.status != APPROVED
+                                        or request.version != version):
+            state.violations.append((row["seq"], f"moves protected @{alias} of "
+                                     f"{state.name} to version {version} without an "
+                                     "approved request"))
+        state.aliases[alias] = version
     elif event == ALIAS_REMOVED:
         state.aliases.pop(payload["alias"], None)
     elif event in (PACKAGED, DEPLOYED) and version in state.versions:
         target = state.versions[version]
         (target.packages if event == PACKAGED else target.deployments).append(
-            {**payload, "by": row["actor"], "at": at})
+            {**payload, "by": who, "at": at})
+
+
+def _check_approval(state: ModelState, seq: int, request: Request, who: str,
+                    payload: dict[str, Any]) -> None:
+    """Record an approval the rules forbid: four eyes, or one made before checks passed."""
+    policy = state.policies.get(request.alias) or {}
+    author = state.versions[request.version].facts.get("run_user") \
+        if request.version in state.versions else None
+    why: str | None
+    if request.status != PENDING:
+        why = f"approves request #{request.request_id} while it is {request.status}"
+    elif payload.get("automatic"):
+        why = (f"approves request #{request.request_id} automatically though "
+               f"@{request.alias} requires approval") if policy.get("require_approval") \
+            else None
+    elif who in (request.requested_by, author):
+        why = f"approves request #{request.request_id} by {who}, its requester or author"
+    else:
+        why = None
+    if why is not None:
+        state.violations.append((seq, why))

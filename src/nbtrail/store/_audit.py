@@ -93,6 +93,14 @@ def chain(head: tuple[int, str] | None, drafts: Sequence[Draft], *, actor: str,
     return entries
 
 
+def no_entries() -> pl.DataFrame:
+    """An empty trail, typed as ``Store.audit_entries`` returns one."""
+    import polars as pl
+
+    types = {"seq": pl.Int64, "at_us": pl.Int64, "version": pl.Int32}
+    return pl.DataFrame(schema={c: types.get(c, pl.String) for c in AuditEntry.columns()})
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What ``verify`` found: how many entries, the last hash, the first break if any."""
@@ -114,28 +122,29 @@ def verify(rows: Iterable[tuple[Any, ...]]) -> Verdict:
     for row in rows:
         (seq, at_us, actor, actor_source, event, model, version, payload, prev_hash,
          digest) = row
-        where = f"entry {seq} ({event}{_subject(model, version)} by {actor})"
         if seq != expected_seq:
             missing = (f"entry {expected_seq} is missing" if seq > expected_seq
                        else f"entry {seq} appears twice")
             return Verdict(count, prev, expected_seq if seq > expected_seq else seq,
                            f"{missing}: entries were deleted or inserted")
         if prev_hash != prev:
-            return Verdict(count, prev, seq, f"{where} does not follow entry {seq - 1}: its "
+            return Verdict(count, prev, seq, f"{_entry(row)} does not follow entry {seq - 1}: its "
                            "prev_hash differs from that entry's hash (an entry before it "
                            "was replaced)")
         if entry_hash(seq, at_us, actor, actor_source, event, model, version, payload,
                       prev_hash) != digest:
-            return Verdict(count, prev, seq, f"{where} was changed after it was written: "
+            return Verdict(count, prev, seq, f"{_entry(row)} was changed after it was written: "
                            "its content does not match its hash")
         expected_seq, prev, count = seq + 1, digest, count + 1
     return Verdict(count, None if count == 0 else prev)
 
 
-def _subject(model: str | None, version: int | None) -> str:
-    if model is None:
-        return ""
-    return f" of {model}/{version}" if version is not None else f" of {model}"
+def _entry(row: tuple[Any, ...]) -> str:
+    """An entry as a message names it (made only on failure: it doubled verify's time)."""
+    seq, _, actor, _, event, model, version = row[:7]
+    subject = "" if model is None else f" of {model}/{version}" if version is not None \
+        else f" of {model}"
+    return f"entry {seq} ({event}{subject} by {actor})"
 
 
 class AuditSession(abc.ABC):
@@ -146,6 +155,12 @@ class AuditSession(abc.ABC):
 
     actor: str
     actor_source: str
+    on_behalf_of: str | None = None  # kept in each payload where the actor is a service
+
+    @property
+    def acting_for(self) -> str:
+        """The person a decision is made for: the user a service vouched for, else the actor."""
+        return self.on_behalf_of or self.actor
 
     @abc.abstractmethod
     def entries(self, model: str | None = None) -> pl.DataFrame:

@@ -43,7 +43,7 @@ from ..errors import (
     StoreNotFoundError,
 )
 from . import _schema
-from ._audit import AuditSession, Draft, chain, local_identity
+from ._audit import AuditSession, Draft, chain, local_identity, no_entries
 from ._blobs import BlobStore
 from ._fold import QUARANTINE, FoldResult, fold, folded_offsets
 from ._fork import duckdb_section, on_fork, open_lock
@@ -605,14 +605,16 @@ class _JournalAudit(AuditSession):
         self.actor, self.actor_source = local_identity(on_behalf_of)
 
     def entries(self, model: str | None = None) -> pl.DataFrame:
-        return self.store.audit_entries(model)
+        # A store nothing was written to yet has an empty trail, not no trail.
+        return self.store.audit_entries(model) if self.store.exists() else no_entries()
 
     def append(self, drafts: Sequence[Draft]) -> list[AuditEntry]:
         if not drafts:
             return []
-        last = self.store._frame("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-        entries = chain(last.row(0) if len(last) else None, drafts, actor=self.actor,
-                        actor_source=self.actor_source)
+        last = (self.store._frame("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                if self.store.exists() else None)
+        entries = chain(last.row(0) if last is not None and len(last) else None, drafts,
+                        actor=self.actor, actor_source=self.actor_source)
         self.writer.write_now([e.to_journal() for e in entries])
         return entries
 
