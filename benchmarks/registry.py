@@ -116,11 +116,16 @@ def measure_nbtrail(work: Path, versions: int, reps: int, entries: int) -> dict[
             "resolve": resolved, "trail": built}
 
 
-def trail_cycle(model: str, version: int, facts: dict[str, Any]) -> list[Any]:
-    """The ten entries one version of ``model`` typically leaves: register to package."""
+def trail_cycle(model: str, version: int, facts: dict[str, Any], first_seq: int
+                ) -> list[Any]:
+    """The ten entries one version of ``model`` typically leaves: register to package.
+
+    ``first_seq`` is the number the first of them gets: a request's id is the number of
+    its ``promotion_requested`` entry, and verify checks the registry's rules too.
+    """
     from nbtrail.store._audit import Draft
 
-    request = version * 10  # any number: the verify scenario checks the chain, not state
+    request = first_seq + 2
     evidence = {"data": "holdout.parquet", "fingerprint": "f" * 64, "rows": 500}
     checks = [
         {"check": "metric", "passed": True, "detail": "accuracy 0.91 vs 0.89 of version 1",
@@ -140,8 +145,9 @@ def trail_cycle(model: str, version: int, facts: dict[str, Any]) -> list[Any]:
               {"alias": "champion", "note": "retrained on November", "holder": version - 1}),
         *(Draft("check", model, version, {"request": request, **c}) for c in checks),
         Draft("checks_done", model, version, {"request": request, "passed": True}),
+        # A second person approves (as the Jupyter server records one it acts for).
         Draft("approved", model, version, {"request": request, "note": "ok",
-                                           "automatic": False}),
+                                           "automatic": False, "on_behalf_of": "reviewer"}),
         Draft("alias_set", model, version, {"alias": "champion", "previous": version - 1,
                                             "request": request, "note": None}),
         Draft("package_built", model, version, {
@@ -162,7 +168,8 @@ def build_trail(home: Path, entries: int, facts: dict[str, Any]) -> dict[str, An
     while made < entries:
         drafts: list[Any] = []
         while len(drafts) < min(BATCH, entries - made):
-            drafts += trail_cycle(f"m{cycle % MODELS:04d}", cycle // MODELS + 1, facts)
+            drafts += trail_cycle(f"m{cycle % MODELS:04d}", cycle // MODELS + 1, facts,
+                                  made + len(drafts) + 1)
             cycle += 1
         drafts = drafts[:entries - made]
         with store.audit_session() as session:

@@ -29,6 +29,9 @@ ALIAS_REMOVED = "alias_removed"
 PACKAGED = "package_built"
 DEPLOYED = "deployed"
 
+# Events no registry rule looks at (``ModelState.violations``): a rules replay skips them.
+UNRULED = (DESCRIBED, CHECKED, PACKAGED, DEPLOYED)
+
 # A promotion request's states: checks run, then it waits for a decision (or failed).
 CHECKING, PENDING, FAILED = "checking", "pending", "failed"
 OPEN = (CHECKING, PENDING)
