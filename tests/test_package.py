@@ -40,16 +40,16 @@ print(json.dumps({{"elapsed": elapsed,
 def test_public_names_are_stable_and_documented():
     assert nt.__all__ == [
         "ActiveRun", "Comparison", "DriftReport", "ImportResult", "Lineage", "ModelVersion",
-        "NbtrailError", "Package", "PromotionRequest", "Run", "Store", "Sweep", "Tracker",
-        "ValidationReport", "__version__", "active_run", "approve", "artifact_path", "audit",
-        "autolog", "branches", "compare", "config", "dashboard", "drift", "get_run",
-        "import_mlflow", "lineage", "load_model", "log_artifact", "log_dataset", "log_dict",
-        "log_figure", "log_image", "log_metric", "log_metrics", "log_model", "log_param",
-        "log_params", "log_table", "log_text", "metric_history", "model_card", "model_version",
-        "model_versions", "models", "open_store", "package", "promotion_requests", "register",
-        "reject", "reproduce", "request_promotion", "run", "runs", "serve", "set_alias",
-        "set_policy", "set_tag", "set_tags", "sql", "sweep", "sync", "track_study", "validate",
-        "verify_audit",
+        "NbtrailError", "Package", "PromotionRequest", "Run", "StalenessReport", "Store",
+        "Sweep", "Tracker", "ValidationReport", "__version__", "active_run", "approve",
+        "artifact_path", "audit", "autolog", "branches", "compare", "config", "dashboard",
+        "drift", "get_run", "import_mlflow", "lineage", "load_model", "log_artifact",
+        "log_dataset", "log_dict", "log_figure", "log_image", "log_metric", "log_metrics",
+        "log_model", "log_param", "log_params", "log_table", "log_text", "metric_history",
+        "model_card", "model_version", "model_versions", "models", "open_store", "package",
+        "promotion_requests", "register", "reject", "reproduce", "request_promotion",
+        "retrain", "run", "runs", "serve", "set_alias", "set_policy", "set_tag", "set_tags",
+        "sql", "staleness", "sweep", "sync", "track_study", "validate", "verify_audit",
     ]
     for name in nt.__all__:
         if name == "__version__":

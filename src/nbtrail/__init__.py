@@ -87,6 +87,9 @@ _LAZY = {
     "model_card": "nbtrail.registry._card",
     "ModelVersion": "nbtrail.registry._api",
     "PromotionRequest": "nbtrail.registry._api",
+    "staleness": "nbtrail.registry._staleness",
+    "retrain": "nbtrail.registry._retrain",
+    "StalenessReport": "nbtrail.registry._staleness",
     "import_mlflow": "nbtrail.importers._mlflow",
     "ImportResult": "nbtrail.importers._mlflow",
 }
@@ -102,6 +105,7 @@ __all__ = [
     "Package",
     "PromotionRequest",
     "Run",
+    "StalenessReport",
     "Store",
     "Sweep",
     "Tracker",
@@ -145,6 +149,7 @@ __all__ = [
     "reject",
     "reproduce",
     "request_promotion",
+    "retrain",
     "run",
     "runs",
     "serve",
@@ -153,6 +158,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "sql",
+    "staleness",
     "sweep",
     "sync",
     "track_study",
@@ -187,6 +193,8 @@ if TYPE_CHECKING:
         set_policy,
         verify_audit,
     )
+    from .registry._retrain import retrain
+    from .registry._staleness import StalenessReport, staleness
     from .store._base import Store
     from .store._open import open_store
     from .store._records import Lineage, Run

@@ -7,7 +7,8 @@ Every command only reads, except ``reproduce`` (which logs the re-executed run),
 ``store init|copy`` (which create a schema or copy a store into another), ``sync``
 (which folds or ships this machine's records and uploads its waiting blobs) and ``models
 register|alias|policy|promote|approve|reject`` (which append to the registry's audit
-trail). The store is ``--store PATH`` (or URL) if given, else the one the settings point at
+trail), ``retrain`` (which runs a notebook, registers its model and requests promotions).
+The store is ``--store PATH`` (or URL) if given, else the one the settings point at
 (``$NBTRAIL_STORE``, else ``$NBTRAIL_HOME``, else ``.nbtrail`` at the git root or in the
 current folder); a missing
 store is reported, never created (the worker creates one to record its trials, and the
@@ -16,16 +17,16 @@ dashboard starts empty with a hint).
 Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
 filter or SQL...: the exit column of ``nbtrail.errors.OUTCOMES``), 2 for a command line
 that does not parse. Both print one ``nbtrail: error: ...`` message to stderr; anything
-unexpected keeps its traceback. ``drift`` and ``validate`` answer a question, so for them
-1 means "drift" / "problems" (with ``--fail-on-drift`` / ``--fail-on-problems``) and any
-error is 2.
+unexpected keeps its traceback. ``drift``, ``validate`` and ``stale`` answer a question, so
+for them 1 means "drift" / "problems" / "stale" (with ``--fail-on-drift`` /
+``--fail-on-problems`` / ``--fail-if-stale``) and any error is 2.
 
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
 reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve), ``_registry`` (models, audit), ``_import`` (import mlflow),
-``_store`` (sync, store init/copy/doctor); ``_render`` prints tables and JSON for all of
-them.
+(dashboard, package, serve), ``_registry`` (models, audit), ``_stale`` (stale),
+``_retrain`` (retrain), ``_import`` (import mlflow), ``_store`` (sync, store
+init/copy/doctor); ``_render`` prints tables and JSON for all of them.
 
 Examples::
 
@@ -48,6 +49,8 @@ Examples::
     nbtrail models promote churn --version 2 --alias champion --note "retrained on May"
     nbtrail models approve 7 --note "checked the card"
     nbtrail models card churn@champion -o card.html
+    nbtrail retrain churn --data may.parquet --when drift --holdout may-holdout.parquet
+    nbtrail stale churn@champion recent.parquet --labels churned --fail-if-stale
     nbtrail audit verify
     nbtrail audit export --format jsonl -o audit.jsonl
     nbtrail store init postgresql://ana@db.internal/nbtrail
@@ -73,8 +76,10 @@ from . import (
     _monitor,
     _query,
     _registry,
+    _retrain,
     _runs,
     _serve,
+    _stale,
     _store,
     _sweeps,
 )
@@ -83,8 +88,8 @@ from ._common import PROG, ArgumentParser, Handler, UsageError, print_error, sha
 __all__ = ["build_parser", "main"]
 
 # The order of the commands in --help.
-_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _registry, _import,
-           _store)
+_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _registry, _stale,
+           _retrain, _import, _store)
 
 
 def build_parser() -> argparse.ArgumentParser:

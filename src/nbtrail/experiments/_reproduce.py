@@ -4,6 +4,8 @@ The snapshot is checked out into a separate, detached git worktree in a temporar
 so the user's checkout, index, HEAD and branches are never touched. The notebook runs
 there with nbclient, logging into the same store; the run it makes is matched to the
 original by name and order, and the latest metric values are compared within a tolerance.
+``execute_snapshot`` is that re-execution alone, with papermill-style parameters:
+``nt.retrain`` runs a champion's notebook on new data with it.
 """
 
 from __future__ import annotations
@@ -196,16 +198,73 @@ def reproduce_run(
         raise InvalidInputError(f"timeout must be seconds > 0 or None, got {timeout!r}")
 
     original = store.get_run(run_id)
-    root, sha = require_snapshot(original)
-    notebook = _notebook_in_snapshot(original, root, sha)
+    execution = execute_snapshot(store, locate_notebook(original),
+                                 tags={REPRODUCES_TAG: original.run_id}, timeout=timeout,
+                                 kernel_name=kernel_name, keep_worktree=keep_worktree,
+                                 progress=progress)
+    reproduced = execution.run
+    frame = _compare(original.metrics, reproduced.metrics if reproduced else {}, rtol, atol)
+    matches = execution.error is None and bool(frame["match"].all())
+    return Reproduction(
+        run_id=original.run_id, reproduced_run_id=reproduced.run_id if reproduced else None,
+        matches=matches, metrics=frame, error=execution.error, worktree=execution.worktree,
+        notebook=execution.notebook, snapshot=execution.snapshot,
+        rtol=float(rtol), atol=float(atol), run_name=original.name,
+    )
 
+
+@dataclass(frozen=True)
+class Located:
+    """A run whose notebook is in its code snapshot: what ``execute_snapshot`` runs."""
+
+    run: Run
+    root: str
+    """The repository the snapshot commit is in."""
+    snapshot: str
+    notebook: str
+    """The notebook's path inside the repository."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What re-executing a run's notebook gave."""
+
+    notebook: str
+    snapshot: str
+    run: Run | None
+    """The run of the execution that corresponds to the original, if it made one."""
+    error: str | None
+    """Why the notebook failed or made no such run, as one line."""
+    worktree: str | None
+    """The folder the snapshot was checked out to, when kept."""
+
+
+def locate_notebook(run: Run) -> Located:
+    """``run``'s snapshot and notebook; a clear error if it has no snapshot or notebook."""
+    root, sha = require_snapshot(run)
+    return Located(run, root, sha, _notebook_in_snapshot(run, root, sha))
+
+
+def execute_snapshot(store: Store, located: Located, *, tags: dict[str, str],
+                     parameters: dict[str, Any] | None = None, timeout: float | None = 600,
+                     kernel_name: str | None = None, keep_worktree: bool = False,
+                     purpose: str = "reproduce",
+                     progress: Callable[[str], None] | None = None) -> Execution:
+    """Execute the notebook of ``located`` from its snapshot, in a temporary worktree.
+
+    Its runs log into ``store`` with ``tags``; ``parameters`` are set in a cell inserted
+    after the one tagged ``parameters`` (papermill's convention). ``purpose`` names the
+    temporary folder.
+    """
+    original, root, sha, notebook = (located.run, located.root, located.snapshot,
+                                     located.notebook)
     # An empty folder of our own: `git worktree add` fills it, `git worktree remove` deletes it.
     worktree = Path(tempfile.mkdtemp(
-        prefix=f"nbtrail-reproduce-{original.run_id[:SHORT_RUN_ID]}-"))
+        prefix=f"nbtrail-{purpose}-{original.run_id[:SHORT_RUN_ID]}-"))
     log = Path(tempfile.mkstemp(prefix="nbtrail-kernel-", suffix=".log")[1])
     added = done = False
     try:
-        # No hooks: reproducing must not trigger the user's post-checkout side effects.
+        # No hooks: re-executing must not trigger the user's post-checkout side effects.
         _git(["-c", f"core.hooksPath={os.devnull}", "worktree", "add", "--detach",
               str(worktree), sha], root)
         added = True
@@ -214,8 +273,8 @@ def reproduce_run(
             progress(f"executing {notebook} of run {original.run_id} at snapshot "
                      f"{sha[:12]} in {worktree}")
         error = _execute(path, store=store, timeout=timeout, kernel_name=kernel_name, log=log,
-                         reproduces=original.run_id)
-        reproduced = _find_reproduced(store, original, path)
+                         tags=tags, parameters=parameters)
+        made = _find_reproduced(store, original, path)
         done = True
     finally:
         log.unlink(missing_ok=True)
@@ -223,18 +282,11 @@ def reproduce_run(
         if not (keep_worktree and done):
             _remove_worktree(root, worktree, added)
 
-    if reproduced is None and error is None:
+    if made is None and error is None:
         error = (f"the notebook ran but started no run named {original.name!r} "
                  "(does it still start that run? does it set nt.config home to another "
                  f"store than {store.location}?)")
-    frame = _compare(original.metrics, reproduced.metrics if reproduced else {}, rtol, atol)
-    matches = error is None and bool(frame["match"].all())
-    return Reproduction(
-        run_id=original.run_id, reproduced_run_id=reproduced.run_id if reproduced else None,
-        matches=matches, metrics=frame, error=error,
-        worktree=str(worktree) if keep_worktree else None, notebook=notebook, snapshot=sha,
-        rtol=float(rtol), atol=float(atol), run_name=original.name,
-    )
+    return Execution(notebook, sha, made, error, str(worktree) if keep_worktree else None)
 
 
 def _notebook_in_snapshot(run: Run, root: str, sha: str) -> str:
@@ -270,8 +322,9 @@ def _notebook_in_snapshot(run: Run, root: str, sha: str) -> str:
     )
 
 
-def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str,
-             kernel_name: str | None, log: Path) -> str | None:
+def _execute(path: Path, *, store: Store, timeout: float | None, tags: dict[str, str],
+             parameters: dict[str, Any] | None, kernel_name: str | None, log: Path
+             ) -> str | None:
     """Run the notebook top to bottom; the failure as one line, or None on success."""
     try:
         import nbformat
@@ -287,6 +340,8 @@ def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # nbformat raises several types for unreadable files
         return f"the notebook {path.name} could not be read: {_first_line(exc)}"
+    if parameters:
+        _inject(nb, parameters, path.name)
 
     # Checked before starting: jupyter_client would log a traceback for a missing kernel.
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
@@ -315,7 +370,7 @@ def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str
     # then runs in this environment, where nbtrail and the run's packages are installed.
     path_var = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     env = {**os.environ, **store.environment(), "JPY_SESSION_NAME": str(path),
-           "PATH": path_var, TAGS_VARIABLE: json.dumps({REPRODUCES_TAG: reproduces})}
+           "PATH": path_var, TAGS_VARIABLE: json.dumps(tags)}
     cells = len(nb.cells)
     try:
         # The kernel's own stderr (start-up warnings, a crash) goes to a file, not the
@@ -340,6 +395,27 @@ def _execute(path: Path, *, store: Store, timeout: float | None, reproduces: str
                         "installed in the kernel's environment)")
         return message
     return None
+
+
+def _inject(nb: Any, parameters: dict[str, Any], name: str) -> None:
+    """Insert a cell setting ``parameters`` right after the cell tagged ``parameters``.
+
+    Papermill's convention: that cell holds the defaults, the inserted one (tagged
+    ``injected-parameters``) overrides them. Values are written as Python literals.
+    """
+    import nbformat
+
+    index = next((i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+                  and "parameters" in cell.get("metadata", {}).get("tags", [])), None)
+    if index is None:
+        raise ReproduceError(
+            f"the notebook {name} has no cell tagged 'parameters', so "
+            f"{', '.join(parameters)} cannot be passed to it; tag the cell that sets their "
+            "defaults (cell toolbar: Add tag 'parameters')")
+    source = "\n".join(f"{key} = {value!r}" for key, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(index + 1, cell)
 
 
 def _find_reproduced(store: Store, original: Run, path: Path) -> Run | None:
