@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..errors import InvalidInputError
 from . import _render as render
 from ._common import (
     PROG,
@@ -92,14 +93,40 @@ def _add_package(commands: Any, options: Options) -> None:
                          help="build the image (default: when a container engine answers)")
     package.add_argument("--trusted", action="store_true",
                          help="allow a pickled model (its code runs when the server loads it)")
+    package.add_argument("--shadow", metavar="REF", action="append", default=[],
+                         help="also serve this version as a shadow: it sees every request, "
+                              "its answers are only logged (repeatable)")
+    package.add_argument("--canary", metavar="REF=SHARE", action="append", default=[],
+                         type=_canary,
+                         help="let this version answer SHARE of the requests, e.g. "
+                              "churn@challenger=0.1 (repeatable)")
+    package.add_argument("--allow-schema-change", action="store_true",
+                         help="serve challengers whose input columns differ from the "
+                              "champion's")
+
+
+def _canary(text: str) -> tuple[str, float]:
+    ref, sep, share = text.rpartition("=")
+    try:
+        value = float(share)
+    except ValueError:
+        value = None
+    if not sep or not ref or value is None:
+        raise argparse.ArgumentTypeError("expected REF=SHARE, e.g. churn@challenger=0.1")
+    return ref, value
 
 
 def _package(args: argparse.Namespace) -> int:
     from ..packaging._api import package
 
+    canary = dict(args.canary)
+    if len(canary) < len(args.canary):
+        raise InvalidInputError("--canary names one reference twice; give each one share")
+
     result = package(
         args.ref, name=args.name, output=args.output, base_image=args.base_image,
-        build=args.build, trusted=args.trusted,
+        build=args.build, trusted=args.trusted, shadow=args.shadow,
+        canary=canary, allow_schema_change=args.allow_schema_change,
         progress=None if args.json else lambda step, _: progress_line(step),
         store=open_store(args),
     )

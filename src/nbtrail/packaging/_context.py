@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InvalidInputError
 from ..serving._bundle import LINEAGE_FILE, MODEL_FILES, SIGNATURE_FILE
+from ..serving._routing import ROUTING_FILE, Role
 from ._source import ModelSource
 
 PORT = 8080
@@ -22,11 +25,50 @@ LABEL_PREFIX = "dev.nbtrail."
 # The serving runtime's own files, copied into the image as a package named nbtrail.
 _SERVER_FILES = ("errors.py", "_modelio.py", "serving")
 _MARKER = ".nbtrail-package"
+# Challengers' model folders, inside the champion's (which the image serves).
+VERSIONS_DIR = "versions"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One model of a package that serves several: its part, version label and model."""
+
+    role: Role
+    ref: str | None
+    version: str
+    source: ModelSource
+    model_bytes: bytes
+    share: float = 0.0
+
+    @property
+    def folder(self) -> str:
+        """Its model folder, relative to the champion's."""
+        if self.role == "champion":
+            return "."
+        return f"{VERSIONS_DIR}/{re.sub(r'[^A-Za-z0-9_.-]+', '-', self.version)}"
+
+    def entry(self) -> dict[str, Any]:
+        """Its entry in ``routing.json``."""
+        found = {"ref": self.ref, "version": self.version, "model_id": self.source.model_id,
+                 "folder": self.folder}
+        return found | {"share": self.share} if self.role == "canary" else found
+
+    def describe(self) -> str:
+        """``shadow 4 (mdl_…)``, ``canary 5 (mdl_…) 10%``: for labels and annotations."""
+        share = f" {self.share:.0%}" if self.role == "canary" else ""
+        return f"{self.role} {self.version} ({self.source.model_id}){share}"
+
+
+def routing(versions: Sequence[Version]) -> dict[str, Any]:
+    """``routing.json``: the champion, the shadows and the canaries with their shares."""
+    return {"champion": versions[0].entry(),
+            "shadows": [v.entry() for v in versions if v.role == "shadow"],
+            "canary": [v.entry() for v in versions if v.role == "canary"]}
 
 
 def labels(source: ModelSource, package_id: str, name: str, base_image: str,
-           created: str) -> dict[str, str]:
-    """The image's OCI labels and nbtrail's own."""
+           created: str, versions: Sequence[Version] = ()) -> dict[str, str]:
+    """The image's OCI labels and nbtrail's own (every version, when it serves several)."""
     found = {
         "org.opencontainers.image.title": name,
         "org.opencontainers.image.description":
@@ -44,6 +86,9 @@ def labels(source: ModelSource, package_id: str, name: str, base_image: str,
     }
     if source.git.get("commit"):
         found["org.opencontainers.image.revision"] = source.git["commit"]
+    if versions:
+        found[f"{LABEL_PREFIX}versions"] = "; ".join(v.describe() for v in versions)
+        found[f"{LABEL_PREFIX}model-ids"] = ",".join(v.source.model_id for v in versions)
     return found
 
 
@@ -105,12 +150,16 @@ def _yaml(value: Any, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def manifests(source: ModelSource, name: str, image: str) -> dict[str, str]:
+def manifests(source: ModelSource, name: str, image: str,
+              versions: Sequence[Version] = ()) -> dict[str, str]:
     """Kubernetes Deployment (probes on the health endpoints) and Service."""
     selector = {"app.kubernetes.io/name": name}
+    annotations = {"nbtrail.dev/model-id": source.model_id,
+                   "nbtrail.dev/run-id": source.run_id}
+    if versions:
+        annotations["nbtrail.dev/versions"] = "; ".join(v.describe() for v in versions)
     meta = {"name": name, "labels": selector | {"app.kubernetes.io/managed-by": "nbtrail"},
-            "annotations": {"nbtrail.dev/model-id": source.model_id,
-                            "nbtrail.dev/run-id": source.run_id}}
+            "annotations": annotations}
     probe = {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10}
     container = {
         "name": "model", "image": image,
@@ -206,9 +255,12 @@ def write_model_folder(folder: Path, *, source: ModelSource, model_bytes: bytes,
 
 def write_context(output: Path, *, source: ModelSource, model_bytes: bytes,
                   lockfile: str, name: str, package_id: str, base_image: str, image: str,
-                  build_command: str, trusted: bool) -> None:
+                  build_command: str, trusted: bool, versions: Sequence[Version] = ()
+                  ) -> None:
     """Write the whole context to ``output``, replacing an earlier package there.
 
+    ``versions`` (the champion first) serve several models: each challenger gets its own
+    model folder under ``model/versions/`` and ``model/routing.json`` names them all.
     Written into a temporary sibling first, so a failure never leaves half a context.
     """
     if output.exists() and any(output.iterdir()) and not (output / _MARKER).exists():
@@ -220,18 +272,27 @@ def write_context(output: Path, *, source: ModelSource, model_bytes: bytes,
     created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
+        package = {"package_id": package_id, "name": name, "created": created,
+                   "base_image": base_image}
         write_model_folder(staging / "model", source=source, model_bytes=model_bytes,
-                           package={"package_id": package_id, "name": name,
-                                    "created": created, "base_image": base_image})
+                           package=package)
+        for version in versions[1:]:
+            write_model_folder(staging / "model" / version.folder, source=version.source,
+                               model_bytes=version.model_bytes,
+                               package=package | {"role": version.role,
+                                                  "version": version.version})
+        if versions:
+            (staging / "model" / ROUTING_FILE).write_text(
+                json.dumps(routing(versions), indent=2) + "\n")
         _server_files(staging / "app")
         (staging / "requirements.lock").write_text(lockfile)
         (staging / "Dockerfile").write_text(dockerfile(
-            source, labels(source, package_id, name, base_image, created), base_image,
-            trusted=trusted))
+            source, labels(source, package_id, name, base_image, created, versions),
+            base_image, trusted=trusted))
         (staging / ".dockerignore").write_text("k8s/\nREADME.md\n**/__pycache__\n")
         (staging / "README.md").write_text(readme(source, name, image, build_command))
         (staging / "k8s").mkdir()
-        for file, text in manifests(source, name, image).items():
+        for file, text in manifests(source, name, image, versions).items():
             (staging / "k8s" / file).write_text(text)
         (staging / _MARKER).write_text(package_id + "\n")
         if output.exists():

@@ -130,9 +130,13 @@ def serve(
     if workers != 1:
         raise InvalidInputError("a background server runs in one thread: use workers=1, or "
                                 "nbtrail serve for several worker processes")
+    return start(load_app(folder, settings, trusted=trusted), folder, host=host, port=port)
+
+
+def start(app: Any, folder: Path, *, host: str = "127.0.0.1", port: int = 0) -> LocalServer:
+    """Serve the ASGI ``app`` (of the model ``folder``) in a background thread."""
     import uvicorn
 
-    app = load_app(folder, settings, trusted=trusted)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, name="nbtrail-serve", daemon=True)

@@ -66,10 +66,13 @@ class ModelBundle:
     lineage: dict[str, Any]
 
     @classmethod
-    def load(cls, folder: str | Path, *, trusted: bool = False) -> ModelBundle:
+    def load(cls, folder: str | Path, *, trusted: bool = False,
+             version: str | None = None) -> ModelBundle:
         """Load a model folder written by ``nt.package``.
 
-        A pickled model loads only with ``trusted=True``: unpickling runs code.
+        A pickled model loads only with ``trusted=True``: unpickling runs code. ``version``
+        is what V2 reports (default: the model id); a routed package names its registry
+        versions.
         """
         folder = Path(folder)
         if not folder.is_dir():
@@ -86,7 +89,7 @@ class ModelBundle:
         return cls(
             name=str((lineage.get("package") or {}).get("name") or model_info.get("name")
                      or "model"),
-            version=str(model_info.get("model_id") or (sha or "0")[:12]),
+            version=version or str(model_info.get("model_id") or (sha or "0")[:12]),
             model_id=model_info.get("model_id"), sha256=sha, model=model,
             signature=signature, lineage=lineage,
         )

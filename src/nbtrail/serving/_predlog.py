@@ -67,9 +67,14 @@ class PredictionLog:
 
     def append(self, *, request_id: str, model: str, model_id: str | None,
                model_sha256: str | None, columns: Mapping[str, Sequence[Any]],
-               predictions: Sequence[Any], probabilities: Sequence[Mapping[str, float]] | None
-               ) -> None:
-        """Log one request: a line per row with its inputs, prediction and probabilities."""
+               predictions: Sequence[Any], probabilities: Sequence[Mapping[str, float]] | None,
+               models: Sequence[Sequence[Mapping[str, Any]]] | None = None) -> None:
+        """Log one request: a line per row with its inputs, prediction and probabilities.
+
+        ``models`` (a server of several versions) holds each version's entries, one per
+        row, the answering version first; each line then carries the answering ``version``
+        and every version's entry for its row under ``models``.
+        """
         when = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="microseconds")
         head = {"time": when.replace("+00:00", "Z"), "request_id": request_id, "model": model,
                 "model_id": model_id, "model_sha256": model_sha256}
@@ -80,6 +85,9 @@ class PredictionLog:
             record = head | {"inputs": row, "prediction": _jsonable(prediction),
                              "probabilities": None if probabilities is None
                              else probabilities[i]}
+            if models:
+                record |= {"version": models[0][i]["version"],
+                           "models": [entries[i] for entries in models]}
             lines.append(json.dumps(record, separators=(",", ":")))
         text = "\n".join(lines) + "\n"
         with self._lock:
