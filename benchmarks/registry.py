@@ -48,7 +48,7 @@ MODELS = 1_000  # models the big trail's entries are spread over
 VERIFY_TARGET_S = 2.0  # at 100,000 entries
 
 sys.path.insert(0, str(HERE))
-from run import fmt, load, machine, ratio  # noqa: E402  (the main benchmark's helpers)
+from run import fmt, load, machine, markdown, ratio  # noqa: E402  (the main benchmark's helpers)
 
 
 def timed(call: Callable[[], object], reps: int) -> dict[str, float]:
@@ -342,14 +342,7 @@ def table(found: list[Row]) -> str:
         unit = "ms" if max(v or 0 for v in (nt, ml)) < 1 else "s"
         lines.append([scenario, measure, fmt(nt, unit), fmt(ml, unit), ratio(ml, nt),
                       target or "–", met or "–"])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
-                   + " |")
-        if n == 0:
-            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(out)
+    return markdown(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

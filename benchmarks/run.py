@@ -522,7 +522,12 @@ def table(rows: list[Row]) -> str:
             cells.append(text)
         cells += [row.target or "–", row.met or "–"]
         lines.append(cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return markdown(lines)
+
+
+def markdown(lines: list[list[str]]) -> str:
+    """A Markdown table of ``lines`` (the first is the header), columns padded to align."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     out = []
     for n, line in enumerate(lines):
         out.append("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
