@@ -1,5 +1,8 @@
 """A real image: built with podman from a package, served from inside it, called over HTTP.
 
+The package is a champion with a shadow challenger (two registered versions), so the
+image carries both models, and the shadow runs in its own process inside it.
+
 No registry is reachable here, so the base image is made locally: Debian's minimal root
 file system with Debian's python3 (debootstrap), imported into podman. It carries this
 machine's CA bundle, as a company base image would, because outbound HTTPS here passes a
@@ -22,6 +25,7 @@ import pytest
 import nbtrail as nt
 
 from ..conftest import free_port, require
+from ._models import train_churn
 from .test_cli_and_local import RECORD, _call
 
 BASE_IMAGE = "localhost/nbtrail-test-python:bookworm"
@@ -62,10 +66,22 @@ def base_image() -> str:
 
 
 @pytest.fixture
-def built(trained, base_image, tmp_path):
+def challenger(trained) -> str:
+    """A second version of the model, registered with the first: churn/1 and churn/2."""
+    other = train_churn().model_id
+    nt.register(trained.model_id, name="churn")
+    nt.register(other, name="churn")
+    nt.set_alias("churn", "champion", 1)
+    nt.set_alias("churn", "challenger", 2)
+    return other
+
+
+@pytest.fixture
+def built(trained, challenger, base_image, tmp_path):
+    # The champion answers; the challenger sees every request in its own process.
     with nt.config(build_isolation="chroot"):
-        pkg = nt.package(trained.model_id, name="churn-test", base_image=base_image,
-                         output=tmp_path / "ctx", build=True)
+        pkg = nt.package("churn@champion", shadow=["churn@challenger"], name="churn-test",
+                         base_image=base_image, output=tmp_path / "ctx", build=True)
     yield pkg
     _run("podman", "rmi", "--force", pkg.tag)
 
@@ -78,7 +94,7 @@ def container(built):
     _run("buildah", "rm", name)
 
 
-def test_the_image_is_built_labelled_and_recorded(built, trained):
+def test_the_image_is_built_labelled_and_recorded(built, trained, challenger):
     image = built.image
     assert image is not None and image.engine == "podman"
     assert image.tag == built.tag and image.digest.startswith("sha256:")
@@ -91,6 +107,7 @@ def test_the_image_is_built_labelled_and_recorded(built, trained):
     labels = config["Labels"]
     assert labels["dev.nbtrail.run-id"] == trained.run_id
     assert labels["dev.nbtrail.model-id"] == trained.model_id
+    assert labels["dev.nbtrail.model-ids"] == f"{trained.model_id},{challenger}"
     assert labels["dev.nbtrail.package-id"] == built.package_id
     assert labels["org.opencontainers.image.title"] == "churn-test"
     nt.sync()
@@ -132,9 +149,14 @@ def test_the_server_runs_inside_the_image_as_a_non_root_user(container):
         assert status == 200 and body["model_name"] == "churn-test"
         status, body = _call(f"{url}/predict", {"records": [RECORD | {"plan": "gold"}]})
         assert status == 422
+        time.sleep(1)  # the shadow answers off the response path; its part is logged then
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     logged = _run("buildah", "run", "--isolation", "chroot", container, "--", "sh", "-c",
                   "cat /var/log/nbtrail/predictions/*.jsonl").stdout.splitlines()
     assert len(logged) == 2 and json.loads(logged[0])["inputs"] == RECORD
+    for line in map(json.loads, logged):  # champion and shadow, under one request id
+        assert [(m["role"], m["version"]) for m in line["models"]] == [
+            ("champion", "1"), ("shadow", "2")], line
+        assert line["models"][1]["prediction"] in (0, 1)
