@@ -39,10 +39,11 @@ print(json.dumps({{"elapsed": elapsed,
 
 def test_public_names_are_stable_and_documented():
     assert nt.__all__ == [
-        "ActiveRun", "Comparison", "DriftReport", "ImportResult", "Lineage", "ModelVersion",
-        "NbtrailError", "Package", "PromotionRequest", "Run", "StalenessReport", "Store",
-        "Sweep", "Tracker", "ValidationReport", "__version__", "active_run", "approve",
-        "artifact_path", "audit", "autolog", "branches", "compare", "config", "dashboard",
+        "ActiveRun", "ChallengeReport", "Comparison", "DriftReport", "ImportResult",
+        "Lineage", "ModelVersion", "NbtrailError", "Package", "PromotionRequest", "Run",
+        "StalenessReport", "Store", "Sweep", "Tracker", "ValidationReport", "__version__",
+        "active_run", "approve", "artifact_path", "audit", "autolog", "branches", "challenge",
+        "compare", "config", "dashboard",
         "drift", "get_run", "import_mlflow", "lineage", "load_model", "log_artifact",
         "log_dataset", "log_dict", "log_figure", "log_image", "log_metric", "log_metrics",
         "log_model", "log_param", "log_params", "log_table", "log_text", "metric_history",

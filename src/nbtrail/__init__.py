@@ -66,6 +66,8 @@ _LAZY = {
     "Sweep": "nbtrail.sweeps._sweep",
     "validate": "nbtrail.monitor._api",
     "drift": "nbtrail.monitor._api",
+    "challenge": "nbtrail.monitor._challenge",
+    "ChallengeReport": "nbtrail.monitor._challenge",
     "DriftReport": "nbtrail.monitor._drift",
     "ValidationReport": "nbtrail.monitor._validate",
     "dashboard": "nbtrail.dashboards",
@@ -96,6 +98,7 @@ _LAZY = {
 
 __all__ = [
     "ActiveRun",
+    "ChallengeReport",
     "Comparison",
     "DriftReport",
     "ImportResult",
@@ -117,6 +120,7 @@ __all__ = [
     "audit",
     "autolog",
     "branches",
+    "challenge",
     "compare",
     "config",
     "dashboard",
@@ -173,6 +177,7 @@ if TYPE_CHECKING:
     from .experiments._reproduce import reproduce
     from .importers._mlflow import ImportResult, import_mlflow
     from .monitor._api import drift, validate
+    from .monitor._challenge import ChallengeReport, challenge
     from .monitor._drift import DriftReport
     from .monitor._validate import ValidationReport
     from .packaging._api import Package, package

@@ -2,8 +2,9 @@
 
 Every command only reads, except ``reproduce`` (which logs the re-executed run), ``exp``
 (which makes git branches), ``sweep worker`` (which runs sweep trials and records them),
-``drift`` (which records its report as a monitoring run unless ``--no-log``),
-``import mlflow`` (which copies MLflow's runs into the store, creating it if need be),
+``drift`` and ``challenge`` (which record their report as a monitoring run unless
+``--no-log``), ``import mlflow`` (which copies MLflow's runs into the store, creating it
+if need be),
 ``store init|copy`` (which create a schema or copy a store into another), ``sync``
 (which folds or ships this machine's records and uploads its waiting blobs) and ``models
 register|alias|policy|promote|approve|reject`` (which append to the registry's audit
@@ -17,14 +18,16 @@ dashboard starts empty with a hint).
 Exit status: 0 on success, 1 for an error nbtrail reports (no store, unknown run, bad
 filter or SQL...: the exit column of ``nbtrail.errors.OUTCOMES``), 2 for a command line
 that does not parse. Both print one ``nbtrail: error: ...`` message to stderr; anything
-unexpected keeps its traceback. ``drift``, ``validate`` and ``stale`` answer a question, so
-for them 1 means "drift" / "problems" / "stale" (with ``--fail-on-drift`` /
-``--fail-on-problems`` / ``--fail-if-stale``) and any error is 2.
+unexpected keeps its traceback. ``drift``, ``validate``, ``challenge`` and ``stale`` answer a
+question, so for them 1 means "drift" / "problems" / "worse" / "stale" (with
+``--fail-on-drift`` / ``--fail-on-problems`` / ``--fail-if-worse`` / ``--fail-if-stale``) and
+any error is 2.
 
 One module a command group, each command's arguments beside its handler: ``_runs`` (runs
 ls/show, metrics), ``_query`` (sql, lineage), ``_experiments`` (branches, compare,
-reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate), ``_serve``
-(dashboard, package, serve), ``_registry`` (models, audit), ``_stale`` (stale),
+reproduce, exp), ``_sweeps`` (sweep worker), ``_monitor`` (drift, validate),
+``_challenge`` (challenge), ``_serve`` (dashboard, package, serve), ``_registry`` (models,
+audit), ``_stale`` (stale),
 ``_retrain`` (retrain), ``_import`` (import mlflow), ``_store`` (sync, store
 init/copy/doctor); ``_render`` prints tables and JSON for all of them.
 
@@ -43,6 +46,7 @@ Examples::
     nbtrail sweep worker rf-depth --storage postgresql://user@db/optuna --objective train:objective
     nbtrail drift mdl_01J9ZK4A7C serving/predictions --fail-on-drift --html drift.html
     nbtrail validate mdl_01J9ZK4A7C new-data.parquet
+    nbtrail challenge serving/predictions --labels outcomes.parquet --fail-if-worse
     nbtrail dashboard --port 5006 --token s3cret
     nbtrail models register 01J9ZK3T4Q --name churn --description "Monthly churn risk"
     nbtrail models policy churn champion --metric accuracy --data holdout.parquet --target y
@@ -71,6 +75,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import NbtrailError, outcome
 from . import (
+    _challenge,
     _experiments,
     _import,
     _monitor,
@@ -88,8 +93,8 @@ from ._common import PROG, ArgumentParser, Handler, UsageError, print_error, sha
 __all__ = ["build_parser", "main"]
 
 # The order of the commands in --help.
-_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _serve, _registry, _stale,
-           _retrain, _import, _store)
+_GROUPS = (_runs, _query, _experiments, _sweeps, _monitor, _challenge, _serve, _registry,
+           _stale, _retrain, _import, _store)
 
 
 def build_parser() -> argparse.ArgumentParser:
