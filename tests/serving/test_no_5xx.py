@@ -4,11 +4,13 @@ Hypothesis builds V2 inference requests (JSON and binary tensor data) and /predi
 field by field, each field either valid or any JSON value, including what ``json.dumps``
 never writes: NaN, ±Infinity, 1e400, integers past Python's 4,300-digit limit, lone
 surrogates, nesting deeper than the parser goes. Every answer must be a 2xx, or a 4xx in
-the ``{"error": ...}`` shape.
+the ``{"error": ...}`` shape: from a one-model server, and from one with a shadow and a
+canary (any version path, any request key).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from nbtrail.serving import ModelBundle, create_app
+from nbtrail.serving._routing import Routed, Routing
 
 COLUMNS = ["age", "income", "plan"]
 DATATYPES = ["BOOL", "INT8", "INT32", "INT64", "UINT64", "FP16", "FP32", "FP64", "BYTES"]
@@ -114,17 +117,29 @@ def v2_requests(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 
 record = st.fixed_dictionaries({}, optional={**CELLS, **{"\ud800": anything},
                                              "zip": st.text(max_size=3)})
+# A canary server picks the answering version by this key (or the X-Request-Key header).
+KEY = {"key": maybe(text)}
 plain_bodies = maybe(st.one_of(
-    st.fixed_dictionaries({"records": maybe(st.lists(maybe(record), max_size=3))}),
+    st.fixed_dictionaries({"records": maybe(st.lists(maybe(record), max_size=3))},
+                          optional=KEY),
     st.fixed_dictionaries({"columns": maybe(st.fixed_dictionaries(
-        {}, optional={name: st.lists(cells, max_size=3) for name, cells in CELLS.items()}))}),
+        {}, optional={name: st.lists(cells, max_size=3) for name, cells in CELLS.items()}))},
+        optional=KEY),
 ))
+request_keys = st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                   max_size=8)
 
 
-@pytest.fixture(scope="module")
-def client(shared_folder):
-    with TestClient(create_app(ModelBundle.load(shared_folder)),
-                    raise_server_exceptions=False) as test_client:
+@pytest.fixture(scope="module", params=["one model", "champion, shadow and canary"])
+def client(request, shared_folder):
+    bundle = ModelBundle.load(shared_folder, version="1")
+    served: ModelBundle | Routing = bundle
+    if request.param != "one model":  # the routes and keys only a multi-version server has
+        served = Routing([Routed("champion", "1", bundle),
+                          Routed("shadow", "2", dataclasses.replace(bundle, version="2")),
+                          Routed("canary", "3", dataclasses.replace(bundle, version="3"),
+                                 share=0.5)])
+    with TestClient(create_app(served), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -135,15 +150,19 @@ def _assert_answered(answer) -> None:
 
 
 @PROPERTY
-@given(request=v2_requests(), versioned=st.booleans())
-def test_no_v2_request_gets_a_5xx(client, request, versioned):
+@given(request=v2_requests(), version=st.sampled_from([None, "1", "2", "3", "9"]),
+       key=request_keys)
+def test_no_v2_request_gets_a_5xx(client, request, version, key):
     body, headers = request
-    version = client.app.state.bundle.version
-    path = f"/v2/models/churn/versions/{version}/infer" if versioned else "/v2/models/churn/infer"
+    if key is not None:
+        headers = {**headers, "X-Request-Key": key}
+    path = (f"/v2/models/churn/versions/{version}/infer" if version is not None
+            else "/v2/models/churn/infer")
     _assert_answered(client.post(path, content=body, headers=headers))
 
 
 @PROPERTY
-@given(body=plain_bodies)
-def test_no_predict_body_gets_a_5xx(client, body):
-    _assert_answered(client.post("/predict", content=dump(body).encode()))
+@given(body=plain_bodies, key=request_keys)
+def test_no_predict_body_gets_a_5xx(client, body, key):
+    headers = {} if key is None else {"X-Request-Key": key}
+    _assert_answered(client.post("/predict", content=dump(body).encode(), headers=headers))
