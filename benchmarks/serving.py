@@ -120,24 +120,32 @@ def load(url: str, body_file: Path, duration: int, connections: int,
             "p50_ms": ms("50%"), "p99_ms": ms("99%")}
 
 
+def setup(name: str) -> Path:
+    """Check for wrk, then work in a new temporary folder with a store of its own there."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    sys.path.insert(0, str(ROOT / "src"))
+    import nbtrail as nt
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"nbtrail-bench-{name}-"))
+    # Registered before nbtrail's own exit hook, so it runs after the store is closed.
+    atexit.register(shutil.rmtree, workdir, True)
+    os.chdir(workdir)
+    nt.config.set(home=str(workdir / "store"), capture_git=False)
+    return workdir
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per case")
     parser.add_argument("--connections", type=int, default=4,
                         help="concurrent connections of the load generator (1: no batching)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    sys.path.insert(0, str(ROOT / "src"))
+    workdir = setup("serving")
     import mlflow.sklearn
 
     import nbtrail as nt
 
-    workdir = Path(tempfile.mkdtemp(prefix="nbtrail-bench-serving-"))
-    # Registered before nbtrail's own exit hook, so it runs after the store is closed.
-    atexit.register(shutil.rmtree, workdir, True)
-    os.chdir(workdir)
-    nt.config.set(home=str(workdir / "store"), capture_git=False)
     frame, target = data()
     fitted = model().fit(frame, target)
     with nt.run(name="bench") as run:

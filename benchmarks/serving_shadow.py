@@ -21,20 +21,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import atexit
 import itertools
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import urllib.request
-from pathlib import Path
 
-from serving import ROOT, data, free_port, load, model, post, wait_ready
+from serving import ROOT, data, free_port, load, model, post, setup, wait_ready
 
 
 def shadow_counts(url: str) -> tuple[float, float]:
@@ -58,15 +54,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds over the three servers; each figure is the median")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is missing: apt-get install wrk")
-    sys.path.insert(0, str(ROOT / "src"))
+    workdir = setup("shadow")
     import nbtrail as nt
 
-    workdir = Path(tempfile.mkdtemp(prefix="nbtrail-bench-shadow-"))
-    atexit.register(shutil.rmtree, workdir, True)
-    os.chdir(workdir)
-    nt.config.set(home=str(workdir / "store"), capture_git=False)
     frame, target = data()
     for c in (1.0, 0.1):
         fitted = model().set_params(logisticregression__C=c).fit(frame, target)
