@@ -20,7 +20,7 @@ from ..store._audit import Draft, Verdict, verify
 from . import _state
 from ._checks import run_checks
 from ._policy import NO_POLICY, Policy, parse
-from ._refs import check_alias, check_name, model_state, resolve
+from ._refs import check_alias, check_name, model_state, resolve, resolve_with_state
 from ._state import ModelState, Request, fold
 
 if TYPE_CHECKING:
@@ -190,8 +190,8 @@ def register(store: Store, model_or_run: object, *, name: str,
 
 def version(store: Store, ref: str) -> ModelVersion:
     """The version ``ref`` (``name/N`` or ``name@alias``) names now."""
-    found = resolve(store, ref)
-    return _version_of(model_state(store, found.name), found.version)
+    found, state = resolve_with_state(store, ref)
+    return _version_of(state, found.version)
 
 
 def models(store: Store) -> pl.DataFrame:

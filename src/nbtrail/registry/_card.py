@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _html
 from ..errors import GitError, InvalidInputError, NotFoundError
 from ..store._audit import verify
-from ._refs import model_state, resolve
+from ._refs import resolve_with_state
 
 if TYPE_CHECKING:
     from ..experiments._codediff import CodeDiff
@@ -87,8 +87,7 @@ def model_card(ref: str, *, store: Store | None = None) -> ModelCard:
     from ..tracking._tracker import store_or_configured
 
     store = store_or_configured(store)
-    found = resolve(store, ref)
-    state = model_state(store, found.name)
+    found, state = resolve_with_state(store, ref)
     version = state.versions[found.version]
     run = _run(store, version.facts["run_id"])
     title = f"Model card: {found}"

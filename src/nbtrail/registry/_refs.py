@@ -72,6 +72,11 @@ def model_state(store: Store, name: str) -> ModelState:
 
 def resolve(store: Store, ref: str) -> Reference:
     """The version ``ref`` (``name@alias`` or ``name/N``) means now."""
+    return resolve_with_state(store, ref)[0]
+
+
+def resolve_with_state(store: Store, ref: str) -> tuple[Reference, ModelState]:
+    """``resolve``, and the model's state it was resolved in (read once)."""
     match = _REF.fullmatch(ref) if isinstance(ref, str) else None
     if match is None:
         raise InvalidInputError(
@@ -90,7 +95,7 @@ def resolve(store: Store, ref: str) -> Reference:
         if version not in state.versions:
             raise NotFoundError(f"{state.name} has no version {version} (versions 1 to "
                                 f"{max(state.versions)})")
-    return Reference(state.name, version, state.versions[version].model_id, alias)
+    return Reference(state.name, version, state.versions[version].model_id, alias), state
 
 
 def model_id_of(store: Store, ref: str) -> str:

@@ -222,7 +222,7 @@ def staleness(ref: str, data: object, labels: str, *, metric: str | None = None,
     """
     from ..monitor._api import drift
     from ..tracking._tracker import store_or_configured
-    from ._refs import model_state, resolve
+    from ._refs import resolve_with_state
 
     thresholds = StalenessThresholds() if thresholds is None else thresholds
     if not isinstance(thresholds, StalenessThresholds):
@@ -230,8 +230,7 @@ def staleness(ref: str, data: object, labels: str, *, metric: str | None = None,
                                 f"{type(thresholds).__name__}")
     checked_at = _now(now)
     store = store_or_configured(store)
-    found = resolve(store, ref)
-    state = model_state(store, found.name)
+    found, state = resolve_with_state(store, ref)
     version = state.versions[found.version]
     row, estimator, features = _model(store, version, trusted)
     frame, notes = _labelled(data, labels, features, estimator)
@@ -248,8 +247,8 @@ def staleness(ref: str, data: object, labels: str, *, metric: str | None = None,
     criteria += _drift_criteria(report, _importances(estimator, features), thresholds)
     against_value = None
     if against is not None:
-        challenger = resolve(store, against)
-        other = model_state(store, challenger.name).versions[challenger.version]
+        challenger, against_state = resolve_with_state(store, against)
+        other = against_state.versions[challenger.version]
         against_value = _scored(store, other, str(challenger), frame, metric, labels, trusted)
         criteria.append(_challenger_criterion(metric, current, against_value,
                                               str(challenger), thresholds))
