@@ -68,6 +68,8 @@ _LAZY = {
     "drift": "nbtrail.monitor._api",
     "challenge": "nbtrail.monitor._challenge",
     "ChallengeReport": "nbtrail.monitor._challenge",
+    "traffic": "nbtrail.monitor._traffic",
+    "Traffic": "nbtrail.monitor._traffic",
     "DriftReport": "nbtrail.monitor._drift",
     "ValidationReport": "nbtrail.monitor._validate",
     "dashboard": "nbtrail.dashboards",
@@ -112,6 +114,7 @@ __all__ = [
     "Store",
     "Sweep",
     "Tracker",
+    "Traffic",
     "ValidationReport",
     "__version__",
     "active_run",
@@ -166,6 +169,7 @@ __all__ = [
     "sweep",
     "sync",
     "track_study",
+    "traffic",
     "validate",
     "verify_audit",
 ]
@@ -179,6 +183,7 @@ if TYPE_CHECKING:
     from .monitor._api import drift, validate
     from .monitor._challenge import ChallengeReport, challenge
     from .monitor._drift import DriftReport
+    from .monitor._traffic import Traffic, traffic
     from .monitor._validate import ValidationReport
     from .packaging._api import Package, package
     from .packaging._local import serve

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from nbtrail.registry import _api
 from nbtrail.registry._retrain import RETRAINS_TAG, retrain_in
 from nbtrail.store import Store
 
-from ..conftest import SRC, isolate_git
-from ..experiments._repos import commit_all, execute_notebook, init_repo, write_notebook
+from ..conftest import isolate_git
+from ._training import kernels_import_this_nbtrail, train_in_repo
 
 COLUMNS = [f"f{i}" for i in range(4)]
 TRAIN = """\
@@ -51,9 +50,7 @@ class Project:
 
 @pytest.fixture(autouse=True)
 def _kernel_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The kernels retrain starts inherit the environment: they must import this nbtrail.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+    kernels_import_this_nbtrail(monkeypatch)
 
 
 def _frames() -> dict[str, pl.DataFrame]:
@@ -79,15 +76,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         frame.write_parquet(data[key])
     with pytest.MonkeyPatch.context() as mp:
         isolate_git(mp)
-        repo = init_repo(base / "repo")
-        notebook = write_notebook(repo / "train.ipynb",
-                                  f"data_path = {data['train']!r}\nlabels = 'y'", TRAIN)
-        nb = nbformat.read(notebook, as_version=4)
-        nb.cells[1].metadata["tags"] = ["parameters"]
-        nbformat.write(nb, notebook)
-        commit_all(repo, "training notebook")
+        repo = base / "repo"
         store_dir = base / "store"
-        execute_notebook(notebook, store_dir)
+        train_in_repo(repo, store_dir, TRAIN, data=data["train"], labels="y")
         store = nt.open_store(store_dir)
         (run_id,) = store.runs()["run_id"].to_list()
         _api.register(store, run_id, name="churn")

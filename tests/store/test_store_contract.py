@@ -429,6 +429,10 @@ def test_models_and_what_was_made_from_them(world: World) -> None:
     assert store.runs_with_models([R1, R2, R3]) == {R1}
     assert store.packages_of("mdl_1") == ["pkg_1"]
     assert store.packages_of("mdl_nope") == []
+    assert store.packages()["package_id"].to_list() == ["pkg_1"]
+    assert store.packages(package_id="pkg_1").select("model_id", "name", "context_path").rows() \
+        == [("mdl_1", "churn", "/dist/churn")]
+    assert store.packages(package_id="pkg_nope").is_empty()
 
 
 def test_notebook_runs_by_process(world: World) -> None:

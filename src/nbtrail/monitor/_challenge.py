@@ -42,6 +42,8 @@ _HIGHER_IS_BETTER = {"accuracy"}
 # Cells (resamples × rows) a bootstrap draws at once, to bound its memory.
 _BOOTSTRAP_CELLS = 4_000_000
 _DROPPED = "dropped"
+# The tag that tells a stored challenge report from the other monitoring runs.
+REPORT_TAG, CHALLENGE = "nbtrail.report", "challenge"
 
 Key = tuple[str, int]
 
@@ -152,8 +154,12 @@ class ChallengeReport:
         sign = 1 if self.metric_name in _HIGHER_IS_BETTER else -1
         return max(scored, key=lambda v: sign * (v.difference or 0.0))
 
-    def promote(self, alias: str = "champion", note: str | None = None) -> PromotionRequest:
-        """Request that ``alias`` point at the best challenger, citing this report."""
+    def promote(self, alias: str = "champion", note: str | None = None, *,
+                on_behalf_of: str | None = None) -> PromotionRequest:
+        """Request that ``alias`` point at the best challenger, citing this report.
+
+        ``on_behalf_of`` names the person asking, where a server acts for its users.
+        """
         from ..registry import _api, _refs
 
         best = self.best()
@@ -167,14 +173,10 @@ class ChallengeReport:
             raise InvalidInputError(
                 f"{best.ref} is model {target.model_id} in the registry, but the log's version "
                 f"{best.version} served {best.model_id}; is this the store the package came from?")
-        evidence = (f"nt.challenge of {self.source}: {self.metric_name} {best.metric:.4g} vs "
-                    f"champion {self.champion.metric:.4g}, difference {_signed(best.difference)}"
-                    f" [{_signed(best.difference_low)}, {_signed(best.difference_high)}] on "
-                    f"{best.labelled_rows} labelled rows")
-        if self.run_id:
-            evidence += f"; monitoring run {self.run_id}"
+        evidence = promotion_note(self.to_dict(), asdict(best))
         return _api.request_promotion(store, target.name, version=target.version, alias=alias,
-                                      note=f"{note}; {evidence}" if note else evidence)
+                                      note=f"{note}; {evidence}" if note else evidence,
+                                      on_behalf_of=on_behalf_of)
 
     def to_polars(self) -> pl.DataFrame:
         """One row a version, the champion first."""
@@ -233,6 +235,17 @@ class ChallengeReport:
         target.write_text(_html.document(f"nbtrail challenge: {self.verdict}",
                                          self._repr_html_()), encoding="utf-8")
         return target
+
+
+def promotion_note(report: dict[str, Any], version: dict[str, Any]) -> str:
+    """The evidence a promotion request cites: ``version``'s numbers in ``report`` (dicts)."""
+    champion = report["versions"][0]
+    note = (f"nt.challenge of {report['source']}: {report['metric_name']} "
+            f"{version['metric']:.4g} vs champion {champion['metric']:.4g}, difference "
+            f"{_signed(version['difference'])} [{_signed(version['difference_low'])}, "
+            f"{_signed(version['difference_high'])}] on {version['labelled_rows']} "
+            "labelled rows")
+    return note + (f"; monitoring run {report['run_id']}" if report.get("run_id") else "")
 
 
 def _signed(value: float | None) -> str:
@@ -566,7 +579,8 @@ def _record(report: ChallengeReport, store: Store) -> ChallengeReport:
     """Store the report as a monitoring run linked to each version's model, as drift does."""
     tracker = tracker_of(store)
     champion = report.champion
-    tags = {KIND_TAG: MONITORING, "verdict": "worse" if report.worse else "ok"}
+    tags = {KIND_TAG: MONITORING, REPORT_TAG: CHALLENGE,
+            "verdict": "worse" if report.worse else "ok"}
     if champion.model_id:
         tags["model_id"] = champion.model_id
     with tracker.start_run(name=f"challenge {report.model or champion.version}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
@@ -13,7 +14,7 @@ from .. import _html
 from ..errors import InvalidInputError, ProcessError
 from ..registry._refs import is_reference
 from ..serving._app import ServeSettings, load_app
-from ..serving._bundle import SIGNATURE_FILE
+from ..serving._bundle import LINEAGE_FILE, SIGNATURE_FILE
 from ..serving._server import serve as serve_folder
 from ..serving._signature import RangePolicy
 from ._api import Package, prepare
@@ -112,15 +113,9 @@ def serve(
     if max_body_bytes <= 0:
         raise InvalidInputError(f"max_body_bytes must be positive, got {max_body_bytes}")
     folder = model_folder(source, trusted=trusted, store=store)
-    if isinstance(source, str) and is_reference(source):
-        from ..registry._api import record_use
-        from ..registry._state import DEPLOYED
-        from ..tracking._tracker import store_or_configured
-
-        # Serving a registered version is a deployment: the audit trail says where.
-        record_use(store_or_configured(store), source, DEPLOYED,
-                   {"server": "nbtrail serve", "host": host, "port": port,
-                    "log_dir": None if log_dir is None else str(log_dir)})
+    _record_deployment(source, folder, store, {
+        "server": "nbtrail serve", "host": host, "port": port,
+        "log_dir": None if log_dir is None else str(Path(log_dir).resolve())})
     settings = ServeSettings(range_policy=range_policy, max_body_bytes=max_body_bytes,
                              log_dir=None if log_dir is None else str(log_dir))
     if not background:
@@ -131,6 +126,29 @@ def serve(
         raise InvalidInputError("a background server runs in one thread: use workers=1, or "
                                 "nbtrail serve for several worker processes")
     return start(load_app(folder, settings, trusted=trusted), folder, host=host, port=port)
+
+
+def _record_deployment(source: object, folder: Path, store: Store | None,
+                       details: dict[str, Any]) -> None:
+    """Serving registered versions is a deployment: the audit trail says where it logs.
+
+    A reference names its version; a package built from references holds several, which
+    its ``package_built`` entries name (``nt.traffic`` finds the logs through these).
+    """
+    from ..registry._api import record_deployment, record_use
+    from ..registry._state import DEPLOYED
+    from ..tracking._tracker import store_or_configured
+
+    if isinstance(source, str) and is_reference(source):
+        record_use(store_or_configured(store), source, DEPLOYED, details)
+        return
+    try:
+        lineage = json.loads((folder / LINEAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    package_id = (lineage.get("package") or {}).get("package_id")
+    if isinstance(package_id, str):
+        record_deployment(store_or_configured(store), package_id, details)
 
 
 def start(app: Any, folder: Path, *, host: str = "127.0.0.1", port: int = 0) -> LocalServer:

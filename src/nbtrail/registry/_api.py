@@ -484,6 +484,41 @@ def verify_audit(store: Store) -> Verdict:
                    f"rules: it {why}; nbtrail never writes such an entry")
 
 
+def package_entries(store: Store, package_id: str) -> list[dict[str, Any]]:
+    """A package's ``package_built`` and ``deployed`` entries, newest first.
+
+    Each is its payload plus ``event`` and ``registry`` (``name/version``).
+    """
+    import polars as pl
+
+    trail = store.audit_entries()
+    trail = trail.filter(pl.col("event").is_in([_state.PACKAGED, _state.DEPLOYED])
+                         & pl.col("payload").str.contains(package_id, literal=True))
+    found = []
+    for entry in trail.iter_rows(named=True):
+        payload = json.loads(entry["payload"])
+        if payload.get("package_id") == package_id:
+            found.append(payload | {"event": entry["event"],
+                                    "registry": f"{entry['model']}/{entry['version']}"})
+    return found[::-1]
+
+
+def record_deployment(store: Store, package_id: str, details: Mapping[str, Any]) -> int:
+    """Record a ``deployed`` entry for each registry version in a package; how many."""
+    built = {e["registry"]: e for e in package_entries(store, package_id)
+             if e["event"] == _state.PACKAGED}
+    drafts = []
+    for key, entry in built.items():
+        name, number = key.rsplit("/", 1)
+        drafts.append(Draft(_state.DEPLOYED, name, int(number), {
+            "ref": entry.get("ref"), "package_id": package_id, "model_id": entry.get("model_id"),
+            "role": entry.get("role", "champion"), **details}))
+    if drafts:
+        with store.audit_session() as session:
+            session.append(drafts)
+    return len(drafts)
+
+
 def record_use(store: Store, ref: str, event: str, details: Mapping[str, Any], *,
                on_behalf_of: str | None = None) -> None:
     """Record that a registered version was packaged or deployed (``ref`` names it)."""

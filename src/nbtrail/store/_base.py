@@ -231,6 +231,13 @@ class Store(abc.ABC):
         """Ids of the serving packages built from a model, oldest first."""
 
     @abc.abstractmethod
+    def packages(self, *, package_id: str | None = None) -> pl.DataFrame:
+        """Serving packages (the ``packages`` table's columns), newest first.
+
+        ``package_id`` keeps one package.
+        """
+
+    @abc.abstractmethod
     def notebook_runs(self, notebook: str, *, same_writer_as: str | None = None
                       ) -> pl.DataFrame:
         """``run_id`` and ``name`` of the runs made from ``notebook``, in start order.

@@ -316,6 +316,12 @@ PACKAGES_OF = ("SELECT dst_id FROM edges WHERE src_id = ? AND relation = 'packag
                "ORDER BY created_at")
 
 
+def packages(*, one: bool) -> str:
+    """The ``Store.packages`` query; its parameter, with ``one``: the package id."""
+    where = "WHERE package_id = ? " if one else ""
+    return f"SELECT * FROM packages {where}ORDER BY created_at DESC, package_id DESC"
+
+
 def best_runs(group: str, *, names: bool, metric: bool, mode: str) -> str:
     """The ``Store.best_runs`` query; its parameters: the metric key, then the names if any."""
     pick = "arg_max" if mode == "max" else "arg_min"

@@ -202,6 +202,11 @@ class SQLReads(Store):
         """Ids of the serving packages built from a model, oldest first."""
         return self._frame(_query.PACKAGES_OF, [model_id])["dst_id"].to_list()
 
+    def packages(self, *, package_id: str | None = None) -> pl.DataFrame:
+        """Serving packages (the ``packages`` table's columns), newest first."""
+        return self._frame(_query.packages(one=package_id is not None),
+                           [package_id] if package_id is not None else None)
+
     def notebook_runs(self, notebook: str, *, same_writer_as: str | None = None
                       ) -> pl.DataFrame:
         """``run_id`` and ``name`` of the runs made from ``notebook``, in start order."""
