@@ -2,6 +2,8 @@ import json
 import urllib.parse
 
 import pytest
+from jupyter_server.auth import IdentityProvider, User
+from jupyter_server.auth.authorizer import AllowAllAuthorizer
 
 # pytest-jupyter's fixtures (jp_fetch, jp_serverapp...) for this folder only: registered as a
 # plugin in the root conftest they would put an event loop around every test of the suite.
@@ -22,13 +24,41 @@ def store_path(demo_store):
     return demo_store
 
 
+class NamedLogin(IdentityProvider):
+    """A login that knows who holds the token: carol (JupyterHub's names the hub user)."""
+
+    def generate_anonymous_user(self, handler):
+        return User("carol")
+
+
+class ReadOnly(AllowAllAuthorizer):
+    """Lets a user read the nbtrail API but change nothing."""
+
+    def is_authorized(self, handler, user, action, resource):
+        return not (resource == "nbtrail" and action == "write")
+
+
 @pytest.fixture
-def jp_server_config(store_path):
+def identity_provider():
+    """Who the server says is logged in: Jupyter's own token login (nobody) unless overridden."""
+    return IdentityProvider
+
+
+@pytest.fixture
+def authorizer():
+    """What the logged-in user may do: everything unless overridden."""
+    return AllowAllAuthorizer
+
+
+@pytest.fixture
+def jp_server_config(store_path, identity_provider, authorizer):
     return {
         "ServerApp": {
             "jpserver_extensions": {"nbtrail": True, "jupyter_server_terminals": False},
             # Every endpoint must refuse a request that is not logged in.
             "allow_unauthenticated_access": False,
+            "identity_provider_class": identity_provider,
+            "authorizer_class": authorizer,
         },
         "NbtrailServer": {"store_path": str(store_path)},
     }

@@ -9,43 +9,17 @@ import shutil
 from dataclasses import dataclass
 
 import pytest
-from jupyter_server.auth import IdentityProvider, User
-from jupyter_server.auth.authorizer import AllowAllAuthorizer
 from jupyter_server.auth.identity import PasswordIdentityProvider
 
 from nbtrail.registry import _api
 from nbtrail.store import Store, open_store
 
-
-class NamedLogin(IdentityProvider):
-    """A login that knows who holds the token: carol (JupyterHub's names the hub user)."""
-
-    def generate_anonymous_user(self, handler):
-        return User("carol")
-
-
-class ReadOnly(AllowAllAuthorizer):
-    """Lets a user read the nbtrail API but change nothing."""
-
-    def is_authorized(self, handler, user, action, resource):
-        return not (resource == "nbtrail" and action == "write")
+from .conftest import NamedLogin, ReadOnly
 
 
 @pytest.fixture
 def identity_provider():
     return NamedLogin
-
-
-@pytest.fixture
-def authorizer():
-    return AllowAllAuthorizer
-
-
-@pytest.fixture
-def jp_server_config(jp_server_config, identity_provider, authorizer):
-    server = {**jp_server_config["ServerApp"], "identity_provider_class": identity_provider,
-              "authorizer_class": authorizer}
-    return {**jp_server_config, "ServerApp": server}
 
 
 @pytest.fixture

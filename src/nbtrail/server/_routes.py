@@ -21,6 +21,7 @@ from ._runs import (
     RunsHandler,
     StoreHandler,
 )
+from ._serving import PackagesHandler, PromoteHandler, TrafficHandler
 
 PREFIX = "nbtrail/api"
 _ID = r"([^/]+)"
@@ -41,6 +42,9 @@ ROUTES: list[tuple[str, type]] = [
     (f"sweeps/{_ID}", SweepHandler),
     ("package", PackageJobsHandler),
     (f"package/{_ID}", PackageJobHandler),
+    ("packages", PackagesHandler),
+    (f"packages/{_ID}/traffic", TrafficHandler),
+    (f"packages/{_ID}/promote", PromoteHandler),
     ("registry", RegistryListHandler),
     ("registry/register", RegisterHandler),
     (f"registry/requests/{_ID}/(approve|reject)", DecisionHandler),
