@@ -1,20 +1,18 @@
 """The live view of a package and its Promote-challenger action through a real Jupyter server.
 
-churn/1 (the champion) and churn/2 (its shadow) are packaged from registry references; a
-prediction log written as the server writes it is recorded as the package's deployment.
+The package is ``tests/_serving.py``'s: churn/1 answers, churn/2 shadows, ten logged rows.
 """
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-import nbtrail as nt
 from nbtrail.registry import _api
 from nbtrail.store import Store, open_store
 
+from .._serving import serve_shadow
 from .conftest import NamedLogin, ReadOnly
 
 
@@ -35,40 +33,13 @@ class Served:
     log: Path
 
 
-def _log(folder: Path, models: dict[int, str]) -> None:
-    """Ten requests of one row: the shadow agrees with the champion on seven."""
-    folder.mkdir()
-    lines = []
-    for i in range(10):
-        entries = [{"role": "champion", "version": "1", "model_id": models[1],
-                    "prediction": 1, "latency_ms": 2.0 + i},
-                   {"role": "shadow", "version": "2", "model_id": models[2],
-                    "prediction": 1 if i < 7 else 0, "latency_ms": 3.0}]
-        lines.append({"time": f"2026-12-03T10:00:{i:02d}.000000Z", "request_id": f"r{i}",
-                      "model": "churn", "model_id": models[1], "prediction": 1,
-                      "version": "1", "models": entries})
-    (folder / "predictions-20261203T100000000000Z-1.jsonl").write_text(
-        "".join(json.dumps(line) + "\n" for line in lines))
-
-
 @pytest.fixture
 def served(store_path, tmp_path, monkeypatch):
     monkeypatch.setenv("NBTRAIL_USER", "alice")
     store = open_store(store_path)
     try:
-        runs = dict(store.runs().select("name", "run_id").rows())
-        for run in ("baseline", "strong-reg"):
-            _api.register(store, runs[run], name="churn")
-        _api.set_alias(store, "churn", "champion", 1)
-        _api.set_alias(store, "churn", "challenger", 2)
-        _api.set_policy(store, "churn", "champion", {"max_size_mb": 50})  # and four eyes
-        pkg = nt.package("churn@champion", shadow=["churn@challenger"], name="churn",
-                         output=tmp_path / "ctx", build=False, store=store)
-        models = {v: _api.version(store, f"churn/{v}").model_id for v in (1, 2)}
-        log = tmp_path / "log"
-        _log(log, models)
-        _api.record_deployment(store, pkg.package_id, {"log_dir": str(log)})
-        yield Served(store, pkg.package_id, log)
+        package_id, log = serve_shadow(store, tmp_path)
+        yield Served(store, package_id, log)
     finally:
         store.close()
 

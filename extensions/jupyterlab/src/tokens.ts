@@ -285,3 +285,88 @@ export interface IRegistry {
   models: IRegisteredModel[];
   requests: IPromotionRequest[];
 }
+
+/** A serving package, as ``GET /nbtrail/api/packages`` lists it. */
+export interface IPackageSummary {
+  package_id: string;
+  name: string;
+  model_id: string;
+  run_id: string;
+  image_tag: string | null;
+  created_at: string;
+}
+
+/** One version a package serves. */
+export interface IServedVersion {
+  role: 'champion' | 'shadow' | 'canary';
+  version: string;
+  model_id: string;
+  /** ``name/version`` in the registry, or null for a bare model id. */
+  ref: string | null;
+  share: number;
+}
+
+/** One time bucket of one version's traffic. */
+export interface ITrafficBucket {
+  time: string;
+  version: string;
+  role: string;
+  rows: number;
+  answered: number;
+  share: number | null;
+  errors: number;
+  dropped: number;
+  latency_p50_ms: number | null;
+  latency_p99_ms: number | null;
+  agreement: number | null;
+}
+
+/** A version's traffic over the whole window read. */
+export interface ITrafficTotal {
+  version: string;
+  role: string;
+  rows: number;
+  answered: number;
+  share: number | null;
+  errors: number;
+  dropped: number;
+  agreement: number | null;
+}
+
+/** A version in a stored challenge report (``nt.challenge``). */
+export interface IChallengeVersion {
+  version: string;
+  role: string;
+  labelled_rows: number;
+  metric: number | null;
+  metric_low: number | null;
+  metric_high: number | null;
+  difference: number | null;
+  difference_low: number | null;
+  difference_high: number | null;
+  significantly_worse: boolean;
+}
+
+export interface IChallengeReport {
+  source: string;
+  verdict: string;
+  created_at: string;
+  run_id: string | null;
+  metric_name: string | null;
+  versions: IChallengeVersion[];
+}
+
+/** A package's live view: ``GET /nbtrail/api/packages/{id}/traffic``. */
+export interface ITraffic {
+  package_id: string;
+  name: string;
+  created_at: string;
+  versions: IServedVersion[];
+  log_dirs: string[];
+  every_s: number;
+  timeline: ITrafficBucket[];
+  totals: ITrafficTotal[];
+  lines_read: number;
+  truncated: boolean;
+  challenge: IChallengeReport | null;
+}

@@ -1,7 +1,7 @@
 /**
  * The "Model registry" sidebar: promotion requests waiting for a decision (their checks,
- * Approve and Reject), the registered models with their versions and aliases; and the
- * Register action of a run's view.
+ * Approve and Reject), the registered models with their versions and aliases, the serving
+ * packages' live view (``serving.tsx``); and the Register action of a run's view.
  */
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
@@ -12,6 +12,7 @@ import { ExperimentsModel } from '../model';
 import { ApiError, Params, postAPI } from '../request';
 import { IPromotionRequest, IRegisteredModel, IRegistry, IRegistryVersion, Value } from '../tokens';
 import { ErrorBox, Loading, Notice, Section, StatusBadge } from './common';
+import { Serving } from './serving';
 import { useApi } from './useapi';
 
 /** The sidebar panel; its view is mounted only while shown, so a hidden one polls nothing. */
@@ -75,6 +76,8 @@ function Registry(props: {
         <>
           <Requests requests={data.requests} storeParams={props.storeParams} onDecided={reload} />
           <Models models={data.models} openRun={props.openRun} />
+          <Serving storeParams={props.storeParams} refreshInterval={props.refreshInterval}
+            openRun={props.openRun} onPromoted={reload} />
         </>
       )}
     </div>
