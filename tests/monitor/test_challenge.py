@@ -181,9 +181,20 @@ def test_bad_input_is_one_line_error(tmp_path, source, labels, message):
     assert "\n" not in str(caught.value)
 
 
-def test_a_package_needs_its_log_folder(tmp_path):
-    from nbtrail.packaging._api import Package
+def test_a_package_is_read_from_the_logs_its_deployments_recorded(served):
+    log, _, _, _ = served
+    report = nt.challenge("churn", log=False)
+    assert report.source == str(log.resolve())
+    assert [v.rows for v in report.versions] == [REQUESTS * PER_REQUEST] * 2
 
-    pkg = Package("pkg_1", "churn", tmp_path, "mdl_1", "run_1", "churn:1", "docker build .")
-    with pytest.raises(InvalidInputError, match="pass the prediction log folder"):
-        nt.challenge(pkg)
+
+def test_a_package_without_a_recorded_log_is_one_line(home, tmp_path):
+    from ..packaging._models import train_churn
+
+    pkg = nt.package(train_churn().model_id, name="solo", output=tmp_path / "ctx", build=False)
+    for source, words in ((pkg, "has no prediction log on this machine"),
+                          ("nothing-here", "neither a prediction log folder nor a package"),
+                          (str(tmp_path / "no" / "dir"), "is not a prediction log folder")):
+        with pytest.raises(InvalidInputError, match=words) as caught:
+            nt.challenge(source, log=False)
+        assert "\n" not in str(caught.value)

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 import nbtrail as nt
+from nbtrail.cli import main
 from nbtrail.errors import InvalidInputError, NotFoundError
 
 from ..packaging._models import train_churn
@@ -99,3 +100,21 @@ def test_promote_names_the_challengers(served):
     view = nt.traffic("churn")
     with pytest.raises(InvalidInputError, match="no challenger '7'; its challengers: 2"):
         view.promote("7")
+
+
+def test_cli_shows_the_view_and_promotes(served, capsys):
+    assert main(["traffic", "churn"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<Traffic of package churn (champion 1, shadow 2): 300 log lines")
+    assert "shadow" in out and "agreement" in out
+    assert main(["traffic", "churn", "--timeline", "--every", "3600"]) == 0
+    assert "latency_p99_ms" in capsys.readouterr().out
+    assert main(["traffic", "churn", "--promote", "--alias", "staging", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["request"]["ref"], out["request"]["alias"]) == ("churn/2", "staging")
+    assert [t["version"] for t in out["totals"]] == ["1", "2"]
+    for bad in (["traffic", "nope"], ["traffic", "churn", "--every", "0"],
+                ["traffic", "churn", "--promote", "9"]):
+        assert main(bad) != 0, bad
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("nbtrail: error: ") for e in errors)

@@ -1,12 +1,14 @@
-"""``nbtrail challenge``: the champion against its shadows and canaries.
+"""``nbtrail challenge`` and ``nbtrail traffic``: the champion against its challengers.
 
-It answers a question, so 1 means "a challenger is significantly worse" (with
-``--fail-if-worse``) and any error exits 2.
+``challenge`` answers a question, so 1 means "a challenger is significantly worse" (with
+``--fail-if-worse``) and any error exits 2. ``traffic`` shows a package's live view and
+can open the request that promotes its challenger.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from typing import Any
 
 from . import _render as render
@@ -40,6 +42,26 @@ def register(commands: Any, options: Options) -> None:
     parser.add_argument("--no-log", action="store_true",
                         help="do not record the report in the store")
 
+    parser = add_command(
+        commands, "traffic", _traffic, [options.store, options.json],
+        help="a serving package's versions, traffic split, agreement and latency",
+        description="Show PACKAGE's versions and, from the prediction logs its deployments "
+                    "recorded (or --log-dir), each version's share of answers, errors, "
+                    "dropped shadow work and agreement with the champion, and the latest "
+                    "challenge report. --promote opens a promotion request for a challenger.",
+    )
+    parser.add_argument("package", metavar="PACKAGE", help="a package name or id (pkg_…)")
+    parser.add_argument("--log-dir", metavar="DIR", help="read this prediction log as well")
+    parser.add_argument("--every", type=int, default=60, metavar="SECONDS",
+                        help="the timeline's bucket width (default: 60)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the timeline (one row per bucket and version)")
+    parser.add_argument("--promote", nargs="?", const="", metavar="VERSION",
+                        help="request that --alias point at VERSION (default: the challenge "
+                             "report's best challenger, else the only one)")
+    parser.add_argument("--alias", default="champion", help="the alias --promote asks for")
+    parser.add_argument("--note", help="the note of the --promote request")
+
 
 def _challenge(args: argparse.Namespace) -> int:
     from ..monitor._challenge import challenge
@@ -59,3 +81,22 @@ def _challenge(args: argparse.Namespace) -> int:
         if report.run_id:
             print(f"recorded as monitoring run {report.run_id}")
     return 1 if args.fail_if_worse and report.worse else 0
+
+
+def _traffic(args: argparse.Namespace) -> int:
+    from ..monitor._traffic import traffic
+
+    view = traffic(args.package, log_dir=args.log_dir, every=args.every, store=open_store(args))
+    request = None
+    if args.promote is not None:
+        request = view.promote(args.promote or None, alias=args.alias, note=args.note)
+    if args.json:
+        render.print_json(view.to_dict() | ({"request": asdict(request)} if request else {}))
+        return 0
+    print(repr(view))
+    render.print_frame(view.timeline.drop("compared") if args.timeline else view.totals())
+    if view.challenge:
+        print(f"latest challenge ({view.challenge['created_at']}): {view.challenge['verdict']}")
+    if request is not None:
+        print(repr(request))
+    return 0

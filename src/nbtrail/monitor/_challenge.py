@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import _html
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NbtrailError
 from ..registry._refs import is_reference
 from ..tracking._tracker import store_or_configured, tracker_of
 from ._api import KIND_TAG, MONITORING
@@ -282,8 +282,9 @@ class _Log:
     versions: dict[str, _Version] = field(default_factory=dict)
 
 
-def _lines(folder: Path) -> Iterator[dict[str, Any]]:
-    for file in sorted(folder.glob(LOG_PATTERN)):
+def _lines(folders: list[Path]) -> Iterator[dict[str, Any]]:
+    for file in sorted((f for folder in folders for f in folder.glob(LOG_PATTERN)),
+                       key=lambda f: f.name):
         with file.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, 1):
                 if not line.strip():
@@ -296,10 +297,10 @@ def _lines(folder: Path) -> Iterator[dict[str, Any]]:
                                             ) from None
 
 
-def _read(folder: Path) -> _Log:
+def _read(folders: list[Path]) -> _Log:
     log = _Log()
     position: dict[str, int] = defaultdict(int)
-    for line in _lines(folder):
+    for line in _lines(folders):
         request = str(line.get("request_id"))
         key = (request, position[request])
         position[request] += 1
@@ -331,22 +332,36 @@ def _read(folder: Path) -> _Log:
             log.probabilities = log.probabilities or entry.get("probabilities") is not None
     if log.champion is None:
         raise InvalidInputError(
-            f"no prediction log in {str(folder)!r}: expected files named {LOG_PATTERN} with "
+            f"no prediction log in {', '.join(map(str, folders))}: expected files named "
+            f"{LOG_PATTERN} with "
             "lines written by `nbtrail serve`; check the folder the server logs to")
     return log
 
 
-def _log_folder(source: object) -> Path:
-    from ..packaging._api import Package
+def _log_folders(source: object, store: Store | None) -> list[Path]:
+    """The folders to read: ``source`` itself, or the logs a package's deployments recorded."""
+    from ..registry._api import package_entries
+    from ._packages import deployed_logs, package_row
 
-    if isinstance(source, Package):
-        raise InvalidInputError(
-            f"package {source.name} does not record where its server logs; pass the "
-            "prediction log folder (the log_dir given to nt.serve or nbtrail serve)")
-    if not isinstance(source, str | os.PathLike) or not Path(source).is_dir():
-        raise InvalidInputError(f"{source!r} is not a prediction log folder; pass the "
+    if isinstance(source, str | os.PathLike) and Path(source).is_dir():
+        return [Path(source)]
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and ("/" in source
+                                                                       or "\\" in source)):
+        raise InvalidInputError(f"{str(source)!r} is not a prediction log folder; pass the "
                                 "log_dir the server wrote its predictions-*.jsonl files to")
-    return Path(source)
+    store = store_or_configured(store)
+    try:
+        row = package_row(store, source)
+    except NbtrailError as exc:
+        raise InvalidInputError(f"{source!r} is neither a prediction log folder nor a package: "
+                                f"{exc}") from None
+    folders = deployed_logs(package_entries(store, row["package_id"]))
+    if not folders:
+        raise InvalidInputError(
+            f"package {row['name']} ({row['package_id']}) has no prediction log on this "
+            "machine: serve it from registry references with log_dir= (nt.serve, nbtrail "
+            "serve --log-dir), or pass the log folder")
+    return [Path(f) for f in folders]
 
 
 # -- labels and statistics ----------------------------------------------------------------
@@ -442,8 +457,9 @@ def challenge(package_or_log_dir: object, labels: object = None, *,
     """Compare the champion with its shadows and canaries on a server's prediction log.
 
     Experimental: the report may gain fields in a minor release. ``package_or_log_dir`` is
-    the folder the server logs to (``log_dir=`` of ``nt.serve``; a :class:`Package` does
-    not know it). Per version: requests, rows, rows answered and shadowed, errors and
+    the folder the server logs to (``log_dir=`` of ``nt.serve``), or a :class:`Package`,
+    package id or name, whose logs are those its deployments recorded (serving it from
+    registry references with a ``log_dir`` records one). Per version: requests, rows, rows answered and shadowed, errors and
     dropped shadow work, latency p50/p99, agreement with the champion (classifiers; mean
     absolute difference for regressors) and the stability index (PSI) of its predictions
     against the champion's.
@@ -468,8 +484,8 @@ def challenge(package_or_log_dir: object, labels: object = None, *,
         raise InvalidInputError(f"confidence must be between 0 and 1, got {confidence}")
     if metric is not None and metric not in ("accuracy", "rmse", "mae"):
         raise InvalidInputError(f"metric must be 'accuracy', 'rmse' or 'mae', got {metric!r}")
-    folder = _log_folder(package_or_log_dir)
-    data = _read(folder)
+    folders = _log_folders(package_or_log_dir, store)
+    data = _read(folders)
     assert data.champion is not None
     # In routing order: the champion, the shadows, then the canaries.
     names = sorted(data.versions, key=lambda v: (v != data.champion,
@@ -495,8 +511,8 @@ def challenge(package_or_log_dir: object, labels: object = None, *,
                                      is_champion=name == data.champion, sign=sign,
                                      bootstrap=bootstrap, confidence=confidence, rng=rng)
         results.append(VersionChallenge(**fields))
-    report = ChallengeReport(str(folder), data.model, classifier, tuple(results), metric_name,
-                             confidence, bootstrap, len(truth),
+    report = ChallengeReport(", ".join(map(str, folders)), data.model, classifier,
+                             tuple(results), metric_name, confidence, bootstrap, len(truth),
                              sum(k not in logged for k in truth), _store=store)
     return _record(report, store_or_configured(store)) if log else report
 

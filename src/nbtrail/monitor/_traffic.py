@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from .. import _html
 from ..errors import InvalidInputError, NotFoundError
 from ..registry._api import package_entries
-from ..registry._state import DEPLOYED, PACKAGED
+from ..registry._state import PACKAGED
 from ..tracking._tracker import store_or_configured
 from ._api import KIND_TAG, MONITORING
 from ._challenge import CHALLENGE, REPORT_TAG, promotion_note
 from ._data import LOG_PATTERN
+from ._packages import deployed_logs, package_row
 
 if TYPE_CHECKING:
     import polars as pl
@@ -204,15 +205,14 @@ def traffic(package: Package | str, *, log_dir: str | os.PathLike[str] | None = 
     if tail_bytes < 1:
         raise InvalidInputError(f"tail_bytes must be positive, got {tail_bytes}")
     store = store_or_configured(store)
-    row = _package_row(store, package)
+    row = package_row(store, package)
     entries = package_entries(store, row["package_id"])
     versions = _versions(row, entries)
-    folders = [str(log_dir)] if log_dir is not None else []
-    folders += [e["log_dir"] for e in entries if e["event"] == DEPLOYED and e.get("log_dir")]
-    folders = [f for f in dict.fromkeys(folders) if Path(f).is_dir()]
-    if log_dir is not None and str(log_dir) not in folders:
+    if log_dir is not None and not Path(log_dir).is_dir():
         raise InvalidInputError(f"log_dir {str(log_dir)!r} is not a folder; pass the folder "
                                 "the package's server writes its predictions-*.jsonl to")
+    extra = [str(Path(log_dir).resolve())] if log_dir is not None else []
+    folders = list(dict.fromkeys(extra + deployed_logs(entries)))
     lines, truncated = _tail(folders, tail_bytes)
     timeline = _timeline(lines, versions[0]["version"], every)
     created = row["created_at"]
@@ -220,25 +220,6 @@ def traffic(package: Package | str, *, log_dir: str | os.PathLike[str] | None = 
                    created.isoformat(timespec="seconds") if created else "", tuple(versions),
                    tuple(folders), every, timeline, len(lines), truncated,
                    _latest_challenge(store, versions[0]["model_id"]), _store=store)
-
-
-def _package_row(store: Store, package: object) -> dict[str, Any]:
-    from ..packaging import Package
-
-    if isinstance(package, Package):
-        package = package.package_id
-    if not isinstance(package, str) or not package.strip():
-        raise InvalidInputError(f"package must be a Package, a package id (pkg_…) or a "
-                                f"package name, got {package!r}")
-    if package.startswith("pkg_"):
-        found = store.packages(package_id=package)
-    else:
-        every = store.packages()
-        found = every.filter(every["name"] == package).head(1)
-    if found.is_empty():
-        raise NotFoundError(f"no package {package!r} in the store at {store.location}; "
-                            "nt.package makes one (nbtrail models show lists a model's)")
-    return found.row(0, named=True)
 
 
 def _versions(row: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
