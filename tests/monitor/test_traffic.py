@@ -118,3 +118,24 @@ def test_cli_shows_the_view_and_promotes(served, capsys):
         assert main(bad) != 0, bad
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(e.startswith("nbtrail: error: ") for e in errors)
+
+
+def test_files_nbtrail_did_not_write_are_refused_or_left_out(served, tmp_path):
+    log, _, _, _ = served
+    (log / "predictions-29991231T000000000000Z-9.jsonl").write_text("\n".join([
+        "not json", json.dumps([1, 2]), json.dumps({"time": "2026-12-03T10:00:00Z"}) + "x",
+        json.dumps({"time": "2026-12-03T10:00:00Z", "models": "everything"}),
+        json.dumps({"time": "2026-12-03T10:00:00Z", "models": [7, None]}),
+        json.dumps({"time": "yesterday", "version": "1", "prediction": 1}),
+        json.dumps({"time": "2026-12-03T10:00:00Z", "request_id": "odd", "version": "1",
+                    "models": [{"version": "1", "role": "champion", "latency_ms": "slow"}]}),
+    ]) + "\n")
+    view = nt.traffic("churn")
+    totals = {row["version"]: row["rows"] for row in view.totals().iter_rows(named=True)}
+    assert totals == {"1": ROWS + 1, "2": ROWS}  # only the last line is a row: of version 1
+    context = log.parent / "ctx" / "model" / "routing.json"  # where `served` packaged it
+    context.write_text(json.dumps({"champion": {"version": "1"}, "shadows": [], "canary": []}))
+    with pytest.raises(InvalidInputError, match=r"is not a routing\.json nbtrail wrote") \
+            as caught:
+        nt.traffic("churn")
+    assert "\n" not in str(caught.value) and str(context) in str(caught.value)

@@ -344,7 +344,7 @@ def _log_folders(source: object, store: Store | None) -> list[Path]:
     from ._packages import deployed_logs, package_row
 
     if isinstance(source, str | os.PathLike) and Path(source).is_dir():
-        return [Path(source)]
+        return [Path(source).resolve()]
     if isinstance(source, os.PathLike) or (isinstance(source, str) and ("/" in source
                                                                        or "\\" in source)):
         raise InvalidInputError(f"{str(source)!r} is not a prediction log folder; pass the "
@@ -459,10 +459,10 @@ def challenge(package_or_log_dir: object, labels: object = None, *,
     Experimental: the report may gain fields in a minor release. ``package_or_log_dir`` is
     the folder the server logs to (``log_dir=`` of ``nt.serve``), or a :class:`Package`,
     package id or name, whose logs are those its deployments recorded (serving it from
-    registry references with a ``log_dir`` records one). Per version: requests, rows, rows answered and shadowed, errors and
-    dropped shadow work, latency p50/p99, agreement with the champion (classifiers; mean
-    absolute difference for regressors) and the stability index (PSI) of its predictions
-    against the champion's.
+    registry references with a ``log_dir`` records one). Per version: requests, rows,
+    rows answered and shadowed, errors and dropped shadow work, latency p50/p99,
+    agreement with the champion (classifiers; mean absolute difference for regressors)
+    and the stability index (PSI) of its predictions against the champion's.
 
     ``labels`` (a frame or Parquet file with ``request_id``, ``row`` — the row's position
     in its request, 0, 1, … — and ``label`` or ``label_column``) adds each version's

@@ -219,30 +219,34 @@ def traffic(package: Package | str, *, log_dir: str | os.PathLike[str] | None = 
     return Traffic(row["package_id"], row["name"],
                    created.isoformat(timespec="seconds") if created else "", tuple(versions),
                    tuple(folders), every, timeline, len(lines), truncated,
-                   _latest_challenge(store, versions[0]["model_id"]), _store=store)
+                   _latest_challenge(store, versions[0]["model_id"], folders), _store=store)
 
 
 def _versions(row: dict[str, Any], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The package's versions, champion first, with their registry ``name/version``."""
     from ..serving._routing import ROUTING_FILE
 
-    registry = {e["model_id"]: e["registry"] for e in entries if e["event"] == PACKAGED}
+    registry = {e.get("model_id"): e["registry"] for e in entries if e["event"] == PACKAGED}
     routing_file = Path(row["context_path"]) / "model" / ROUTING_FILE
     try:
-        routing = json.loads(routing_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # one model, or the context was moved or deleted
-        routing = None
-    if routing is None:
-        found = [{"role": "champion", "version": row["model_id"], "model_id": row["model_id"]}]
-    else:
-        found = [{"role": role, **entry}
+        text = routing_file.read_text(encoding="utf-8")
+    except OSError:  # one model, or the context was moved or deleted
+        return [{"role": "champion", "version": row["model_id"], "model_id": row["model_id"],
+                 "ref": registry.get(row["model_id"]), "share": 0.0}]
+    try:
+        routing = json.loads(text)
+        found = [{"role": role, "version": str(entry["version"]),
+                  "model_id": str(entry["model_id"]), "ref": registry.get(entry["model_id"]),
+                  "share": float(entry.get("share", 0.0))}
                  for role, group in (("champion", [routing["champion"]]),
                                      ("shadow", routing["shadows"]),
                                      ("canary", routing["canary"]))
                  for entry in group]
-    return [{"role": v["role"], "version": str(v["version"]), "model_id": v["model_id"],
-             "ref": registry.get(v["model_id"]), "share": float(v.get("share", 0.0))}
-            for v in found]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidInputError(f"{routing_file} is not a routing.json nbtrail wrote "
+                                f"({type(exc).__name__}: {exc}); package the model again"
+                                ) from None
+    return found
 
 
 def _tail(folders: list[str], budget: int) -> tuple[list[dict[str, Any]], bool]:
@@ -289,16 +293,18 @@ def _timeline(lines: list[dict[str, Any]], champion: str, every: int) -> pl.Data
         "time", "version", "role", "answered", "error", "dropped", "latency_ms", "agrees")}
     timed: set[tuple[str, str]] = set()  # (request, version) whose latency is counted
     for line in lines:
-        entries = line.get("models") or [{
-            "role": "champion", "version": str(line.get("version") or line.get("model_id")),
-            "prediction": line.get("prediction")}]
-        answering = str(line.get("version") or entries[0]["version"])
+        entries = _entries(line)
+        if not entries:
+            continue
+        answering = str(line.get("version") or entries[0].get("version"))
         lead = next((e for e in entries if str(e.get("version")) == champion
                      and e.get("error") is None), None)
         for entry in entries:
             version, error = str(entry.get("version")), entry.get("error")
             key = (str(line.get("request_id")), version)
             latency = entry.get("latency_ms") if key not in timed else None
+            if isinstance(latency, bool) or not isinstance(latency, int | float):
+                latency = None
             timed.add(key)
             agrees = (None if lead is None or error is not None or version == champion
                       else str(entry.get("prediction")) == str(lead.get("prediction")))
@@ -331,15 +337,36 @@ def _timeline(lines: list[dict[str, Any]], champion: str, every: int) -> pl.Data
     ).sort("time", "role", "version")
 
 
-def _latest_challenge(store: Store, champion_model: str) -> dict[str, Any] | None:
-    """The newest finished ``nt.challenge`` report stored for the champion's model."""
+def _entries(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every version's entry of a log line; a one-model server's line is its own entry."""
+    entries = line.get("models")
+    if entries is None:
+        return [{"role": "champion", "prediction": line.get("prediction"),
+                 "version": str(line.get("version") or line.get("model_id"))}]
+    if not isinstance(entries, list):
+        return []  # not a line nbtrail wrote
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _latest_challenge(store: Store, champion_model: str,
+                      folders: list[str]) -> dict[str, Any] | None:
+    """The newest finished ``nt.challenge`` report of the champion's model on these logs.
+
+    A report read other logs (another package with the same champion) unless one of its
+    folders is among ``folders``; with no folder known, any report of the model counts.
+    """
     runs = store.run_tags([REPORT_TAG], having={KIND_TAG: MONITORING, REPORT_TAG: CHALLENGE,
                                                 "model_id": champion_model})
     for run in runs.filter(runs["status"] == "finished").sort(
             "start_time", descending=True).iter_rows(named=True):
         try:
             path = store.artifact_path(run["run_id"], "challenge.json")
-            return json.loads(Path(path).read_text(encoding="utf-8"))
+            report = json.loads(Path(path).read_text(encoding="utf-8"))
         except (NotFoundError, OSError, ValueError):
             continue
+        if not isinstance(report, dict) or not isinstance(report.get("versions"), list):
+            continue
+        read = str(report.get("source", "")).split(", ")
+        if not folders or any(folder in read for folder in folders):
+            return report
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import threading
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _html
-from ..errors import InvalidInputError, ProcessError
+from ..errors import InvalidInputError, NbtrailError, ProcessError
 from ..registry._refs import is_reference
 from ..serving._app import ServeSettings, load_app
 from ..serving._bundle import LINEAGE_FILE, SIGNATURE_FILE
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 _START_TIMEOUT = 30.0
+log = logging.getLogger("nbtrail.serving")
 
 
 def model_folder(source: Package | str | Path, *, trusted: bool,
@@ -147,8 +149,14 @@ def _record_deployment(source: object, folder: Path, store: Store | None,
     except (OSError, ValueError):
         return
     package_id = (lineage.get("package") or {}).get("package_id")
-    if isinstance(package_id, str):
-        record_deployment(store_or_configured(store), package_id, details)
+    store = store_or_configured(store)
+    if not isinstance(package_id, str) or not store.exists():
+        return  # a package served where no store is: nothing to record it in
+    try:
+        record_deployment(store, package_id, details)
+    except NbtrailError as exc:  # the model is served all the same
+        log.warning("nbtrail: could not record the deployment of package %s in the store "
+                    "at %s: %s", package_id, store.location, exc)
 
 
 def start(app: Any, folder: Path, *, host: str = "127.0.0.1", port: int = 0) -> LocalServer:
