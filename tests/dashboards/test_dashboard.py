@@ -31,7 +31,7 @@ def view_args(built, store) -> dict[str, dict]:
     return {"runs": {}, "run": {"run_id": runs["run_id"][0]},
             "compare": {"run_ids": runs["run_id"].to_list()[:2]}, "branches": {"metric": "loss"},
             "sweeps": {"sweep_id": sweep_id}, "lineage": {"node_id": built.model_id},
-            "monitoring": {"model_id": built.model_id}, "registry": {}}
+            "monitoring": {"model_id": built.model_id}, "registry": {}, "serving": {}}
 
 
 def test_every_view_exports_static_html_and_nothing_is_written(built):
@@ -49,6 +49,7 @@ def test_every_view_exports_static_html_and_nothing_is_written(built):
     assert "packaged" in pages["lineage"] and ">package</text>" in pages["lineage"]
     assert "PSI per feature" in pages["monitoring"] and "drift:" in pages["monitoring"]
     assert "pkg_" in pages["monitoring"]  # the model's package
+    assert "package churn (pkg_" in pages["serving"] and "No predictions logged" in pages["serving"]
     pn.panel(nt.dashboard(store=built.home).app())  # the whole app builds
     with pytest.raises(NbtrailError, match="read-only"):
         store.writer()
@@ -159,7 +160,7 @@ def test_dashboard_in_chromium_with_screenshots(built):
     checks = {"runs": "train-model", "run": "loss", "compare": "highlighted",
               "branches": "feat/wider", "sweeps": "parallel coordinates",
               "lineage": "lineage of", "monitoring": "PSI per feature",
-              "registry": NO_MODEL_REGISTERED}
+              "registry": NO_MODEL_REGISTERED, "serving": "No predictions logged yet"}
     with dashboard_in_chromium(built.home) as browsed:
         page = browsed.page
         for view, text in checks.items():

@@ -9,7 +9,7 @@ import pytest
 
 from nbtrail.dashboards import read_only_store
 from nbtrail.dashboards._auth import safe_next
-from nbtrail.dashboards._views import NO_MODEL_REGISTERED, VIEWS
+from nbtrail.dashboards._views import NO_MODEL_REGISTERED, NO_PACKAGE, VIEWS
 
 from ..conftest import CHROMIUM, CHROMIUM_ARGS, free_port, require
 from .conftest import HOSTILE, HOSTILE_BRANCH, HOSTILE_SCRIPT, required, serving
@@ -44,6 +44,7 @@ def test_no_store_string_runs_as_script_in_any_tab(hostile):
         "lineage": ("lineage of", [h(11)[:29], h(12)[:29]]),
         "monitoring": ("PSI per feature", ["psi." + h(1), "has no artifact 'drift.json'"]),
         "registry": (NO_MODEL_REGISTERED, []),  # hostile registry strings: test_registry.py
+        "serving": (NO_PACKAGE, []),  # hostile package strings: test_serving.py
     }
     assert list(shown) == list(VIEWS)
     port = free_port()

@@ -34,7 +34,8 @@ def _add_dashboard(commands: Any, options: Options) -> None:
         commands, "dashboard", _dashboard, [options.store],
         help="serve the read-only team dashboard (needs nbtrail[dashboard])",
         description="Serve a Panel dashboard over the store: runs, run details, comparison, "
-                    "branches, sweeps, lineage, monitoring and the model registry. It never "
+                    "branches, sweeps, lineage, monitoring, the model registry and serving "
+                    "packages' live view. It never "
                     "writes to the store; on a folder where nothing was logged yet it starts "
                     "empty, with a hint.",
     )

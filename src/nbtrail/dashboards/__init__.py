@@ -127,9 +127,10 @@ def dashboard(view: View | None = None, *, store: Store | str | os.PathLike[str]
               **args: str) -> Dashboard:
     """The team dashboard inline in a notebook (needs ``nbtrail[dashboard]``).
 
-    ``view`` opens a tab: runs, run, compare, branches, sweeps, lineage, monitoring or
-    registry; ``run=``, ``model=``, ``sweep=``, ``node=`` pick what it shows. It only reads the
-    store. To share it with a team, serve it: ``nbtrail dashboard --token …``.
+    ``view`` opens a tab: runs, run, compare, branches, sweeps, lineage, monitoring,
+    registry or serving; ``run=``, ``model=``, ``sweep=``, ``node=``, ``package=`` pick what
+    it shows. It only reads the store. To share it with a team, serve it:
+    ``nbtrail dashboard --token …``.
 
     Example:
         >>> nt.dashboard("monitoring", model="mdl_01J…")   # doctest: +SKIP

@@ -95,9 +95,9 @@ def _first(options: list[tuple[str, str]] | dict[str, str], wanted: str | None) 
 def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewable:
     """The dashboard over ``store``.
 
-    ``args`` pick the tab and items (``view``, ``run``, ``model``, ``sweep``, ``node``), as
-    the page's query arguments do; ``model`` is a model id for monitoring, a registered
-    model's name for the registry.
+    ``args`` pick the tab and items (``view``, ``run``, ``model``, ``sweep``, ``node``,
+    ``package``), as the page's query arguments do; ``model`` is a model id for monitoring,
+    a registered model's name for the registry; ``package`` a package id (``pkg_…``).
     """
     args = args or {}
     pn.config.raw_css = [*pn.config.raw_css, _CSS] if _CSS not in pn.config.raw_css else \
@@ -205,8 +205,20 @@ def build(store: Store, args: dict[str, str] | None = None) -> pn.viewable.Viewa
         _html_pane(_views.registry_html, store, registered_model),
         name="Registry", sizing_mode="stretch_width")
 
+    # serving (``package=`` a package id): read again on a new pick and on Refresh
+    listed = dict(_views.packages(store))
+    package = pn.widgets.Select(label="Package", options=listed,
+                                value=_first(listed, args.get("package")), width=420)
+    refresh = pn.widgets.Button(label="Refresh", width=90, align="end")
+    serving_tab = pn.Column(
+        pn.Row(package, refresh, _download(store, "serving", package_id=package)),
+        _html_pane(lambda p, _clicks: _views.serving_html(store, p), package,
+                   refresh.param.clicks),
+        name="Serving", sizing_mode="stretch_width")
+
     tabs = pn.Tabs(runs_tab, run_tab, compare_tab, branches_tab, sweeps_tab, lineage_tab,
-                   monitoring_tab, registry_tab, dynamic=True, sizing_mode="stretch_width")
+                   monitoring_tab, registry_tab, serving_tab, dynamic=True,
+                   sizing_mode="stretch_width")
     view = args.get("view")
     if view in _views.VIEWS:
         tabs.active = _views.VIEWS.index(view)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from .. import _html
 from ..errors import NbtrailError
 from ..monitor._api import KIND_TAG, MONITORING
+from ..monitor._challenge import CHALLENGE, REPORT_TAG
 from ..registry import _api as registry
 from ..registry import _state as registry_state
 
@@ -25,9 +26,9 @@ if TYPE_CHECKING:
     from ..store._audit import Verdict
 
 View = Literal["runs", "run", "compare", "branches", "sweeps", "lineage", "monitoring",
-               "registry"]
+               "registry", "serving"]
 VIEWS: tuple[View, ...] = ("runs", "run", "compare", "branches", "sweeps", "lineage",
-                           "monitoring", "registry")
+                           "monitoring", "registry", "serving")
 RUNS_SHOWN = 500
 _CURVES = 12  # metric charts shown for one run
 _LINEAGE_KINDS = ("dataset", "run", "model", "package", "monitoring")
@@ -35,6 +36,7 @@ T = TypeVar("T")
 RUN_COLUMNS = ("run_id", "name", "experiment", "status", "start_time", "duration", "branch")
 NO_MODEL_REGISTERED = "no model registered yet: nt.register(run, name=...)"
 _AUDIT_SHOWN = 20  # latest audit entries in the registry view
+NO_PACKAGE = "no serving package yet: nt.package(ref, shadow=[...]) makes one"
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -102,6 +104,11 @@ def drift_history(store: Store, model_id: str) -> pl.DataFrame:
     quoted = model_id.replace("'", "''")
     frame = store.runs(where=f"tags.model_id = '{quoted}' and tags.`{KIND_TAG}` = "
                              f"'{MONITORING}'", order_by="start_time")
+    report = f"tags.{REPORT_TAG}"
+    if report in frame.columns:  # challenge reports are monitoring runs too: not drift
+        frame = frame.filter(pl.col(report).is_null() | (pl.col(report) != CHALLENGE))
+    if "tags.verdict" not in frame.columns:  # only runs tagged as monitoring by hand
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("tags.verdict"))
     keep = ["start_time", "tags.verdict", "metrics.drifted_features", "metrics.drift_share",
             *sorted(c for c in frame.columns if c.startswith("metrics.psi.")), "run_id"]
     return frame.select(c for c in keep if c in frame.columns).with_columns(
@@ -111,6 +118,12 @@ def drift_history(store: Store, model_id: str) -> pl.DataFrame:
 def registered_models(store: Store) -> list[str]:
     """Names of the registered models, in order, for pickers."""
     return registry.models(store)["name"].to_list()
+
+
+def packages(store: Store) -> list[tuple[str, str]]:
+    """(label, package id) of every serving package, newest first, for pickers."""
+    return [(f"{name} ({package_id})", package_id)
+            for package_id, name in store.packages().select("package_id", "name").rows()]
 
 
 def _to_seconds(frame: pl.DataFrame) -> pl.DataFrame:
@@ -375,6 +388,69 @@ def audit_html(store: Store, verdict: Verdict) -> str:
         highlight=[i for i, seq in enumerate(latest["seq"]) if seq == verdict.broken_seq])
 
 
+def serving_html(store: Store, package_id: str | None = None, *,
+                 log_dir: str | None = None, every: int = 60) -> str:
+    """A serving package's live view (``nt.traffic``), default the newest package.
+
+    Its versions with their role and canary share, the traffic split and totals per
+    version, agreement with the champion, latency p99 and share over time in buckets of
+    ``every`` seconds, and the latest challenge report in full. ``log_dir`` adds a
+    prediction log folder to those its deployments record. Only reads: a challenger is
+    promoted from JupyterLab's sidebar or with ``nt.traffic(name).promote()``.
+    """
+    from ..monitor._traffic import traffic
+
+    parts = ["<p>This view only reads: promote a challenger from JupyterLab's sidebar or "
+             "with <code>nt.traffic(name).promote()</code>.</p>"]
+    listed = packages(store)
+    if not listed:
+        parts.append(f"<p><strong>{_html.escape(NO_PACKAGE)}</strong>; then reload this "
+                     "page.</p>")
+        return "".join(parts)
+    view = traffic(package_id or listed[0][1], log_dir=log_dir, every=every, store=store)
+    # The table and charts are the notebook's; the report is drawn in full below.
+    parts.append(dataclasses.replace(view, challenge=None)._repr_html_())
+    if view.timeline.is_empty():
+        parts.append("<p>Serve it with a log to see its traffic here: <code>nbtrail serve "
+                     "PACKAGE --log-dir DIR</code> or <code>nt.serve(package, log_dir=DIR)"
+                     "</code>; a package of registry versions records where its server logs."
+                     "</p>")
+    else:
+        start = view.timeline["time"].dt.strftime("%Y-%m-%d %H:%M:%S").min()
+        totals = view.totals()
+        parts.append(_html.bar_chart(
+            "traffic split: share of answers",
+            [f"{role} {version}" for version, role in totals.select("version", "role").rows()],
+            {"share": totals["share"].to_list()}))
+        parts.append(f"<p>Read from {_html.escape(', '.join(view.log_dirs))}; charts in "
+                     f"buckets of {view.every_s} s, x in seconds since "
+                     f"{_html.escape(start)} UTC.</p>")
+    parts.append("<h3>Latest challenge report</h3>")
+    if view.challenge is None:
+        parts.append("<p>No challenge report yet: <code>nt.challenge(LOG_DIR, labels=...)"
+                     "</code> compares the champion with its challengers and stores one.</p>")
+    else:
+        parts.append(challenge_html(view.challenge))
+    return "".join(parts)
+
+
+def challenge_html(report: dict[str, Any]) -> str:
+    """A stored challenge report (``ChallengeReport.to_dict()``), drawn again from its data.
+
+    Never the stored ``challenge.html``, for the reason :func:`report_html` gives.
+    """
+    from ..monitor._challenge import ChallengeReport, VersionChallenge
+
+    try:
+        versions = tuple(_record(VersionChallenge, v) for v in report["versions"])
+        return _record(ChallengeReport, {**report, "versions": versions})._repr_html_()
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        run = report.get("run_id") if isinstance(report, dict) else None
+        return (f"<p>The latest challenge report (run {_html.escape(run or '?')}) "
+                f"cannot be read ({_html.escape(type(exc).__name__)}: "
+                f"{_html.escape(exc)}).</p>")
+
+
 def _record(cls: type[T], data: dict[str, Any]) -> T:
     """A frozen record from its ``asdict`` form: lists become tuples, derived keys go."""
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -387,8 +463,9 @@ def export(store: Store, view: View, **args: Any) -> str:
 
     ``args``: ``run_id`` (run), ``run_ids`` (compare), ``sweep_id`` (sweeps),
     ``node_id`` (lineage), ``model_id`` (monitoring), ``name`` (registry: a registered
-    model, default the first), ``metric`` (branches), and the runs filters ``experiment``,
-    ``status``, ``where``.
+    model, default the first), ``package_id`` and ``log_dir`` (serving: default the newest
+    package, the log folders its deployments record), ``metric`` (branches), and the runs
+    filters ``experiment``, ``status``, ``where``.
     """
     from ..experiments._branches import branches
 
@@ -409,6 +486,8 @@ def export(store: Store, view: View, **args: Any) -> str:
         body = lineage_html(store, args["node_id"])
     elif view == "registry":
         body = registry_html(store, args.get("name"))
+    elif view == "serving":
+        body = serving_html(store, args.get("package_id"), log_dir=args.get("log_dir"))
     else:
         body = monitoring_html(store, args["model_id"])
     return _html.document(f"nbtrail · {view}", f"<h2>nbtrail · {_html.escape(view)}</h2>{body}")
