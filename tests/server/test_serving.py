@@ -15,10 +15,7 @@ from nbtrail.store import Store, open_store
 from .._serving import serve_shadow
 from .conftest import NamedLogin, ReadOnly
 
-
-@pytest.fixture
-def identity_provider():
-    return NamedLogin
+pytestmark = pytest.mark.parametrize("identity_provider", [NamedLogin])
 
 
 @pytest.fixture

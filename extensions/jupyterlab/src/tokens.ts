@@ -306,21 +306,6 @@ export interface IServedVersion {
   share: number;
 }
 
-/** One time bucket of one version's traffic. */
-export interface ITrafficBucket {
-  time: string;
-  version: string;
-  role: string;
-  rows: number;
-  answered: number;
-  share: number | null;
-  errors: number;
-  dropped: number;
-  latency_p50_ms: number | null;
-  latency_p99_ms: number | null;
-  agreement: number | null;
-}
-
 /** A version's traffic over the whole window read. */
 export interface ITrafficTotal {
   version: string;
@@ -331,6 +316,13 @@ export interface ITrafficTotal {
   errors: number;
   dropped: number;
   agreement: number | null;
+}
+
+/** One time bucket of one version's traffic. */
+export interface ITrafficBucket extends ITrafficTotal {
+  time: string;
+  latency_p50_ms: number | null;
+  latency_p99_ms: number | null;
 }
 
 /** A version in a stored challenge report (``nt.challenge``). */
