@@ -17,9 +17,11 @@ from nbtrail.store import Store
 REQUESTS, AGREEING = 10, 7
 
 
-def serve_shadow(store: Store, folder: Path, *, user: str | None = None) -> tuple[str, Path]:
+def serve_shadow(store: Store, folder: Path, *, user: str | None = None,
+                 log_name: str = "log") -> tuple[str, Path]:
     """Register the demo store's baseline and strong-reg runs as churn/1 and /2, package
-    churn@champion with churn@challenger in shadow, and log traffic: (package id, log)."""
+    churn@champion with churn@challenger in shadow, and log traffic in ``folder /
+    log_name``: (package id, log)."""
     runs = dict(store.runs().select("name", "run_id").rows())
     for run in ("baseline", "strong-reg"):
         _api.register(store, runs[run], name="churn", on_behalf_of=user)
@@ -29,7 +31,7 @@ def serve_shadow(store: Store, folder: Path, *, user: str | None = None) -> tupl
     pkg = nt.package("churn@champion", shadow=["churn@challenger"], name="churn",
                      output=folder / "ctx", build=False, store=store)
     models = {v: _api.version(store, f"churn/{v}").model_id for v in (1, 2)}
-    log = folder / "log"
+    log = folder / log_name
     log.mkdir()
     lines = []
     for i in range(REQUESTS):

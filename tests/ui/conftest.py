@@ -20,6 +20,8 @@ from .._demo import build_in_subprocess
 from ..conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, require, stop
 
 SHOTS = ROOT / "test-artifacts" / "ui"
+# Markup where text belongs: it must show as text, and never set this flag.
+HOSTILE = '<img src=x onerror="window.__nbtrail_pwned = 1">'
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from nbtrail.registry import _api
 from nbtrail.store import open_store
 
 from .._demo import build_in_subprocess
-from .conftest import shot
-
-HOSTILE = '<img src=x onerror="window.__nbtrail_pwned = 1">'
+from .conftest import HOSTILE, shot
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from nbtrail.store import open_store
 
 from .._demo import build_in_subprocess
 from .._serving import serve_shadow
-from .conftest import shot
+from .conftest import HOSTILE, shot
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def project(tmp_path, monkeypatch):
     project = tmp_path / "project"
     store = open_store(build_in_subprocess(project))
     try:
-        serve_shadow(store, tmp_path, user="alice")
+        serve_shadow(store, tmp_path, user="alice", log_name=HOSTILE)
     finally:
         store.close()
     monkeypatch.setenv("NBTRAIL_USER", "bob")  # who runs the JupyterLab server
@@ -42,7 +42,7 @@ def test_the_live_view_and_promote_challenger(lab, page, project):
     expect(shadow).to_contain_text("churn/2")
     expect(shadow).to_contain_text("70.0%")  # agreement with the champion
     expect(versions.get_by_role("row").nth(1)).to_contain_text("100.0%")  # every answer
-    expect(live).to_contain_text("10 logged rows from")
+    expect(live).to_contain_text(f"10 logged rows from {lab['project'].parent / HOSTILE}")
     for chart in ("Shadow agreement with the champion", "Latency p99 (ms)", "Share of answers"):
         expect(live.get_by_role("figure", name=chart)).to_be_visible()
     expect(live).to_contain_text("No challenge report yet")
@@ -57,6 +57,7 @@ def test_the_live_view_and_promote_challenger(lab, page, project):
         .to_contain_text("by bob")
     shot(page, "serving-02-promoted")
 
+    assert page.evaluate("window.__nbtrail_pwned") is None
     store = open_store(project / ".nbtrail")
     try:
         (request,) = _api.promotion_requests(store, "churn").rows(named=True)
