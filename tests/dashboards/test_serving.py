@@ -129,7 +129,7 @@ def test_the_serving_view_shows_versions_traffic_charts_and_the_latest_challenge
         assert f"<td {_CELL}>{role}</td><td {_CELL}>{version}</td>" in page
         assert f"<td {_CELL}>churn/{version}</td><td {_CELL}>{share}</td>" in page
     # Totals per version, read from the log: rows, answers, share of answers, agreement.
-    assert f"{REQUESTS} rows logged" in page
+    assert f"{REQUESTS} logged rows read" in page
     assert _row("1", "champion", 90, 90, 0.75, 0, 0) in page
     assert _row("3", "canary", 30, 30, 0.25, 0, 0) in page
     assert _row("2", "shadow", 90, 0, 0, 0, 0, 0.8) in page
@@ -167,7 +167,7 @@ def test_a_package_never_served_and_a_store_without_packages_say_what_to_do(serv
     assert "traffic split" not in page and "<polyline" not in page
     # The log can be named when the store does not know it.
     named = serving_html(store, served.solo_id, log_dir=str(served.log))
-    assert f"{REQUESTS} rows logged" in named and "No predictions logged yet" not in named
+    assert f"{REQUESTS} logged rows read" in named and "No predictions logged yet" not in named
 
     home = tmp_path / "store"
     with nt.config(home=str(home), capture_git=False):
@@ -175,7 +175,7 @@ def test_a_package_never_served_and_a_store_without_packages_say_what_to_do(serv
             run.log_metric("acc", 0.5)
         nt.sync()
     empty = export(read_only_store(home), "serving")
-    assert NO_PACKAGE in empty and READ_ONLY in empty and "rows logged" not in empty
+    assert NO_PACKAGE in empty and READ_ONLY in empty and "logged rows read" not in empty
     root = pn.panel(build(read_only_store(home), {"view": "serving"})).get_root()
     text = " ".join(html.unescape(str(getattr(m, "text", "") or "")) for m in root.references())
     assert NO_PACKAGE in text
@@ -284,7 +284,7 @@ def assert_text_only(page: str, strings: tuple[str, ...]) -> None:
 def test_hostile_package_strings_show_as_text(hostile):
     store = read_only_store(hostile.home)
     page = export(store, "serving", package_id=hostile.package_id)
-    assert f"{REQUESTS} rows logged" in page and "Latest challenge report" in page
+    assert f"{REQUESTS} logged rows read" in page and "Latest challenge report" in page
     assert "traffic and answers" in page and "<svg" in page  # charts, drawn by _html
     # The stored report is a monitoring run of the champion's model, but no drift report.
     assert drift_history(store, h(54)).is_empty()

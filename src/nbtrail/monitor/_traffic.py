@@ -107,8 +107,9 @@ class Traffic:
         else:
             totals = self.totals()
             parts.append(_html.table(list(totals.columns), totals.rows(),
-                                     caption=f"{self.lines_read} rows logged, newest first read"
-                                     + (" (older ones left out)" if self.truncated else "")))
+                                     caption=f"{self.lines_read} logged rows read"
+                                     + (" (the newest; older ones left out)"
+                                        if self.truncated else "")))
             for column, title in (("agreement", "agreement with the champion"),
                                   ("latency_p99_ms", "latency p99 (ms)"),
                                   ("share", "share of answers")):
