@@ -41,7 +41,8 @@ def test_public_names_are_stable_and_documented():
     assert nt.__all__ == [
         "ActiveRun", "ChallengeReport", "Comparison", "DriftReport", "ImportResult",
         "Lineage", "ModelVersion", "NbtrailError", "Package", "PromotionRequest", "Run",
-        "StalenessReport", "Store", "Sweep", "Tracker", "ValidationReport", "__version__",
+        "StalenessReport", "Store", "Sweep", "Tracker", "Traffic", "ValidationReport",
+        "__version__",
         "active_run", "approve", "artifact_path", "audit", "autolog", "branches", "challenge",
         "compare", "config", "dashboard",
         "drift", "get_run", "import_mlflow", "lineage", "load_model", "log_artifact",
@@ -50,7 +51,8 @@ def test_public_names_are_stable_and_documented():
         "model_card", "model_version", "model_versions", "models", "open_store", "package",
         "promotion_requests", "register", "reject", "reproduce", "request_promotion",
         "retrain", "run", "runs", "serve", "set_alias", "set_policy", "set_tag", "set_tags",
-        "sql", "staleness", "sweep", "sync", "track_study", "validate", "verify_audit",
+        "sql", "staleness", "sweep", "sync", "track_study", "traffic", "validate",
+        "verify_audit",
     ]
     for name in nt.__all__:
         if name == "__version__":
