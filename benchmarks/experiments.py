@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from run import timed  # noqa: E402  (the shared helpers)
 
 
 def git(repo: Path, *args: str) -> None:
@@ -106,17 +107,9 @@ def populate_mlflow(work: Path, branches: int, runs: int) -> None:
             client.set_terminated(run.info.run_id)
 
 
-def timed(call: Any, reps: int) -> dict[str, float]:
-    start = time.perf_counter()
-    call()
-    first = time.perf_counter() - start
-    seconds = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return {"first_ms": first * 1000, "median_ms": statistics.median(seconds) * 1000,
-            "p95_ms": sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)] * 1000}
+def timed_ms(call: Any, reps: int) -> dict[str, float]:
+    """:func:`run.timed` in milliseconds: ``first_ms``, ``median_ms``, ``p95_ms``."""
+    return {key.replace("_s", "_ms"): value * 1000 for key, value in timed(call, reps).items()}
 
 
 def measure_nbtrail(work: Path, reps: int) -> dict[str, Any]:
@@ -126,9 +119,9 @@ def measure_nbtrail(work: Path, reps: int) -> dict[str, Any]:
     frame = nt.branches(metric="val_f1")
     pair = frame["branch"].to_list()[:2]
     return {
-        "branches": timed(lambda: nt.branches(metric="val_f1"), reps),
-        "compare": timed(lambda: nt.compare(pair, metric="val_f1"), max(3, reps // 5)),
-        "compare_no_latency": timed(lambda: nt.compare(pair, metric="val_f1", latency=False),
+        "branches": timed_ms(lambda: nt.branches(metric="val_f1"), reps),
+        "compare": timed_ms(lambda: nt.compare(pair, metric="val_f1"), max(3, reps // 5)),
+        "compare_no_latency": timed_ms(lambda: nt.compare(pair, metric="val_f1", latency=False),
                                     reps),
         "branch_count": frame.height,
     }
@@ -158,7 +151,7 @@ def measure_mlflow(work: Path, reps: int) -> dict[str, Any]:
             best.append((run, client.get_metric_history(run.info.run_id, "loss")))
         return best
 
-    return {"branches": timed(branches, reps), "compare": timed(compare, reps),
+    return {"branches": timed_ms(branches, reps), "compare": timed_ms(compare, reps),
             "branch_count": len(branches())}
 
 

@@ -31,12 +31,10 @@ import datetime as dt
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,27 +46,7 @@ MODELS = 1_000  # models the big trail's entries are spread over
 VERIFY_TARGET_S = 2.0  # at 100,000 entries
 
 sys.path.insert(0, str(HERE))
-from run import fmt, load, machine, markdown, ratio  # noqa: E402  (the main benchmark's helpers)
-
-
-def timed(call: Callable[[], object], reps: int) -> dict[str, float]:
-    """First call, then median and p95 of ``reps`` more, in seconds."""
-    start = time.perf_counter()
-    call()
-    first = time.perf_counter() - start
-    seconds = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return {"first_s": first, **spread(seconds)}
-
-
-def spread(seconds: list[float]) -> dict[str, float]:
-    """Median and p95 of ``seconds``."""
-    ordered = sorted(seconds)
-    return {"median_s": statistics.median(ordered),
-            "p95_s": ordered[max(0, round(0.95 * len(ordered)) - 1)]}
+from run import fmt, load, machine, markdown, ratio, spread, timed  # noqa: E402  (shared helpers)
 
 
 def training_data() -> tuple[Any, Any]:

@@ -470,6 +470,26 @@ class Bench:
 # -- output ------------------------------------------------------------------------------
 
 
+def timed(call: Any, reps: int) -> dict[str, float]:
+    """First call, then median and p95 of ``reps`` more, in seconds."""
+    start = time.perf_counter()
+    call()
+    first = time.perf_counter() - start
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return {"first_s": first, **spread(seconds)}
+
+
+def spread(seconds: list[float]) -> dict[str, float]:
+    """Median and p95 of ``seconds``."""
+    ordered = sorted(seconds)
+    return {"median_s": statistics.median(ordered),
+            "p95_s": ordered[max(0, round(0.95 * len(ordered)) - 1)]}
+
+
 def yes(flag: bool) -> str:
     return "yes" if flag else "NO"
 

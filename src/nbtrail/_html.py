@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 _STYLE = (
@@ -158,6 +159,13 @@ def document(title: str, body: str) -> str:
             f"<title>{escape(title)}</title></head>"
             "<body style=\"font-family:system-ui,sans-serif;margin:16px\">"
             f"{body}</body></html>\n")
+
+
+def save(path: str | Path, title: str, body: str) -> Path:
+    """Write :func:`document` of ``title`` and ``body`` to ``path``; the path written."""
+    target = Path(path)
+    target.write_text(document(title, body), encoding="utf-8")
+    return target
 
 
 def parallel_coordinates(title: str, axes: Sequence[str], rows: Sequence[Sequence[Any]],

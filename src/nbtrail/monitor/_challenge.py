@@ -231,10 +231,7 @@ class ChallengeReport:
 
     def save_html(self, path: str | Path) -> Path:
         """Write the report as a standalone HTML file (no script, nothing fetched)."""
-        target = Path(path)
-        target.write_text(_html.document(f"nbtrail challenge: {self.verdict}",
-                                         self._repr_html_()), encoding="utf-8")
-        return target
+        return _html.save(path, f"nbtrail challenge: {self.verdict}", self._repr_html_())
 
 
 def promotion_note(report: dict[str, Any], version: dict[str, Any]) -> str:

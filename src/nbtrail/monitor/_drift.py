@@ -369,10 +369,7 @@ class DriftReport:
 
     def save_html(self, path: str | Path) -> Path:
         """Write the report as a standalone HTML file (no script, nothing fetched)."""
-        target = Path(path)
-        target.write_text(_html.document(f"nbtrail drift report: {self.verdict}",
-                                         self._repr_html_()), encoding="utf-8")
-        return target
+        return _html.save(path, f"nbtrail drift report: {self.verdict}", self._repr_html_())
 
 
 def metric_change(name: str, current: float, rows: int, reference_metrics: Mapping[str, float],
