@@ -303,7 +303,7 @@ def test_run_in_a_git_repo_records_branch_and_snapshot(tmp_path, monkeypatch):
     with nt.run(name="git run") as run, nt.run(name="trial") as child:
         pass
     got = nt.get_run(run.run_id)  # the store defaults to .nbtrail at the git root
-    assert (repo / ".nbtrail" / "nbtrail.duckdb").exists()
+    assert (repo / ".nbtrail" / "journal").is_dir()
     assert got.experiment == "feat/x"
     assert got.git["branch"] == "feat/x" and got.git["dirty"] is True
     shown = subprocess.run([*git, "show", f"refs/nbtrail/runs/{run.run_id}:train.py"],

@@ -10,8 +10,10 @@ Guarantees (each checked for every backend by ``tests/store/test_store_contract.
 * A record is durable against a killed process once ``flush`` returned, and at most
   ``flush_interval`` seconds after it was logged otherwise.
 * Reads see every record flushed before the read began: folded records from the
-  database, the rest straight from the journals. A read waits at most for one bounded
-  fold in progress.
+  database, the rest straight from the journals. A read does not wait for writers: the
+  embedded store's readers attach a published copy that no fold writes (one that must
+  read the database file itself waits at most for one bounded fold pass), and a server's
+  readers are isolated from its writers.
 * Nothing read is live: every method returns plain values or frozen records.
 """
 

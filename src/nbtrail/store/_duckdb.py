@@ -3,19 +3,21 @@
 Layout of a store folder::
 
     nbtrail.duckdb      the folded lineage database (plain tables, docs/store.md)
-    journal/*.jsonl     one append-only journal per writing process
+    snapshots/          published copies of it, which readers attach (``_snapshot``)
+    journal/*.nbj3      one append-only journal per writing process
     artifacts/sha256/   content-addressed blobs (models, artifacts)
-    lock                flock: shared for reads, exclusive for folds and migrations
-    readers             flock: shared while a reader waits or reads; background folds
-                        step aside while it is held
+    lock                flock: exclusive for folds and migrations, shared for readers of
+                        the database itself
+    readers             flock: shared while such a reader waits or reads; background
+                        folds step aside while it is held
 
 DuckDB admits one read-write process per file, so only a process holding the exclusive
-lock opens it read-write, briefly, to fold one bounded pass. Writers never wait: they
-only append to their journals. Background folds never wait either: they try the locks
-and move on if they are busy. Readers take the shared lock, which waits at most for one
-fold pass in progress, and see what is not folded yet through an overlay of the journal
-tails (``_overlay``), so a read is never stale and never folds on the reader's time
-unless the tail is long.
+lock opens it read-write, briefly, to fold bounded passes, and then publishes a copy for
+readers. Writers never wait: they only append to their journals. Background folds never
+wait either: they try the lock and move on if it is busy. Readers attach the newest copy,
+which nothing writes, and see what it lacks through an overlay of the journal tails
+(``_overlay``): a read waits for no fold and is never stale. Without a copy they read the
+database itself under the shared lock, which waits at most for one fold pass.
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ from ..errors import (
     StoreLockedError,
     StoreNotFoundError,
 )
-from . import _schema
+from . import _schema, _snapshot
 from ._audit import AuditSession, Draft, chain, local_identity, no_entries
 from ._blobs import BlobStore
-from ._fold import QUARANTINE, FoldResult, fold, folded_offsets
+from ._fold import QUARANTINE, FoldResult, fold, folded_offsets, remove_finished
 from ._fork import duckdb_section, on_fork, open_lock
 from ._journal import JournalWriter, free_bytes, journal_files, unfolded
-from ._overlay import JournalTails, Overlay, read_pending
+from ._overlay import JournalTails, Overlay, Pending, read_pending
 from ._records import Backlog, Check
 from ._sqlguard import check_read_only
 from ._sqlreads import SQLReads
@@ -85,8 +87,10 @@ OVERLAY_LIMIT = 64 * FOLD_BUDGET
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
 _RW_CONFIG: dict[str, Any] = {"storage_compatibility_version": "v1.5.0"}
-# The write-ahead logs DuckDB keeps beside a database file, during and after checkpoints.
-_WAL_SUFFIXES = (".wal", ".wal.checkpoint", ".wal.recovery")
+_WAL_SUFFIXES = _snapshot.WAL_SUFFIXES
+# The base a reader lays the journals over while no database exists yet: the schema,
+# created in the reader's memory.
+_EMPTY = "empty"
 
 
 
@@ -117,6 +121,7 @@ class DuckDBStore(SQLReads):
         self.read_only = read_only
         self.db_path = self.home / DB_NAME
         self.journal_dir = self.home / "journal"
+        self.snapshot_dir = self.home / _snapshot.SNAPSHOTS
         self._blobs = BlobStore(self.home / "artifacts", artifacts)
         self.flush_interval = flush_interval
         self.fold_interval = fold_interval
@@ -128,8 +133,10 @@ class DuckDBStore(SQLReads):
         self._schema_ok = False
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_lock = threading.Lock()
-        # Used under _reader_lock: the reader's connection, kept with its overlay.
+        # Used under _reader_lock: the reader's connection, kept with its overlay and with
+        # the published copy it has attached (or _EMPTY).
         self._cursor: duckdb.DuckDBPyConnection | None = None
+        self._base: Path | str | None = None
         self._overlay = Overlay()
         self._tails = JournalTails()
 
@@ -256,6 +263,7 @@ class DuckDBStore(SQLReads):
                 checks.append(Check("database", False, str(exc)))
             else:
                 checks.append(_schema.version_check(found))
+            checks.append(self._readers_check())
         else:
             checks.append(Check("database", True, "not created yet: the first fold makes it"))
         where = self.home if self.home.exists() else self.home.parent
@@ -268,12 +276,25 @@ class DuckDBStore(SQLReads):
             "in each, fix what wrote them, then delete them")))
         return [*checks, self._blobs.check()]
 
+    def _readers_check(self) -> Check:
+        """What readers attach: a published copy, or the database itself (slower)."""
+        newest = _snapshot.newest(self.snapshot_dir)
+        if newest is None:
+            return Check("readers", True, (
+                f"no published copy: readers read {self.db_path} itself and wait for fold "
+                "passes; the next fold publishes one if the disk has room for it "
+                f"({_snapshot.space_needed(self.db_path) + FOLD_MIN_FREE:,} bytes)"))
+        age = time.time() - newest.stat().st_mtime
+        return Check("readers", True, f"readers attach {newest.name}, published {age:.0f} s "
+                     "ago, and wait for no fold")
+
     def backlog(self) -> Backlog:
         """Journal bytes not folded yet, blobs not uploaded yet, and the last fold."""
         offsets: dict[str, int] = {}
         last_sync = None
         if self.db_path.exists():
-            with self._lock(fcntl.LOCK_SH), self._attached() as con:
+            with self._lock(fcntl.LOCK_SH), self._attached(self.db_path) as con:
+                assert con is not None
                 offsets = {name: offset for name, (offset, _) in folded_offsets(con).items()}
             last_sync = datetime.fromtimestamp(self.db_path.stat().st_mtime, UTC)
         journals, size = unfolded(self.journal_dir, offsets)
@@ -367,28 +388,35 @@ class DuckDBStore(SQLReads):
         if self.db_path.exists() and self._read_version() == _schema.SCHEMA_VERSION:
             self._schema_ok = True
             return
+        self._refuse_migration()
+        from .. import __version__
+
+        with self._lock(fcntl.LOCK_EX):
+            with self._read_write() as con:
+                con.execute("BEGIN TRANSACTION")
+                _schema.migrate(con, __version__)
+                con.execute("COMMIT")
+            self._publish()  # readers of an older copy wait for this one
+        self._schema_ok = True
+
+    def _refuse_migration(self) -> None:
         if self.read_only:
             raise ConflictError(
                 f"the store at {self.home} has no database of schema version "
                 f"{_schema.SCHEMA_VERSION} yet, and a read-only reader does not create or "
                 "migrate one; log or read once with nbtrail (e.g. `nbtrail runs ls`) first")
-        from .. import __version__
-
-        with self._lock(fcntl.LOCK_EX), self._read_write() as con:
-            con.execute("BEGIN TRANSACTION")
-            _schema.migrate(con, __version__)
-            con.execute("COMMIT")
-        self._schema_ok = True
 
     def _read_version(self) -> int:
-        with self._lock(fcntl.LOCK_SH), self._attached() as con:
+        with self._lock(fcntl.LOCK_SH), self._attached(self.db_path) as con:
+            assert con is not None
             return _schema.current_version(con)
 
     def try_fold(self, *, wait: bool = False, max_bytes: int | None = FOLD_BUDGET,
-                 hold: float = FOLD_HOLD) -> FoldResult | None:
+                 hold: float = FOLD_HOLD, publish: bool = False) -> FoldResult | None:
         """Fold bounded passes of journals if the lock is free (or once it is, with wait).
 
         After the first pass it goes on for up to ``hold`` seconds while no reader waits.
+        Then it publishes a copy for readers when one is due (or with ``publish``).
 
         Returns ``None`` when another process holds the lock; it is folding or reading,
         and always for a read-only store.
@@ -435,6 +463,7 @@ class DuckDBStore(SQLReads):
                                               free)
                         started = time.monotonic()
                         result.add(fold(con, self.journal_dir, budget))
+                self._settle(result, publish=publish)
             except StoreLockedError:
                 if wait:
                     raise
@@ -443,6 +472,40 @@ class DuckDBStore(SQLReads):
                 raise _database_error(self.db_path, exc, "folding the journals into") from None
         self._stepped_aside = None
         return result
+
+    def _settle(self, result: FoldResult, *, publish: bool) -> None:
+        """After a fold, the database closed: publish it if due, remove ended journals.
+
+        A journal is removed only once no reader needs it: the newest copy holds all of
+        it, or there are no copies (readers then read the database itself).
+        """
+        published = False
+        if publish or result.finished or _snapshot.due(self.snapshot_dir, self.db_path):
+            published = self._publish()
+        elif _snapshot.newest(self.snapshot_dir) is not None:
+            # The copy lags by records the journals still hold: readers may go on with it.
+            _snapshot.record_source(self.db_path, self.snapshot_dir)
+        if result.finished and (published or _snapshot.newest(self.snapshot_dir) is None):
+            remove_finished(result)
+
+    def _publish(self) -> bool:
+        """Publish the database for readers (under the exclusive lock); whether it did.
+
+        Without room for a copy the copies are removed instead, which frees their space:
+        readers then read the database itself, waiting for fold passes, until a later
+        fold finds room again.
+        """
+        needed = _snapshot.space_needed(self.db_path) + FOLD_MIN_FREE
+        try:
+            if free_bytes(self.home) >= needed:
+                _snapshot.publish(self.db_path, self.snapshot_dir)
+                return True
+        except OSError as exc:
+            warnings.warn(f"nbtrail: could not publish a copy of {self.db_path} for readers "
+                          f"({exc}); they read the database itself until a later fold can",
+                          stacklevel=2)
+        _snapshot.remove_all(self.snapshot_dir)
+        return False
 
     def _readers_waiting(self) -> bool:
         """Whether a reader is reading or waiting for the lock."""
@@ -469,7 +532,8 @@ class DuckDBStore(SQLReads):
         while True:
             # No time limit on one connection: passes stop when a reader waits, and each
             # reopening of the database (with a checkpoint on close) cost ~80 ms.
-            result = self.try_fold(wait=wait, hold=float("inf"))
+            # An explicit sync publishes what it folded: a read after it sees it all.
+            result = self.try_fold(wait=wait, hold=float("inf"), publish=wait)
             if result is None and time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
@@ -492,78 +556,169 @@ class DuckDBStore(SQLReads):
                 f"no nbtrail store at {self.home}; log a run first (with nt.run(): ...), "
                 "or point NBTRAIL_HOME at an existing store"
             )
-        self._ensure_schema()
         for attempt in range(2):
-            with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH), \
-                    self._attached() as con:
-                pending = read_pending(con, self.journal_dir, self._tails)
-                # A dead journal needs a fold to mark its runs killed; a long tail is
-                # cheaper folded once than overlaid on every read.
+            with self._view() as (con, pending, identity):
+                # A dead journal needs a fold to mark its runs killed and go; a long tail
+                # is cheaper folded and published once than overlaid on every read.
                 if attempt > 0 or not (pending.dead or pending.size > OVERLAY_LIMIT):
-                    self._overlay.update(con, pending, _files_identity(self.db_path))
+                    self._overlay.update(con, pending, identity)
                     yield con
                     return
             try:
-                self.try_fold(hold=0.0)  # one pass: a read does not fold for everyone
+                self.try_fold(hold=0.0, publish=True)  # one pass: not for everyone
             except NbtrailError as exc:  # the journals still answer the read
                 warnings.warn(f"nbtrail: {exc}", stacklevel=4)
 
+    @contextlib.contextmanager
+    def _view(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, Pending, object]]:
+        """The reader's connection over a folded base, the records past it, its identity.
+
+        The base is the newest published copy, kept attached from one read to the next,
+        or the schema alone while no database exists: neither waits for anything. Without
+        copies (no room for one, or a store not folded since it had none) it is the
+        database itself, under the shared lock, which waits for a fold pass in progress.
+        The identity tells the overlay when the base changed.
+        """
+        # A change another program made to the database is only in the database.
+        direct = (_snapshot.changed_by_others(self.db_path, self.snapshot_dir)
+                  and self.db_path.exists() and self._folds_idle())
+        for attempt in range(5):
+            # Copies are replaced about once a second at most: a third try is rare.
+            base = None if direct or attempt >= 3 else self._base_now()
+            try:
+                if base is None:
+                    with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH), \
+                            self._attached(self.db_path, check_version=True) as con:
+                        assert con is not None  # the database itself is never skipped
+                        yield con, read_pending(con, self.journal_dir, self._tails), \
+                            _snapshot.identity(self.db_path)
+                        return
+                with self._attached(base, check_version=True) as con:
+                    direct = con is None and isinstance(base, Path) and base.exists()
+                    if con is not None:
+                        pending = read_pending(con, self.journal_dir, self._tails)
+                        # A copy published meanwhile may hold journals removed since they
+                        # were listed: read again, over it.
+                        if self._base_now() == base:
+                            yield con, pending, base
+                            return
+            except _Outdated:  # migrating publishes a copy of the new version
+                self._schema_ok = False
+                self._ensure_schema()
+
+    def _folds_idle(self) -> bool:
+        """Whether no fold (or migration) holds the exclusive lock now."""
+        with self._lock(fcntl.LOCK_SH | fcntl.LOCK_NB) as got:
+            return got
+
+    def _base_now(self) -> Path | str | None:
+        """The newest copy; _EMPTY while there is no database; None: the database."""
+        newest = _snapshot.newest(self.snapshot_dir)
+        if newest is None and not self.db_path.exists():
+            return _EMPTY
+        return newest
+
     def _close_reader(self) -> None:
         """Close the reader instance, if open (under ``_reader_lock``)."""
-        reader, self._reader, self._cursor = self._reader, None, None
+        reader, self._reader, self._cursor, self._base = self._reader, None, None, None
         self._overlay.forget()
         if reader is not None:
             reader.close()
 
     @contextlib.contextmanager
-    def _attached(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection of this process's reader instance, the store attached read-only.
+    def _attached(self, base: Path | str, *, check_version: bool = False
+                  ) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """The connection of this process's reader instance, with ``base`` attached.
 
-        Attaching to a long-lived in-memory instance costs a millisecond where opening a
-        new database instance costs ~13. The connection is kept, with the overlay of the
-        last read, unless a read fails in it. The caller holds the shared file lock.
+        ``base`` is a published copy, kept attached (with the overlay) until a read finds
+        a newer one; the database file, attached for this read only (the caller holds the
+        shared lock, and folds need the file back); or _EMPTY. Attaching to a long-lived
+        in-memory instance costs a millisecond where opening a new database instance
+        costs ~13. Yields ``None`` for a copy that is damaged or gone.
         """
-        import duckdb
-
         with duckdb_section(), self._reader_lock:
-            if self._reader is None:
-                reader = duckdb.connect()
-                # Whoever wrote the query, a read opens no file but the database and the
-                # write-ahead logs DuckDB looks for beside it (a writer killed during a
-                # checkpoint leaves one to recover from), and cannot lift that limit.
-                db_file = str(self.db_path)
-                reader.execute("SET allowed_paths = ?",
-                               [[db_file, *(f"{db_file}{s}" for s in _WAL_SUFFIXES)]])
-                reader.execute("SET enable_external_access = false")
-                reader.execute("SET lock_configuration = true")
-                self._reader = reader
-                _stores_with_readers.add(self)
-            if self._cursor is None:
-                self._cursor = self._reader.cursor()
-            con = self._cursor
+            con = self._connection()
             done = False
             try:
-                path = str(self.db_path).replace("'", "''")
-                try:
-                    # A read cut short before its DETACH leaves the name taken, and
-                    # every later read and fold of the process failed (seen in an exiting
+                if self._base != base:
+                    self._base = None
+                    # A read cut short before its DETACH leaves the name taken, and every
+                    # later read and fold of the process failed (seen in an exiting
                     # writer); no other cursor uses it while this one holds the lock.
-                    con.execute("DETACH DATABASE IF EXISTS nbtrail")
-                    con.execute(f"ATTACH '{path}' AS nbtrail (READ_ONLY)")
-                except duckdb.IOException as exc:
-                    raise _database_error(self.db_path, exc) from None
-                try:
-                    con.execute("USE nbtrail")
-                    yield con
-                finally:
                     con.execute("USE memory")
-                    con.execute("DETACH nbtrail")  # releases DuckDB's lock on the file
+                    con.execute("DETACH DATABASE IF EXISTS nbtrail")
+                    if not self._attach(con, base, check_version):
+                        done = True
+                        yield None
+                        return
+                    self._base = base
+                yield con
                 done = True
             finally:
+                if base == self.db_path or not done:
+                    self._base = None
+                    with contextlib.suppress(Exception):
+                        con.execute("USE memory")
+                        con.execute("DETACH DATABASE IF EXISTS nbtrail")  # DuckDB's file lock
                 if not done:  # what the overlay holds is unknown: start the next read anew
                     self._cursor = None
                     self._overlay.forget()
                     con.close()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """The reader's connection (under ``_reader_lock``), created on first use."""
+        import duckdb
+
+        if self._reader is None:
+            reader = duckdb.connect()
+            # Whoever wrote the query, a read opens no file but the database, its copies
+            # and the write-ahead logs DuckDB looks for beside them (a writer killed during
+            # a checkpoint leaves one to recover from), and cannot lift that limit.
+            db_file = str(self.db_path)
+            reader.execute("SET allowed_paths = ?",
+                           [[db_file, *(f"{db_file}{s}" for s in _WAL_SUFFIXES)]])
+            reader.execute("SET allowed_directories = ?", [[f"{self.snapshot_dir}{os.sep}"]])
+            reader.execute("SET enable_external_access = false")
+            reader.execute("SET lock_configuration = true")
+            self._reader = reader
+            _stores_with_readers.add(self)
+        if self._cursor is None:
+            self._cursor = self._reader.cursor()
+        return self._cursor
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, base: Path | str,
+                check_version: bool) -> bool:
+        """Attach ``base`` as ``nbtrail`` and use it; False for a copy damaged or gone."""
+        import duckdb
+
+        if base == _EMPTY:
+            from .. import __version__
+
+            con.execute("ATTACH ':memory:' AS nbtrail")
+            con.execute("USE nbtrail")
+            _schema.migrate(con, __version__)
+            return True
+        assert isinstance(base, Path)
+        path = str(base).replace("'", "''")
+        try:
+            con.execute(f"ATTACH '{path}' AS nbtrail (READ_ONLY)")
+        except duckdb.Error as exc:
+            if base == self.db_path:
+                raise _database_error(self.db_path, exc) from None
+            if base.exists():
+                warnings.warn(f"nbtrail: skipped the damaged copy {base} of the store "
+                              f"database ({_first_line(exc)}); reading the database itself "
+                              "until the next fold publishes another", stacklevel=6)
+            return False
+        con.execute("USE nbtrail")
+        if check_version:
+            found = _schema.current_version(con)
+            if found > _schema.SCHEMA_VERSION:
+                raise _schema.newer_error(found)
+            if found < _schema.SCHEMA_VERSION:
+                self._refuse_migration()
+                raise _Outdated
+        return True
 
     def sql(self, query: str, params: list[Any] | None = None) -> pl.DataFrame:
         """Run read-only SQL over the store's tables (see docs/store.md)."""
@@ -591,6 +746,10 @@ class DuckDBStore(SQLReads):
                     f"the result could not be converted ({_first_line(exc)}); "
                     "cast that column to VARCHAR in the query"
                 ) from None
+
+class _Outdated(Exception):
+    """The base a read attached has an older schema: migrate, then read again."""
+
 
 class _JournalAudit(AuditSession):
     """An audit session of the embedded store: entries go to this process's journal.
@@ -643,22 +802,6 @@ def _stop_background_folds() -> None:
 def _close_readers() -> None:
     for store in list(_stores_with_readers):  # no thread is using them: see _fork
         store._close_reader()
-
-
-def _files_identity(db_path: Path) -> tuple[tuple[int, int, int], ...]:
-    """Inode, size and mtime of the database and its write-ahead logs.
-
-    Only a fold changes them; an overlay built over other ones must be built anew.
-    """
-    identity = []
-    for path in (db_path, *(db_path.with_name(db_path.name + s) for s in _WAL_SUFFIXES)):
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            identity.append((0, 0, 0))
-        else:
-            identity.append((st.st_ino, st.st_size, st.st_mtime_ns))
-    return tuple(identity)
 
 
 def _load_fold_libraries() -> None:

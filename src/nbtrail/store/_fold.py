@@ -3,7 +3,8 @@
 One process at a time (holding the store's exclusive lock) reads every journal from
 the offset recorded in ``journal_offsets``, applies the complete records in one
 transaction together with the new offsets, and so never applies a record twice. Dead
-journals are folded to their end, their unfinished runs marked ``killed``, and removed.
+journals are folded to their end and their unfinished runs marked ``killed``; the caller
+removes them (``remove_finished``) once nothing reads them from the journal any more.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class FoldResult:
     killed_runs: int = 0
     remaining: bool = False
     offsets: dict[str, int] = field(default_factory=dict)
-    removed_journals: list[str] = field(default_factory=list)
+    # Journals of ended processes, folded to their end: for the caller to remove.
+    finished: list[Path] = field(default_factory=list)
 
     def add(self, later: FoldResult) -> None:
         """Count in what a later pass did."""
@@ -72,7 +74,7 @@ class FoldResult:
         self.killed_runs += later.killed_runs
         self.remaining = later.remaining
         self.offsets.update(later.offsets)
-        self.removed_journals += later.removed_journals
+        self.finished += later.finished
 
 
 def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
@@ -112,7 +114,7 @@ def fold(con: duckdb.DuckDBPyConnection, journal_dir: Path,
             with contextlib.suppress(Exception):
                 con.execute("ROLLBACK")
             raise
-        remove_dead(dead, result)
+        result.finished += [chunk.path for chunk in dead]
     return result
 
 
@@ -142,15 +144,16 @@ def read_batch(stack: contextlib.ExitStack, journal_dir: Path, paths: list[Path]
     return batch, chunks
 
 
-def remove_dead(dead: list[JournalChunk], result: FoldResult) -> None:
+def remove_finished(result: FoldResult) -> None:
     """Delete the journals of ended writers folded to their end, once that is committed.
 
     Only after the commit: a crash before it leaves the file and its offset, so nothing
-    is applied twice.
+    is applied twice. A journal some process removed already is skipped.
     """
-    for chunk in dead:
-        os.unlink(chunk.path)
-        result.removed_journals.append(chunk.path.name)
+    for path in result.finished:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    result.finished = []
 
 
 def mark_killed(con: Connection, table: str, writer_id: str,
@@ -352,11 +355,12 @@ class Batch:
         self.metric_points += len(part)
 
     def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "", *,
-              points: bool = True) -> None:
+              overlay: bool = False) -> None:
         """Write the batch into the tables, or into ``prefix``-named copies of them.
 
-        With ``points=False`` the metric points themselves are left out (the overlay reads
-        them from ``metric_tables``), but not the latest value of each key.
+        For an ``overlay`` the metric points themselves are left out (it reads them from
+        ``metric_tables``), but not the latest value of each key; and the rows of tables
+        whose first row stays are new to the copies, which have no key to check them by.
         """
         # Rows reach DuckDB as dicts of numpy arrays: as fast as Arrow here, and unlike
         # pyarrow it does not drag pandas in (whose import costs more than a fold). Each
@@ -373,7 +377,8 @@ class Batch:
                 else c
                 for c in spec.columns
             )
-            verb = "INSERT OR REPLACE" if spec.replace else "INSERT OR IGNORE"
+            verb = ("INSERT OR REPLACE" if spec.replace else "INSERT" if overlay
+                    else "INSERT OR IGNORE")
             source = f"_fold_rows_{name}"
             tables[source] = {c: _column(c, spec, rows.values()) for c in spec.columns}
             statements.append(f"{verb} INTO {prefix}{name} BY NAME SELECT {select} FROM {source}")
@@ -390,7 +395,7 @@ class Batch:
             for statement in statements:
                 con.execute(statement)
             if self.metric_points:
-                self._apply_metrics(con, prefix, points)
+                self._apply_metrics(con, prefix, points=not overlay)
 
     def points(self) -> MetricPoints:
         """The batch's metric points, gathered (once all are added)."""

@@ -128,6 +128,10 @@ class _Applied:
     ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
     points: MetricPoints | None = None  # every metric frame in it
     shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
+    # The keys of the rows each copy got from the journals, for tables whose first row
+    # stays: a repeated one (a run's code snapshot, say) is left out before it costs a
+    # statement.
+    keys: dict[str, set[tuple[object, ...]]] = field(default_factory=dict)
 
     def news(self, pending: Pending, database: object) -> Batch | None:
         """The records of ``pending`` not in the overlay yet; ``None`` if it must be rebuilt.
@@ -192,19 +196,35 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
         touched.append("latest_metrics")
     fresh = [name for name in touched if name not in applied.shadowed]
     for name in fresh:
+        if name in TABLES and not TABLES[name].replace:
+            # First rows stay: rows are left out here when the copy has their key, so it
+            # needs no index, whose upkeep cost more than the rows.
+            con.execute(f"CREATE TEMP TABLE {PREFIX}{name} AS "
+                        f"SELECT * FROM {source}.{name} LIMIT 0")
+            continue
         [(ddl,)] = con.execute(
             "SELECT sql FROM duckdb_tables() WHERE database_name = ? AND schema_name = 'main' "
             "AND table_name = ?", [catalog, name]).fetchall()
         con.execute(re.sub(r"^CREATE TABLE \"?\w+\"?", f"CREATE TEMP TABLE {PREFIX}{name}", ddl))
-    if batch.ends:
-        # A run that ends now started in an earlier fold: copy it, so the update applies.
-        con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
-                    "WHERE run_id IN (SELECT unnest(?))", [list(batch.ends)])
-    if dead:
-        con.execute(f"INSERT OR IGNORE INTO {PREFIX}runs SELECT * FROM {source}.runs "
-                    "WHERE status = 'running' AND writer_id IN (SELECT unnest(?))",
-                    [list(dead)])
-    batch.apply(con, PREFIX, points=False)
+    for name, rows in batch.rows.items():
+        if rows and not TABLES[name].replace:
+            seen = applied.keys.setdefault(name, set())
+            for key in seen.intersection(rows):
+                del rows[key]
+            seen.update(rows)
+    # A run that ends now and is not in the copy yet started before the base, and the
+    # running runs of a dead writer: copy them, so the update applies.
+    copied = applied.keys.setdefault("runs", set())
+    earlier = [run_id for run_id in batch.ends if (run_id,) not in copied]
+    for condition, value in (("run_id IN (SELECT unnest(?))", earlier),
+                             ("status = 'running' AND writer_id IN (SELECT unnest(?))",
+                              list(dead))):
+        if value:
+            copied.update(con.execute(
+                f"INSERT INTO {PREFIX}runs SELECT * FROM {source}.runs WHERE {condition} "
+                f"AND run_id NOT IN (SELECT run_id FROM {PREFIX}runs) RETURNING run_id",
+                [value]).fetchall())
+    batch.apply(con, PREFIX, overlay=True)
     if batch.metric_points:
         if applied.points is None:  # a new overlay: the batch gathered them already
             applied.points = batch.points()

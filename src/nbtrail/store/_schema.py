@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..errors import ConflictError
     from ._records import Check
 
 
@@ -239,16 +240,21 @@ def current_version(con: Connection) -> int:
     return int(version) if version is not None else 0
 
 
+def newer_error(found: int) -> ConflictError:
+    """The error for a store of schema version ``found``, newer than this nbtrail's."""
+    from ..errors import ConflictError
+
+    return ConflictError(
+        f"this store has schema version {found}, newer than this nbtrail supports "
+        f"({SCHEMA_VERSION}); upgrade nbtrail (pip install -U nbtrail)"
+    )
+
+
 def migrate(con: Connection, nbtrail_version: str) -> int:
     """Bring the schema to ``SCHEMA_VERSION``; return the version found before."""
     found = current_version(con)
     if found > SCHEMA_VERSION:
-        from ..errors import ConflictError
-
-        raise ConflictError(
-            f"this store has schema version {found}, newer than this nbtrail supports "
-            f"({SCHEMA_VERSION}); upgrade nbtrail (pip install -U nbtrail)"
-        )
+        raise newer_error(found)
     for version in range(found, SCHEMA_VERSION):
         MIGRATIONS[version](con)
         con.execute(

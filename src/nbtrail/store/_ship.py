@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._fold import TABLES, Batch, FoldResult, mark_killed, read_batch, remove_dead
+from ._fold import TABLES, Batch, FoldResult, mark_killed, read_batch, remove_finished
 from ._journal import journal_files, writer_id_of
 from ._pgsql import PgConnection
 
@@ -63,7 +63,8 @@ def ship(conn: psycopg.Connection[Any], journal_dir: Path,
         for chunk in dead:
             result.killed_runs += mark_killed(PgConnection(conn), "runs",
                                               writer_id_of(chunk.path), chunk.last_write)
-    remove_dead(dead, result)
+        result.finished = [chunk.path for chunk in dead]
+    remove_finished(result)
     return result
 
 
