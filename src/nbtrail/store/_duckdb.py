@@ -137,6 +137,7 @@ class DuckDBStore(SQLReads):
         # the published copy it has attached (or _EMPTY).
         self._cursor: duckdb.DuckDBPyConnection | None = None
         self._base: Path | str | None = None
+        self._base_offsets: tuple[Path | str | None, dict[str, tuple[int, int]]] = (None, {})
         self._overlay = Overlay()
         self._tails = JournalTails()
 
@@ -596,7 +597,10 @@ class DuckDBStore(SQLReads):
                 with self._attached(base, check_version=True) as con:
                     direct = con is None and isinstance(base, Path) and base.exists()
                     if con is not None:
-                        pending = read_pending(con, self.journal_dir, self._tails)
+                        if self._base_offsets[0] != base:  # a copy's never change
+                            self._base_offsets = (base, folded_offsets(con))
+                        pending = read_pending(con, self.journal_dir, self._tails,
+                                               self._base_offsets[1])
                         # A copy published meanwhile may hold journals removed since they
                         # were listed: read again, over it.
                         if self._base_now() == base:

@@ -436,13 +436,20 @@ class MetricPoints:
     Points are numbers only (run ids and keys as codes into two small tables, joined
     back in SQL): converting a million Python strings cost more than the rest of a
     fold. Frames can be added after ``tables`` was asked: a reader's overlay keeps one
-    from read to read, and only translates the frames written since.
+    from read to read, and only translates the frames written since, into columns that
+    grow by doubling (``tables`` hands out their filled part, without a copy).
     """
 
+    _DTYPES = (("r", "uint32"), ("k", "uint32"), ("value", "float64"), ("step", "int64"),
+               ("ts", "float64"), ("is_nan", "bool"), ("row", "uint32"))
+
     def __init__(self, parts: Sequence[MetricColumns] = ()) -> None:
+        import numpy as np
+
         self._runs: dict[str, int] = {}
         self._keys: dict[str, int] = {}
-        self._columns: dict[str, list[Any]] = {c: [] for c in ("r", "k", "value", "step", "ts")}
+        self._columns = {name: np.empty(0, dtype) for name, dtype in self._DTYPES}
+        self._size = 0
         self._tables: dict[str, dict[str, Any]] | None = None
         self.add(parts)
 
@@ -450,16 +457,32 @@ class MetricPoints:
         """Add the points of ``parts``."""
         import numpy as np
 
+        end = self._size + sum(len(part) for part in parts)
+        if end > len(self._columns["r"]):
+            capacity = max(end, 2 * len(self._columns["r"]))
+            for name, column in self._columns.items():
+                grown = np.empty(capacity, column.dtype)
+                grown[:self._size] = column[:self._size]
+                self._columns[name] = grown
+        at, c = self._size, self._columns
         for part in parts:
             # A frame's codes index its own names: translate them to the gathered ones.
             runs = np.array([self._runs.setdefault(r, len(self._runs)) for r in part.runs],
                             dtype=np.uint32)
             keys = np.array([self._keys.setdefault(k, len(self._keys)) for k in part.keys],
                             dtype=np.uint32)
-            for name, column in (("r", runs[part.run]), ("k", keys[part.key]),
-                                 ("value", part.value), ("step", part.step), ("ts", part.ts)):
-                self._columns[name].append(column)
+            n = len(part)
+            c["r"][at:at + n] = runs[part.run]
+            c["k"][at:at + n] = keys[part.key]
+            c["value"][at:at + n] = part.value
+            c["step"][at:at + n] = part.step
+            c["ts"][at:at + n] = part.ts
+            at += n
+        # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
+        c["is_nan"][self._size:end] = np.isnan(c["value"][self._size:end])
+        c["row"][self._size:end] = np.arange(self._size, end, dtype=np.uint32)
         if parts:
+            self._size = end
             self._tables = None
 
     def tables(self) -> dict[str, dict[str, Any]]:
@@ -467,17 +490,9 @@ class MetricPoints:
         import numpy as np
 
         if self._tables is None:
-            for name, pieces in self._columns.items():
-                self._columns[name] = [np.concatenate(pieces)]  # the next add appends to it
-            (r,), (k,), (value,), (step,), (ts,) = self._columns.values()
             points, run_names, key_names = POINT_TABLES
             self._tables = {
-                points: {
-                    "r": r, "k": k, "value": value,
-                    # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
-                    "is_nan": np.isnan(value), "step": step, "ts": ts,
-                    "row": np.arange(len(value), dtype=np.uint32),
-                },
+                points: {name: column[:self._size] for name, column in self._columns.items()},
                 run_names: {"r": np.arange(len(self._runs), dtype=np.uint32),
                             "run_id": _objects(list(self._runs))},
                 key_names: {"k": np.arange(len(self._keys), dtype=np.uint32),

@@ -99,10 +99,13 @@ class JournalTails:
             del self._tails[name]
 
 
-def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path,
-                 tails: JournalTails) -> Pending:
-    """Read the records of every journal after its folded offset (through ``tails``)."""
-    offsets = folded_offsets(con)
+def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path, tails: JournalTails,
+                 offsets: dict[str, tuple[int, int]] | None = None) -> Pending:
+    """Read the records of every journal after its folded offset (through ``tails``).
+
+    ``offsets`` are the base's folded offsets, if known (a published copy never changes).
+    """
+    offsets = folded_offsets(con) if offsets is None else offsets
     pending = Pending(column_types(con), offsets)
     paths = journal_files(journal_dir)
     tails.forget_others({path.name for path in paths})
@@ -132,6 +135,7 @@ class _Applied:
     # stays: a repeated one (a run's code snapshot, say) is left out before it costs a
     # statement.
     keys: dict[str, set[tuple[object, ...]]] = field(default_factory=dict)
+    catalog: str = ""  # the base's database name
 
     def news(self, pending: Pending, database: object) -> Batch | None:
         """The records of ``pending`` not in the overlay yet; ``None`` if it must be rebuilt.
@@ -187,7 +191,9 @@ class Overlay:
 
 def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
            dead: dict[str, float]) -> None:
-    catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    if not applied.catalog:
+        applied.catalog = con.execute("SELECT current_database()").fetchall()[0][0]
+    catalog = applied.catalog
     source = f'"{catalog.replace(chr(34), chr(34) * 2)}".main'
     touched = [name for name, rows in batch.rows.items() if rows]
     if (batch.ends or dead) and "runs" not in touched:

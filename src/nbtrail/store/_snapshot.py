@@ -104,8 +104,8 @@ def changed_by_others(db_path: Path, folder: Path) -> bool:
 def publish(db_path: Path, folder: Path) -> Path:
     """Copy the database (at rest: the caller holds the exclusive lock) as the newest copy.
 
-    Older copies but the one before are removed: a reader that found that one a moment
-    ago may be attaching it now, and one attached keeps reading a removed file.
+    Older copies are removed: a reader that has one attached keeps reading the removed
+    file, and one that found it a moment ago and cannot attach it any more looks again.
     """
     folder.mkdir(exist_ok=True)
     current = newest(folder)
@@ -131,7 +131,7 @@ def publish(db_path: Path, folder: Path) -> Path:
         raise
     for old in sorted(folder.glob(f"*{SUFFIX}*")):
         stem = old.name.split(".", 1)[0]
-        if stem.isdigit() and int(stem) < generation - 1:
+        if stem.isdigit() and int(stem) < generation:
             old.unlink(missing_ok=True)
     return target
 
