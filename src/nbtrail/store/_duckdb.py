@@ -360,13 +360,13 @@ class DuckDBStore(SQLReads):
                 yield True
 
     @contextlib.contextmanager
-    def _read_write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The database opened read-write; the caller holds the exclusive lock."""
+    def _read_write(self, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The database (or ``path``) opened read-write; the caller holds the exclusive lock."""
         import duckdb
 
         with duckdb_section():
             try:
-                con = duckdb.connect(str(self.db_path), config=_RW_CONFIG)
+                con = duckdb.connect(str(path or self.db_path), config=_RW_CONFIG)
             except duckdb.ConnectionException as exc:  # open in this process, other config
                 raise StoreLockedError(_held_open(self.db_path, exc)) from None
             except duckdb.IOException as exc:
@@ -393,11 +393,19 @@ class DuckDBStore(SQLReads):
         from .. import __version__
 
         with self._lock(fcntl.LOCK_EX):
-            with self._read_write() as con:
+            # A new database is made under another name and published before it takes
+            # its own: readers never find a database without a copy to read instead.
+            fresh = self.db_path.with_name(f".tmp-{self.db_path.name}")
+            target = self.db_path if self.db_path.exists() else fresh
+            for leftover in (fresh, *_snapshot.wal_files(fresh)):
+                leftover.unlink(missing_ok=True)  # of a process killed while making one
+            with self._read_write(target) as con:
                 con.execute("BEGIN TRANSACTION")
                 _schema.migrate(con, __version__)
                 con.execute("COMMIT")
-            self._publish()  # readers of an older copy wait for this one
+            self._publish(target)  # readers of an older copy wait for this one
+            if target == fresh:
+                os.replace(fresh, self.db_path)
         self._schema_ok = True
 
     def _refuse_migration(self) -> None:
@@ -489,17 +497,18 @@ class DuckDBStore(SQLReads):
         if result.finished and (published or _snapshot.newest(self.snapshot_dir) is None):
             remove_finished(result)
 
-    def _publish(self) -> bool:
+    def _publish(self, db_path: Path | None = None) -> bool:
         """Publish the database for readers (under the exclusive lock); whether it did.
 
-        Without room for a copy the copies are removed instead, which frees their space:
-        readers then read the database itself, waiting for fold passes, until a later
-        fold finds room again.
+        ``db_path`` is a new database, before it takes the database's name. Without room
+        for a copy the copies are removed instead, which frees their space: readers then
+        read the database itself, waiting for fold passes, until a later fold finds room.
         """
-        needed = _snapshot.space_needed(self.db_path) + FOLD_MIN_FREE
+        db_path = db_path or self.db_path
+        needed = _snapshot.space_needed(db_path) + FOLD_MIN_FREE
         try:
             if free_bytes(self.home) >= needed:
-                _snapshot.publish(self.db_path, self.snapshot_dir)
+                _snapshot.publish(db_path, self.snapshot_dir)
                 return True
         except OSError as exc:
             warnings.warn(f"nbtrail: could not publish a copy of {self.db_path} for readers "

@@ -63,10 +63,15 @@ def due(folder: Path, db_path: Path) -> bool:
     return age >= max(PUBLISH_INTERVAL, 10 * size / COPY_RATE)
 
 
+def wal_files(db_path: Path) -> list[Path]:
+    """Where DuckDB keeps the write-ahead logs of ``db_path``."""
+    return [_with_suffix(db_path, suffix) for suffix in WAL_SUFFIXES]
+
+
 def space_needed(db_path: Path) -> int:
     """Bytes a publication writes: the database and its write-ahead logs."""
     total = 0
-    for path in (db_path, *(_with_suffix(db_path, s) for s in WAL_SUFFIXES)):
+    for path in (db_path, *wal_files(db_path)):
         with contextlib.suppress(FileNotFoundError):
             total += path.stat().st_size
     return total
@@ -75,7 +80,7 @@ def space_needed(db_path: Path) -> int:
 def identity(db_path: Path) -> tuple[tuple[int, int, int], ...]:
     """Inode, size and mtime of the database and its write-ahead logs (zeros: missing)."""
     found = []
-    for path in (db_path, *(_with_suffix(db_path, s) for s in WAL_SUFFIXES)):
+    for path in (db_path, *wal_files(db_path)):
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -117,8 +122,7 @@ def publish(db_path: Path, folder: Path) -> Path:
     # database renamed into place finds them beside it.
     copied: list[Path] = []
     try:
-        for suffix in WAL_SUFFIXES:
-            wal = _with_suffix(db_path, suffix)
+        for wal, suffix in zip(wal_files(db_path), WAL_SUFFIXES, strict=True):
             if wal.exists():
                 copied.append(_copy(wal, _with_suffix(target, suffix)))
         tmp = folder / f"{_TMP}{target.name}"
