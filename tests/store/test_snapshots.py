@@ -246,3 +246,15 @@ def test_without_room_for_a_copy_reads_go_through_the_database(small_disk):  # n
     assert _names(reader) == ["again", "cramped", "roomy"]
     reader.close()
     store.close()
+
+
+def test_a_new_database_is_published_before_it_takes_its_name(tmp_path):
+    home = tmp_path / "store"
+    home.mkdir()
+    (home / ".tmp-nbtrail.duckdb").write_bytes(os.urandom(4096))  # a creator killed midway
+    store = DuckDBStore(home)
+    assert store.init() == 0
+    assert _snapshot.newest(store.snapshot_dir) is not None
+    assert not _snapshot.changed_by_others(store.db_path, store.snapshot_dir)
+    assert not list(home.glob(".tmp-*"))
+    store.close()
