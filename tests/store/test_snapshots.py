@@ -60,13 +60,20 @@ def _names(store):
     return sorted(store.runs()["name"].to_list())
 
 
+def _synced(home, *names, **options):
+    """A store at ``home`` with a finished run of each name, folded and published."""
+    store = DuckDBStore(home, **options)
+    for name in names:
+        with Tracker(store).start_run(name=name):
+            pass
+    store.sync()
+    return store
+
+
 def test_a_read_does_not_wait_for_a_fold_in_progress(tmp_path):
     home = tmp_path / "store"
-    store = DuckDBStore(home, fold_interval=1e9)
+    store = _synced(home, "folded", fold_interval=1e9)
     tracker = Tracker(store)
-    with tracker.start_run(name="folded"):
-        pass
-    store.sync()
     holder = subprocess.Popen([sys.executable, "-c", FOLD_IN_PROGRESS, str(home)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     reader = DuckDBStore(home, read_only=True)
@@ -136,10 +143,7 @@ def test_a_reader_never_loses_sight_of_what_writers_that_ended_logged(tmp_path):
 
 def test_a_journal_of_a_killed_writer_is_removed_once_a_copy_holds_it(tmp_path):
     home = tmp_path / "store"
-    first = DuckDBStore(home, fold_interval=1e9)
-    with Tracker(first).start_run(name="first"):
-        pass
-    first.sync()
+    first = _synced(home, "first", fold_interval=1e9)
     killed = _spawn(KILLED_WRITER, home)
     assert killed.stdout.readline().strip() == "flushed"
     killed.kill()
@@ -158,18 +162,13 @@ def test_a_journal_of_a_killed_writer_is_removed_once_a_copy_holds_it(tmp_path):
 
 def test_a_damaged_copy_is_skipped_with_a_warning_until_the_next_one(tmp_path):
     home = tmp_path / "store"
-    store = DuckDBStore(home)
-    with Tracker(store).start_run(name="a"):
-        pass
-    store.sync()
+    store = _synced(home, "a")
     damaged = _snapshot.newest(store.snapshot_dir)
     damaged.write_bytes(os.urandom(1 << 16))
     reader = DuckDBStore(home, read_only=True)
     with pytest.warns(UserWarning, match=f"skipped the damaged copy {damaged}"):
         assert _names(reader) == ["a"]  # from the database itself
-    with Tracker(store).start_run(name="b"):
-        pass
-    store.sync()
+    _synced(home, "b").close()
     assert _snapshot.newest(store.snapshot_dir) != damaged
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -181,11 +180,7 @@ def test_a_damaged_copy_is_skipped_with_a_warning_until_the_next_one(tmp_path):
 
 def test_a_change_another_program_made_to_the_database_is_read_at_once(tmp_path):
     home = tmp_path / "store"
-    store = DuckDBStore(home)
-    with Tracker(store).start_run(name="before"):
-        pass
-    store.sync()
-    store.close()
+    _synced(home, "before").close()
     reader = DuckDBStore(home, read_only=True)
     assert _names(reader) == ["before"]
     with duckdb.connect(str(home / "nbtrail.duckdb")) as con:
@@ -196,21 +191,14 @@ def test_a_change_another_program_made_to_the_database_is_read_at_once(tmp_path)
 
 def test_a_store_without_copies_is_read_through_its_database_until_a_fold(tmp_path):
     home = tmp_path / "store"
-    store = DuckDBStore(home)
-    with Tracker(store).start_run(name="a"):
-        pass
-    store.sync()
-    store.close()
+    _synced(home, "a").close()
     shutil.rmtree(home / "snapshots")  # as an older nbtrail left it
     reader = DuckDBStore(home, read_only=True)
     assert _names(reader) == ["a"]
     assert not (home / "snapshots").exists()  # a read-only reader writes nothing
     readers = {check.name: check for check in reader.check()}["readers"]
     assert readers.ok and "no published copy: readers read" in readers.detail
-    writer = DuckDBStore(home)
-    with Tracker(writer).start_run(name="b"):
-        pass
-    writer.sync()
+    writer = _synced(home, "b")
     assert _snapshot.newest(home / "snapshots") is not None
     assert _names(reader) == ["a", "b"]
     newest = _snapshot.newest(home / "snapshots")
@@ -223,11 +211,8 @@ def test_a_store_without_copies_is_read_through_its_database_until_a_fold(tmp_pa
 
 def test_without_room_for_a_copy_reads_go_through_the_database(small_disk):  # noqa: F811
     home = small_disk / "store"
-    store = DuckDBStore(home, fold_interval=1e9)
+    store = _synced(home, "roomy", fold_interval=1e9)
     tracker = Tracker(store)
-    with tracker.start_run(name="roomy"):
-        pass
-    store.sync()
     assert _snapshot.newest(store.snapshot_dir) is not None
     # Room for a fold, not for a copy of the database besides it.
     ballast = _fill(small_disk, leave=FOLD_MIN_FREE + (64 << 10))
