@@ -175,13 +175,16 @@ class Overlay:
         applied = self._applied
         batch = None if applied is None else applied.news(pending, database)
         if applied is None or batch is None:
-            if applied is not None:
-                _drop(con, applied.shadowed)
             self._applied = None
             batch = pending.batch()
+            if applied is not None and (batch.count or pending.dead):
+                applied = _emptied(con, applied, database, pending.folded,
+                                   keep_points=bool(batch.metric_points))
+            elif applied is not None:
+                _drop(con, applied.shadowed)
             if not (batch.count or pending.dead):
                 return
-            applied = _Applied(database, pending.folded)
+            applied = applied or _Applied(database, pending.folded)
         self._applied = None  # until it is complete: an error leaves it unknown
         _apply(con, applied, batch, pending.dead)
         applied.ends = {chunk.path.name: (chunk.end_offset, chunk.file_id)
@@ -262,6 +265,26 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
                     f"UNION ALL BY NAME SELECT * FROM {shadow}")
         con.execute(f"CREATE TEMP VIEW {name} AS {body}")
     applied.shadowed.update(fresh)
+
+
+def _emptied(con: duckdb.DuckDBPyConnection, applied: _Applied, database: object,
+             folded: dict[str, tuple[int, int]], *, keep_points: bool) -> _Applied:
+    """The overlay of ``applied`` emptied, to be built anew over ``database``.
+
+    Its copies are emptied and its views kept, which costs one statement where dropping
+    and creating them again cost a few for each table; the point arrays go unless
+    ``keep_points`` (the new records have points, registered in their place).
+    """
+    copies = [name for name in applied.shadowed if name != "metrics"]
+    if copies:
+        con.execute("; ".join(f"DELETE FROM temp.main.{PREFIX}{name}" for name in copies))
+    shadowed = set(copies)
+    if "metrics" in applied.shadowed:
+        if keep_points:
+            shadowed.add("metrics")
+        else:
+            _drop(con, {"metrics"})
+    return _Applied(database, folded, shadowed=shadowed, catalog=applied.catalog)
 
 
 def _drop(con: duckdb.DuckDBPyConnection, shadowed: set[str]) -> None:
