@@ -87,7 +87,6 @@ OVERLAY_LIMIT = 64 * FOLD_BUDGET
 # Files stay in the storage format of DuckDB 1.5, so the stock duckdb CLI that package
 # managers ship today opens a store written by a newer duckdb Python package.
 _RW_CONFIG: dict[str, Any] = {"storage_compatibility_version": "v1.5.0"}
-_WAL_SUFFIXES = _snapshot.WAL_SUFFIXES
 # The base a reader lays the journals over while no database exists yet: the schema,
 # created in the reader's memory.
 _EMPTY = "empty"
@@ -687,9 +686,8 @@ class DuckDBStore(SQLReads):
             # Whoever wrote the query, a read opens no file but the database, its copies
             # and the write-ahead logs DuckDB looks for beside them (a writer killed during
             # a checkpoint leaves one to recover from), and cannot lift that limit.
-            db_file = str(self.db_path)
-            reader.execute("SET allowed_paths = ?",
-                           [[db_file, *(f"{db_file}{s}" for s in _WAL_SUFFIXES)]])
+            reader.execute("SET allowed_paths = ?", [[
+                str(path) for path in (self.db_path, *_snapshot.wal_files(self.db_path))]])
             reader.execute("SET allowed_directories = ?", [[f"{self.snapshot_dir}{os.sep}"]])
             reader.execute("SET enable_external_access = false")
             reader.execute("SET lock_configuration = true")

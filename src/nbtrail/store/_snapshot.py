@@ -133,7 +133,7 @@ def publish(db_path: Path, folder: Path) -> Path:
         for path in copied:
             path.unlink(missing_ok=True)
         raise
-    for old in sorted(folder.glob(f"*{SUFFIX}*")):
+    for old in folder.glob(f"*{SUFFIX}*"):
         stem = old.name.split(".", 1)[0]
         if stem.isdigit() and int(stem) < generation:
             old.unlink(missing_ok=True)
