@@ -147,6 +147,20 @@ def test_a_read_cut_short_before_it_detached_the_database_does_not_break_later_r
     store.close()
 
 
+def _answers_like_a_new_reader(kept, *writer_stores):
+    """Flush the writers; ``kept`` must answer as a reader opened now does."""
+    for store in writer_stores:
+        store.writer().flush()
+    fresh = DuckDBStore(kept.home, read_only=True)
+    for read in (lambda s: s.runs(order_by="name").drop("duration"),  # a clock's
+                 lambda s: s.sql("select * from metrics order by run_id, key, step, value"),
+                 lambda s: s.sql("select * from latest_metrics order by run_id, key"),
+                 lambda s: s.sql("select * from params order by run_id, key"),
+                 lambda s: s.sql("select run_id, status from runs order by run_id")):
+        assert read(kept).equals(read(fresh))
+    fresh.close()
+
+
 def test_a_reader_kept_between_reads_sees_what_a_new_reader_sees(tmp_path):
     """The overlay is kept and only brought up to date between folds: at every step it
     must answer like a reader that builds it from nothing."""
@@ -158,16 +172,7 @@ def test_a_reader_kept_between_reads_sees_what_a_new_reader_sees(tmp_path):
     first_store.sync()  # the database exists; from here on the journals hold the rest
 
     def same():
-        first_store.writer().flush()
-        second_store.writer().flush()
-        fresh = DuckDBStore(home, read_only=True)
-        for read in (lambda s: s.runs(order_by="name").drop("duration"),  # a clock's
-                     lambda s: s.sql("select * from metrics order by run_id, key, step"),
-                     lambda s: s.sql("select * from latest_metrics order by run_id, key"),
-                     lambda s: s.sql("select * from params order by run_id, key"),
-                     lambda s: s.sql("select run_id, status from runs order by run_id")):
-            assert read(kept).equals(read(fresh))
-        fresh.close()
+        _answers_like_a_new_reader(kept, first_store, second_store)
 
     same()
     a.log_metric("loss", 0.5, step=5)
@@ -189,4 +194,48 @@ def test_a_reader_kept_between_reads_sees_what_a_new_reader_sees(tmp_path):
     same()
     first_store.close()
     second_store.close()
+    kept.close()
+
+
+@pytest.mark.parametrize("kept_over_copies", [True, False], ids=["kept", "rebuilt"])
+def test_an_overlay_kept_over_newer_copies_sees_each_record_once(tmp_path, monkeypatch,
+                                                                 kept_over_copies):
+    """A fold publishes a copy between two reads, having read the journal past where the
+    reader stopped, or not as far: the overlay lies over the new copy without a point
+    twice or a stale row. Built anew (its rows over the limit), it answers the same."""
+    from nbtrail.store import _overlay
+
+    if not kept_over_copies:
+        monkeypatch.setattr(_overlay, "HELD_LIMIT", -1)
+    home = tmp_path / "store"
+    writer_store = DuckDBStore(home, fold_interval=3600)
+    tracker = Tracker(writer_store)
+    kept = DuckDBStore(home, read_only=True)
+    a = tracker.start_run(name="a")
+    writer_store.sync()
+    a.log_metric("loss", 0.9, step=0)
+    a.log_params({"C": 1.0})
+    _answers_like_a_new_reader(kept, writer_store)
+    overlay = kept._overlay._applied
+    assert overlay is not None
+
+    a.log_metric("loss", 0.8, step=1)
+    b = tracker.start_run(name="b")
+    b.log_metric("loss", 0.7, step=0)
+    writer_store.sync()  # the copy holds more than the reader has read
+    _answers_like_a_new_reader(kept, writer_store)
+    a.log_metric("loss", 0.6, step=2)
+    _answers_like_a_new_reader(kept, writer_store)
+    writer_store.sync()
+    a.log_metric("loss", 0.5, step=3)  # the reader is ahead of the copy
+    b.end()  # b's row is in the overlay as running, and in the copy
+    _answers_like_a_new_reader(kept, writer_store)
+    writer_store.sync()
+    a.end()
+    _answers_like_a_new_reader(kept, writer_store)
+    assert (kept._overlay._applied is overlay) == kept_over_copies
+    assert kept.metric_history(a.run_id, "loss")["value"].to_list() == [0.9, 0.8, 0.6, 0.5]
+    assert kept.sql("select status from runs order by name")["status"].to_list() == [
+        "finished", "finished"]
+    writer_store.close()
     kept.close()

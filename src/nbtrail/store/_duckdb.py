@@ -599,7 +599,8 @@ class DuckDBStore(SQLReads):
                     with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH), \
                             self._attached(self.db_path, check_version=True) as con:
                         assert con is not None  # the database itself is never skipped
-                        yield con, read_pending(con, self.journal_dir, self._tails), \
+                        yield con, read_pending(con, self.journal_dir, self._tails,
+                                                since=self._overlay.ends()), \
                             _snapshot.identity(self.db_path)
                         return
                 with self._attached(base, check_version=True) as con:
@@ -608,7 +609,7 @@ class DuckDBStore(SQLReads):
                         if self._base_offsets[0] != base:  # a copy's never change
                             self._base_offsets = (base, folded_offsets(con))
                         pending = read_pending(con, self.journal_dir, self._tails,
-                                               self._base_offsets[1])
+                                               self._base_offsets[1], self._overlay.ends())
                         # A copy published meanwhile may hold journals removed since they
                         # were listed: read again, over it.
                         if self._base_now() == base:

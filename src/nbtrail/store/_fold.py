@@ -275,6 +275,7 @@ class Batch:
         self.rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         self.ends: dict[str, dict[str, Any]] = {}
         self.metric_parts: list[MetricColumns] = []
+        self.metric_where: list[tuple[str, int]] = []  # each part's journal name and offset
         self._points: MetricPoints | None = None  # once all are added
         self.metric_points = 0
         self.count = 0
@@ -286,8 +287,7 @@ class Batch:
         """Add one record found in journal ``where[0]`` at offset ``where[1]``."""
         if isinstance(record, MetricColumns):  # checked as it was decoded
             self.count += 1
-            self.metric_parts.append(record)
-            self.metric_points += len(record)
+            self._add_part(record, where)
             return
         problem = self._problem(record)
         if problem is not None:
@@ -351,7 +351,11 @@ class Batch:
             self.count -= 1
             self.rejected.append((*where, record, f"malformed metric columns ({exc})"))
             return
+        self._add_part(part, where)
+
+    def _add_part(self, part: MetricColumns, where: tuple[Path, int]) -> None:
         self.metric_parts.append(part)
+        self.metric_where.append((where[0].name, where[1]))
         self.metric_points += len(part)
 
     def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "", *,
@@ -400,7 +404,7 @@ class Batch:
     def points(self) -> MetricPoints:
         """The batch's metric points, gathered (once all are added)."""
         if self._points is None:
-            self._points = MetricPoints(self.metric_parts)
+            self._points = MetricPoints(self.metric_parts, self.metric_where)
         return self._points
 
     def metric_tables(self) -> dict[str, dict[str, Any]]:
@@ -437,24 +441,27 @@ class MetricPoints:
     back in SQL): converting a million Python strings cost more than the rest of a
     fold. Frames can be added after ``tables`` was asked: a reader's overlay keeps one
     from read to read, and only translates the frames written since, into columns that
-    grow by doubling (``tables`` hands out their filled part, without a copy).
+    grow by doubling (``tables`` hands out their filled part, without a copy); and frames
+    can be dropped, once a newer copy of the database holds them.
     """
 
     _DTYPES = (("r", "uint32"), ("k", "uint32"), ("value", "float64"), ("step", "int64"),
                ("ts", "float64"), ("is_nan", "bool"), ("row", "uint32"))
 
-    def __init__(self, parts: Sequence[MetricColumns] = ()) -> None:
+    def __init__(self, parts: Sequence[MetricColumns] = (),
+                 where: Sequence[tuple[str, int]] = ()) -> None:
         import numpy as np
 
         self._runs: dict[str, int] = {}
         self._keys: dict[str, int] = {}
         self._columns = {name: np.empty(0, dtype) for name, dtype in self._DTYPES}
         self._size = 0
+        self._frames: list[tuple[str, int, int]] = []  # journal name, offset, points
         self._tables: dict[str, dict[str, Any]] | None = None
-        self.add(parts)
+        self.add(parts, where)
 
-    def add(self, parts: Sequence[MetricColumns]) -> None:
-        """Add the points of ``parts``."""
+    def add(self, parts: Sequence[MetricColumns], where: Sequence[tuple[str, int]]) -> None:
+        """Add the points of ``parts``, found in journals at ``where`` (name, offset)."""
         import numpy as np
 
         end = self._size + sum(len(part) for part in parts)
@@ -481,9 +488,31 @@ class MetricPoints:
         # DuckDB reads NaN in numpy arrays as NULL; NaN is a legal metric value.
         c["is_nan"][self._size:end] = np.isnan(c["value"][self._size:end])
         c["row"][self._size:end] = np.arange(self._size, end, dtype=np.uint32)
+        self._frames.extend((name, offset, len(part))
+                            for (name, offset), part in zip(where, parts, strict=True))
         if parts:
             self._size = end
             self._tables = None
+
+    def drop_folded(self, offsets: dict[str, int]) -> bool:
+        """Drop the frames a newer copy of the database holds; False if there were none.
+
+        Those are the frames before their journal's offset in ``offsets``, and those of
+        journals not in it.
+        """
+        import numpy as np
+
+        keep = [name in offsets and offset >= offsets[name] for name, offset, _ in self._frames]
+        if all(keep):
+            return False
+        rows = np.repeat(np.array(keep, dtype=bool), [n for _, _, n in self._frames])
+        for name, column in self._columns.items():
+            self._columns[name] = column[:self._size][rows]
+        self._size = len(self._columns["row"])
+        self._columns["row"][:] = np.arange(self._size, dtype=np.uint32)
+        self._frames = [frame for frame, kept in zip(self._frames, keep, strict=True) if kept]
+        self._tables = None
+        return True
 
     def tables(self) -> dict[str, dict[str, Any]]:
         """The points, run ids and keys: register each under its name, select ``POINTS``."""

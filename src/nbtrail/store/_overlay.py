@@ -45,12 +45,19 @@ class Pending:
     # Writers whose process died, read to their journal's end -> when it last wrote: a
     # fold marks their unfinished runs killed, and a read shows them so until it has.
     dead: dict[str, float] = field(default_factory=dict)
+    # Where each chunk's records start: at the folded offset, or before it (read_pending).
+    starts: dict[str, int] = field(default_factory=dict)
+
+    def base_end(self, chunk: JournalChunk) -> int:
+        """The offset up to which the base holds ``chunk``'s journal (0: read anew)."""
+        return 0 if chunk.reread else self.folded.get(chunk.path.name, (0, 0))[0]
 
     def batch(self, since: dict[str, int] | None = None) -> Batch:
-        """The records, or those at or after ``since`` (journal name -> offset), checked."""
+        """The records the base does not hold, checked; or those at or after ``since``."""
         batch = Batch(self.types)
         for chunk in self.chunks:
-            batch.add_chunk(chunk, (since or {}).get(chunk.path.name, 0))
+            start = self.base_end(chunk) if since is None else since.get(chunk.path.name, 0)
+            batch.add_chunk(chunk, start)
         warn_rejected(batch.rejected)
         return batch
 
@@ -72,26 +79,32 @@ class JournalTails:
     def __init__(self) -> None:
         self._tails: dict[str, _Tail] = {}
 
-    def read(self, path: Path, offset: int, seq: int) -> JournalChunk | None:
-        """Every complete record of ``path`` after its folded ``offset`` (frame ``seq``)."""
+    def read(self, path: Path, offset: int, seq: int, since: int | None = None
+             ) -> tuple[JournalChunk | None, int]:
+        """Every complete record of ``path`` after its folded ``offset``, and where they start.
+
+        They start at ``since`` instead if that is earlier and still kept. ``seq`` is the
+        frame at ``offset``.
+        """
+        start = offset if since is None else min(offset, since)
         tail = self._tails.get(path.name)
-        if tail is not None and tail.start <= offset <= tail.chunk.end_offset:
+        if tail is not None and tail.start <= start <= tail.chunk.end_offset:
             old = tail.chunk
             with open_journal(path, old.end_offset, seq=old.seq) as new:
                 if new is None:
                     del self._tails[path.name]
-                    return None
+                    return None, start
                 if not new.reread and new.file_id == old.file_id:
-                    new.records = [r for r in old.records if r[0] >= offset] + new.records
-                    new.bad = [b for b in old.bad if b[0] >= offset] + new.bad
-                    self._tails[path.name] = _Tail(offset, new)
-                    return new
+                    new.records = [r for r in old.records if r[0] >= start] + new.records
+                    new.bad = [b for b in old.bad if b[0] >= start] + new.bad
+                    self._tails[path.name] = _Tail(start, new)
+                    return new, start
         with open_journal(path, offset, seq=seq) as chunk:
             if chunk is None:
                 self._tails.pop(path.name, None)
             else:
                 self._tails[path.name] = _Tail(offset, chunk)
-            return chunk
+            return chunk, offset
 
     def forget_others(self, names: set[str]) -> None:
         """Drop the tails of journals not among ``names`` (removed since)."""
@@ -100,10 +113,13 @@ class JournalTails:
 
 
 def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path, tails: JournalTails,
-                 offsets: dict[str, tuple[int, int]] | None = None) -> Pending:
+                 offsets: dict[str, tuple[int, int]] | None = None,
+                 since: dict[str, int] | None = None) -> Pending:
     """Read the records of every journal after its folded offset (through ``tails``).
 
     ``offsets`` are the base's folded offsets, if known (a published copy never changes).
+    ``since`` asks for records from an earlier offset too, where ``tails`` still has them:
+    those an overlay had not read yet when a fold took them (``Overlay.ends``).
     """
     offsets = folded_offsets(con) if offsets is None else offsets
     pending = Pending(column_types(con), offsets)
@@ -112,7 +128,8 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path, tails: Journ
     for path in paths:
         # Journals with nothing new are read too: a dead writer must be noticed.
         offset, seq = offsets.get(path.name, (0, 0))
-        chunk = tails.read(path, offset, seq)
+        chunk, pending.starts[path.name] = tails.read(path, offset, seq,
+                                                      (since or {}).get(path.name))
         if chunk is None:
             continue
         if not chunk.alive and chunk.at_end:
@@ -122,12 +139,18 @@ def read_pending(con: duckdb.DuckDBPyConnection, journal_dir: Path, tails: Journ
     return pending
 
 
+# Rows an overlay's copies may hold before a new base has it built anew: kept over newer
+# bases, they keep rows the bases hold too, which every query of them reads again.
+HELD_LIMIT = 20_000
+
+
 @dataclass
 class _Applied:
     """What a connection's overlay holds: records up to ``ends``, over ``database``."""
 
-    database: object  # the identity of the database files it was built over
+    database: object  # the identity of the database files it lies over
     folded: dict[str, tuple[int, int]]
+    types: dict[str, dict[str, tuple[str, bool]]]  # the base's column types
     ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
     points: MetricPoints | None = None  # every metric frame in it
     shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
@@ -135,21 +158,36 @@ class _Applied:
     # stays: a repeated one (a run's code snapshot, say) is left out before it costs a
     # statement.
     keys: dict[str, set[tuple[object, ...]]] = field(default_factory=dict)
+    held: int = 0  # rows in the copies
     catalog: str = ""  # the base's database name
 
     def news(self, pending: Pending, database: object) -> Batch | None:
         """The records of ``pending`` not in the overlay yet; ``None`` if it must be rebuilt.
 
-        It must once a fold changed the database (what it took is still in the copies),
-        a journal it read vanished or was rewritten, or a writer died.
+        A newer base (a fold changed the database, or published a newer copy of it) keeps
+        the overlay if no row of it is older than the base's: the overlay then reads on
+        from where it stopped, including what a fold took meanwhile, and drops the metric
+        frames the base holds (``update``). A journal it read that vanished is in the
+        newer base: one is removed only once a copy holding it is published, and the
+        reader checks that its base is the newest after listing the journals.
+
+        It must be rebuilt when a journal it read was rewritten, or vanished while the
+        base stayed, a writer died, the schema changed, or its copies hold many rows.
         """
-        if database != self.database or pending.folded != self.folded or pending.dead:
+        if pending.dead or pending.types != self.types:
             return None
-        if not self.ends.keys() <= {chunk.path.name for chunk in pending.chunks}:
+        names = {chunk.path.name for chunk in pending.chunks}
+        if database == self.database:
+            if pending.folded != self.folded or not self.ends.keys() <= names:
+                return None
+        elif self.held > HELD_LIMIT:
             return None
         for chunk in pending.chunks:
-            _, file_id = self.ends.get(chunk.path.name, (0, chunk.file_id))
-            if chunk.reread or chunk.file_id != file_id:
+            name = chunk.path.name
+            if name not in self.ends:
+                continue
+            end, file_id = self.ends[name]
+            if chunk.reread or chunk.file_id != file_id or pending.starts[name] > end:
                 return None
         return pending.batch(since={name: end for name, (end, _) in self.ends.items()})
 
@@ -159,7 +197,7 @@ class Overlay:
 
     A store polled while processes log is read many times between two folds: each read
     then adds only the records written since the one before, instead of copying every
-    unfolded record again. After a fold it is built anew.
+    unfolded record again; and a newer base mostly keeps it (``_Applied.news``).
     """
 
     def __init__(self) -> None:
@@ -168,6 +206,11 @@ class Overlay:
     def forget(self) -> None:
         """The connection is gone (closed, or its state unknown after an error)."""
         self._applied = None
+
+    def ends(self) -> dict[str, int]:
+        """Where the overlay stopped reading each journal: pass to ``read_pending``."""
+        applied = self._applied
+        return {} if applied is None else {name: end for name, (end, _) in applied.ends.items()}
 
     def update(self, con: duckdb.DuckDBPyConnection, pending: Pending,
                database: object) -> None:
@@ -178,22 +221,26 @@ class Overlay:
             self._applied = None
             batch = pending.batch()
             if applied is not None and (batch.count or pending.dead):
-                applied = _emptied(con, applied, database, pending.folded,
+                applied = _emptied(con, applied, database, pending,
                                    keep_points=bool(batch.metric_points))
             elif applied is not None:
                 _drop(con, applied.shadowed)
             if not (batch.count or pending.dead):
                 return
-            applied = applied or _Applied(database, pending.folded)
+            applied = applied or _Applied(database, pending.folded, pending.types)
         self._applied = None  # until it is complete: an error leaves it unknown
-        _apply(con, applied, batch, pending.dead)
+        # Metric frames before the base's offsets are in it (read again, or kept from an
+        # older base): their points go, or the metrics view would count them twice.
+        folded = {chunk.path.name: pending.base_end(chunk) for chunk in pending.chunks}
+        _apply(con, applied, batch, pending.dead, folded)
+        applied.database, applied.folded = database, pending.folded
         applied.ends = {chunk.path.name: (chunk.end_offset, chunk.file_id)
                         for chunk in pending.chunks}
         self._applied = applied
 
 
 def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
-           dead: dict[str, float]) -> None:
+           dead: dict[str, float], folded: dict[str, int]) -> None:
     if not applied.catalog:
         applied.catalog = con.execute("SELECT current_database()").fetchall()[0][0]
     catalog = applied.catalog
@@ -221,6 +268,7 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
             for key in seen.intersection(rows):
                 del rows[key]
             seen.update(rows)
+        applied.held += len(rows)
     # A run that ends now and is not in the copy yet started before the base, and the
     # running runs of a dead writer: copy them, so the update applies.
     copied = applied.keys.setdefault("runs", set())
@@ -234,13 +282,14 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
                 f"AND run_id NOT IN (SELECT run_id FROM {PREFIX}runs) RETURNING run_id",
                 [value]).fetchall())
     batch.apply(con, PREFIX, overlay=True)
-    if batch.metric_points:
+    if batch.metric_points or applied.points is not None:
         if applied.points is None:  # a new overlay: the batch gathered them already
             applied.points = batch.points()
         else:
-            applied.points.add(batch.metric_parts)
-        for name, columns in applied.points.tables().items():
-            con.register(name, columns)  # replaces the last read's, for the view
+            applied.points.add(batch.metric_parts, batch.metric_where)
+        if applied.points.drop_folded(folded) or batch.metric_points:
+            for name, columns in applied.points.tables().items():
+                con.register(name, columns)  # replaces the last read's, for the view
         if "metrics" not in applied.shadowed:
             fresh.append("metrics")
     for writer_id, when in dead.items():
@@ -268,7 +317,7 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
 
 
 def _emptied(con: duckdb.DuckDBPyConnection, applied: _Applied, database: object,
-             folded: dict[str, tuple[int, int]], *, keep_points: bool) -> _Applied:
+             pending: Pending, *, keep_points: bool) -> _Applied:
     """The overlay of ``applied`` emptied, to be built anew over ``database``.
 
     Its copies are emptied and its views kept, which costs one statement where dropping
@@ -284,7 +333,8 @@ def _emptied(con: duckdb.DuckDBPyConnection, applied: _Applied, database: object
             shadowed.add("metrics")
         else:
             _drop(con, {"metrics"})
-    return _Applied(database, folded, shadowed=shadowed, catalog=applied.catalog)
+    return _Applied(database, pending.folded, pending.types, shadowed=shadowed,
+                    catalog=applied.catalog)
 
 
 def _drop(con: duckdb.DuckDBPyConnection, shadowed: set[str]) -> None:
