@@ -92,7 +92,9 @@ def read_latency(src: Path, folder: Path, seconds: float, n_writers: int,
             "p99_ms": percentile(times, .99) * 1000, "max_ms": max(times, default=0) * 1000,
             "first_ms": max((r["times"][0] for r in reports if r["times"]), default=0) * 1000,
             "process_first_ms": max(r["warm_up"] for r in reports) * 1000,
-            "errors": sum(len(r["errors"]) for r in reports), "points": points,
+            "errors": sum(len(r["errors"]) for r in reports),
+            "error_messages": sorted({e for r in reports for e in r["errors"]})[:3],
+            "points": points,
             "backlog_s": backlog}
 
 
