@@ -1,6 +1,7 @@
 """Readers attach published copies of the database: they never wait for a fold, and they
 never lose sight of a record, whatever folds, publications and removals do meanwhile."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -12,20 +13,23 @@ import warnings
 import duckdb
 import pytest
 
+from nbtrail.errors import StoreLockedError
 from nbtrail.store import _snapshot
-from nbtrail.store._duckdb import FOLD_MIN_FREE, DuckDBStore
+from nbtrail.store._duckdb import FOLD_MIN_FREE, LOCKED_PATIENCE, DuckDBStore
 from nbtrail.store._journal import JOURNAL_SUFFIX
 from nbtrail.tracking._tracker import Tracker
 
 from .test_concurrency import _no_orphans, _spawn  # noqa: F401 (the fixture)
 from .test_durability import _fill, small_disk  # noqa: F401 (the fixture)
 
-# Holds the store's exclusive lock and its database open for writing, as a fold pass in
-# progress does, until its standard input closes.
-FOLD_IN_PROGRESS = """
+# Holds the database open for writing until its standard input closes: with the store's
+# exclusive lock, as a fold pass in progress does ("lock"), or without it ("no-lock"), as
+# an nbtrail process whose database outlived its fold on its way out did once.
+DATABASE_HOLDER = """
 import fcntl, sys, duckdb
-lock = open(sys.argv[1] + "/lock", "a")
-fcntl.flock(lock, fcntl.LOCK_EX)
+if sys.argv[2] == "lock":
+    lock = open(sys.argv[1] + "/lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
 con = duckdb.connect(sys.argv[1] + "/nbtrail.duckdb",
                      config={"storage_compatibility_version": "v1.5.0"})
 print("holding", flush=True)
@@ -60,6 +64,20 @@ def _names(store):
     return sorted(store.runs()["name"].to_list())
 
 
+@contextlib.contextmanager
+def _database_held(home, lock):
+    """The database held open for writing by another process (DATABASE_HOLDER)."""
+    holder = subprocess.Popen([sys.executable, "-c", DATABASE_HOLDER, str(home),
+                               "lock" if lock else "no-lock"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+
+
 def _synced(home, *names, **options):
     """A store at ``home`` with a finished run of each name, folded and published."""
     store = DuckDBStore(home, **options)
@@ -74,11 +92,8 @@ def test_a_read_does_not_wait_for_a_fold_in_progress(tmp_path):
     home = tmp_path / "store"
     store = _synced(home, "folded", fold_interval=1e9)
     tracker = Tracker(store)
-    holder = subprocess.Popen([sys.executable, "-c", FOLD_IN_PROGRESS, str(home)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     reader = DuckDBStore(home, read_only=True)
-    try:
-        assert holder.stdout.readline().strip() == "holding"
+    with _database_held(home, lock=True) as holder:
         with tracker.start_run(name="journal") as run:
             run.log_metric("m", 1.0)
         store.writer().flush()
@@ -89,11 +104,36 @@ def test_a_read_does_not_wait_for_a_fold_in_progress(tmp_path):
         # Answered while the fold still holds the lock and the file, with both runs.
         assert answers == [["folded", "journal"]], "the read waited for the fold"
         assert holder.poll() is None
-    finally:
-        holder.stdin.close()
-        holder.wait(timeout=60)
     reader.close()
     store.close()
+
+
+def test_a_database_open_for_writing_without_the_lock_fails_no_read(tmp_path):
+    """Reads turn to the copy, a read's fold steps aside; without a copy a read waits a
+    little for the database, then names the program holding it."""
+    home = tmp_path / "store"
+    _synced(home, "folded").close()
+    killed = _spawn(KILLED_WRITER, home)  # its journal makes the next read fold first
+    assert killed.stdout.readline().strip() == "flushed"
+    killed.kill()
+    killed.wait()
+    with _database_held(home, lock=False) as holder:
+        (home / "snapshots" / "source").unlink()  # reads go to the database, if they can
+        reader = DuckDBStore(home)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            runs = reader.runs(order_by="name")
+        assert runs["name"].to_list() == ["folded", "killed"]
+        assert runs["status"].to_list() == ["finished", "killed"]
+        reader.close()
+        shutil.rmtree(home / "snapshots")  # no copy to turn to
+        started = time.monotonic()
+        with pytest.raises(StoreLockedError, match=f"{home / 'nbtrail.duckdb'} is held open "
+                           rf"by another program .*PID {holder.pid}\)"):
+            _names(DuckDBStore(home, read_only=True))
+        assert time.monotonic() - started >= LOCKED_PATIENCE
+        threading.Timer(0.5, holder.stdin.close).start()
+        assert _names(DuckDBStore(home, read_only=True)) == ["folded", "killed"]  # it waited
 
 
 @pytest.mark.slow

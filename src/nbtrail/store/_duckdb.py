@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
 import time
@@ -81,6 +82,9 @@ FOLD_PASS_SECONDS = 0.2
 FOLD_MAX_PASS = 64 * FOLD_BUDGET
 # Seconds a closing store waits for the lock to fold its own journal.
 EXIT_FOLD_PATIENCE = 5.0
+# Seconds a read without a copy to turn to waits for a database that another process has
+# open for writing without the store's lock, before it says so.
+LOCKED_PATIENCE = 2.0
 # Journal bytes a read shows through the overlay rather than folding a pass first: metric
 # frames are read as arrays, other records are parsed and copied (docs/store.md).
 OVERLAY_LIMIT = 64 * FOLD_BUDGET
@@ -443,7 +447,12 @@ class DuckDBStore(SQLReads):
                     f"free, a fold needs {FOLD_MIN_FREE:,}; free space there (every record "
                     "stays in the journals, and reads still see it)")
             return None
-        self._ensure_schema()
+        try:
+            self._ensure_schema()
+        except StoreLockedError:
+            if wait:
+                raise
+            return None  # another program has the file open; the overlay serves reads
         # flock is not fair: a stream of folders could starve a waiting reader, so
         # background folds step aside while any reader is waiting or reading, but not
         # for longer than FOLD_PATIENCE, or polling readers would starve folds.
@@ -585,26 +594,52 @@ class DuckDBStore(SQLReads):
         The base is the newest published copy, kept attached from one read to the next,
         or the schema alone while no database exists: neither waits for anything. Without
         copies (no room for one, or a store not folded since it had none) it is the
-        database itself, under the shared lock, which waits for a fold pass in progress.
-        The identity tells the overlay when the base changed.
+        database itself, under the shared lock, which waits for a fold pass in progress;
+        while another process has it open for writing regardless, the copy instead, or
+        without one the database once it is free (LOCKED_PATIENCE). The identity tells the
+        overlay when the base changed.
         """
         # A change another program made to the database is only in the database.
         direct = (_snapshot.changed_by_others(self.db_path, self.snapshot_dir)
                   and self.db_path.exists() and self._folds_idle())
-        for attempt in range(5):
+        locked_out = False  # the database is open for writing elsewhere: read the copy
+        deadline: float | None = None  # for the database to be free, once found taken
+        for attempt in itertools.count():
             # Copies are replaced about once a second at most: a third try is rare.
-            base = None if direct or attempt >= 3 else self._base_now()
+            read_database = not locked_out and (direct or attempt >= 3)
+            base = None if read_database else self._base_now()
             try:
                 if base is None:
-                    with self._lock(fcntl.LOCK_SH, "readers"), self._lock(fcntl.LOCK_SH), \
-                            self._attached(self.db_path, check_version=True) as con:
-                        assert con is not None  # the database itself is never skipped
-                        yield con, read_pending(con, self.journal_dir, self._tails,
-                                                since=self._overlay.ends()), \
-                            _snapshot.identity(self.db_path)
-                        return
+                    with contextlib.ExitStack() as held:
+                        held.enter_context(self._lock(fcntl.LOCK_SH, "readers"))
+                        held.enter_context(self._lock(fcntl.LOCK_SH))
+                        try:
+                            con = held.enter_context(
+                                self._attached(self.db_path, check_version=True))
+                        except StoreLockedError:
+                            # Open for writing without the lock, which readers share: by
+                            # a program of the user's, or by an nbtrail process whose
+                            # database outlived its fold as its interpreter exited (seen
+                            # once under 16 writers). The copy answers meanwhile.
+                            if deadline is None:
+                                deadline = time.monotonic() + LOCKED_PATIENCE
+                            elif time.monotonic() > deadline:
+                                raise
+                            con = None
+                        if con is not None:
+                            yield con, read_pending(con, self.journal_dir, self._tails,
+                                                    since=self._overlay.ends()), \
+                                _snapshot.identity(self.db_path)
+                            return
+                    locked_out = True
+                    if self._base_now() is None:  # no copy: wait for the database
+                        time.sleep(0.1)
+                    continue
                 with self._attached(base, check_version=True) as con:
                     direct = con is None and isinstance(base, Path) and base.exists()
+                    if direct and locked_out:  # a damaged copy: wait for the database
+                        locked_out = False
+                        time.sleep(0.1)
                     if con is not None:
                         if self._base_offsets[0] != base:  # a copy's never change
                             self._base_offsets = (base, folded_offsets(con))
