@@ -359,12 +359,13 @@ class Batch:
         self.metric_points += len(part)
 
     def apply(self, con: duckdb.DuckDBPyConnection, prefix: str = "", *,
-              overlay: bool = False) -> None:
+              overlay: MetricPoints | None = None) -> None:
         """Write the batch into the tables, or into ``prefix``-named copies of them.
 
-        For an ``overlay`` the metric points themselves are left out (it reads them from
-        ``metric_tables``), but not the latest value of each key; and the rows of tables
-        whose first row stays are new to the copies, which have no key to check them by.
+        For an overlay, given the points it holds, the batch's metric points are added to
+        those (its view of ``metrics`` reads them) and only the latest value of each key
+        is written; and the rows of tables whose first row stays are new to the copies,
+        which have no key to check them by.
         """
         # Rows reach DuckDB as dicts of numpy arrays: as fast as Arrow here, and unlike
         # pyarrow it does not drag pandas in (whose import costs more than a fold). Each
@@ -381,7 +382,7 @@ class Batch:
                 else c
                 for c in spec.columns
             )
-            verb = ("INSERT OR REPLACE" if spec.replace else "INSERT" if overlay
+            verb = ("INSERT OR REPLACE" if spec.replace else "INSERT" if overlay is not None
                     else "INSERT OR IGNORE")
             source = f"_fold_rows_{name}"
             tables[source] = {c: _column(c, spec, rows.values()) for c in spec.columns}
@@ -393,13 +394,19 @@ class Batch:
                 f"UPDATE {prefix}runs SET status = e.status, "
                 "end_time = to_timestamp(CAST(e.end_time AS DOUBLE)), error = e.error "
                 f"FROM _fold_ends e WHERE {prefix}runs.run_id = e.run_id")
+        points, since = None, 0
         if self.metric_points:
-            tables.update(self.metric_tables())
+            # An overlay's points already hold the earlier reads': each is gathered once.
+            points = self.points() if overlay is None else overlay
+            if overlay is not None:
+                since = len(overlay)
+                overlay.add(self.metric_parts, self.metric_where)
+            tables.update(points.tables())
         with _registered(con, tables):
             for statement in statements:
                 con.execute(statement)
-            if self.metric_points:
-                self._apply_metrics(con, prefix, points=not overlay)
+            if points is not None:
+                self._apply_metrics(con, prefix, points, since, insert=overlay is None)
 
     def points(self) -> MetricPoints:
         """The batch's metric points, gathered (once all are added)."""
@@ -411,18 +418,26 @@ class Batch:
         """The batch's metric points as ``MetricPoints.tables`` has them."""
         return self.points().tables()
 
-    def _apply_metrics(self, con: duckdb.DuckDBPyConnection, prefix: str, points: bool) -> None:
-        """Insert the points and update the latest values; ``metric_tables`` are registered."""
-        if points:
+    @staticmethod
+    def _apply_metrics(con: duckdb.DuckDBPyConnection, prefix: str, points: MetricPoints,
+                       since: int, *, insert: bool) -> None:
+        """Insert the registered ``points`` if asked; update the latest values by them.
+
+        Only points from row ``since`` on can change a latest value: the rows before it
+        were applied by an earlier read of the same overlay.
+        """
+        if insert:
             con.execute(f"INSERT INTO {prefix}metrics {POINTS}")
         # The latest point of a key is the higher step, then the later time: found as row
         # numbers, grouped by the codes (cheaper than carrying the values, or the strings),
         # then only those rows are joined to their names.
-        [latest] = con.execute("""
-            WITH top AS (SELECT r, k, max(step) AS step FROM _fold_points GROUP BY r, k)
-            SELECT arg_max(row, ts) FROM _fold_points JOIN top USING (r, k, step)
+        rows = f"(SELECT * FROM _fold_points WHERE row >= {since:d}) AS p" if since \
+            else "_fold_points"
+        [latest] = con.execute(f"""
+            WITH top AS (SELECT r, k, max(step) AS step FROM {rows} GROUP BY r, k)
+            SELECT arg_max(row, ts) FROM {rows} JOIN top USING (r, k, step)
             GROUP BY r, k""").fetchnumpy().values()
-        every = self.metric_tables()["_fold_points"]
+        every = points.tables()["_fold_points"]
         with _registered(con, {"_fold_latest": {c: v[latest] for c, v in every.items()}}):
             con.execute(f"""
                 INSERT INTO {prefix}latest_metrics {points_of('_fold_latest')}
@@ -493,6 +508,9 @@ class MetricPoints:
         if parts:
             self._size = end
             self._tables = None
+
+    def __len__(self) -> int:
+        return self._size
 
     def drop_folded(self, offsets: dict[str, int]) -> bool:
         """Drop the frames a newer copy of the database holds; False if there were none.

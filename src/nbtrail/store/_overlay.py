@@ -152,7 +152,7 @@ class _Applied:
     folded: dict[str, tuple[int, int]]
     types: dict[str, dict[str, tuple[str, bool]]]  # the base's column types
     ends: dict[str, tuple[int, tuple[int, int]]] = field(default_factory=dict)  # offset, file
-    points: MetricPoints | None = None  # every metric frame in it
+    points: MetricPoints = field(default_factory=MetricPoints)  # its metric frames
     shadowed: set[str] = field(default_factory=set)  # tables with a copy and a view
     # The keys of the rows each copy got from the journals, for tables whose first row
     # stays: a repeated one (a run's code snapshot, say) is left out before it costs a
@@ -281,15 +281,10 @@ def _apply(con: duckdb.DuckDBPyConnection, applied: _Applied, batch: Batch,
                 f"INSERT INTO {PREFIX}runs SELECT * FROM {source}.runs WHERE {condition} "
                 f"AND run_id NOT IN (SELECT run_id FROM {PREFIX}runs) RETURNING run_id",
                 [value]).fetchall())
-    batch.apply(con, PREFIX, overlay=True)
-    if batch.metric_points or applied.points is not None:
-        if applied.points is None:  # a new overlay: the batch gathered them already
-            applied.points = batch.points()
-        else:
-            applied.points.add(batch.metric_parts, batch.metric_where)
-        if applied.points.drop_folded(folded) or batch.metric_points:
-            for name, columns in applied.points.tables().items():
-                con.register(name, columns)  # replaces the last read's, for the view
+    batch.apply(con, PREFIX, overlay=applied.points)  # adds the batch's points to them
+    if applied.points.drop_folded(folded) or batch.metric_points:
+        for name, columns in applied.points.tables().items():
+            con.register(name, columns)  # replaces the last read's, for the view
         if "metrics" not in applied.shadowed:
             fresh.append("metrics")
     for writer_id, when in dead.items():
