@@ -189,7 +189,11 @@ class _Applied:
             end, file_id = self.ends[name]
             if chunk.reread or chunk.file_id != file_id or pending.starts[name] > end:
                 return None
-        return pending.batch(since={name: end for name, (end, _) in self.ends.items()})
+        return pending.batch(since=self.read_to())
+
+    def read_to(self) -> dict[str, int]:
+        """Where it stopped reading each journal."""
+        return {name: end for name, (end, _) in self.ends.items()}
 
 
 class Overlay:
@@ -209,8 +213,7 @@ class Overlay:
 
     def ends(self) -> dict[str, int]:
         """Where the overlay stopped reading each journal: pass to ``read_pending``."""
-        applied = self._applied
-        return {} if applied is None else {name: end for name, (end, _) in applied.ends.items()}
+        return {} if self._applied is None else self._applied.read_to()
 
     def update(self, con: duckdb.DuckDBPyConnection, pending: Pending,
                database: object) -> None:

@@ -70,11 +70,7 @@ def wal_files(db_path: Path) -> list[Path]:
 
 def space_needed(db_path: Path) -> int:
     """Bytes a publication writes: the database and its write-ahead logs."""
-    total = 0
-    for path in (db_path, *wal_files(db_path)):
-        with contextlib.suppress(FileNotFoundError):
-            total += path.stat().st_size
-    return total
+    return sum(size for _, size, _ in identity(db_path))
 
 
 def identity(db_path: Path) -> tuple[tuple[int, int, int], ...]:
